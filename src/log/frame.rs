@@ -1,0 +1,399 @@
+//! The byte layout of frames, batches and events (docs/FORMAT.md §3), and the validation of
+//! hostile bytes.
+//!
+//! Everything here works on plain byte slices: no I/O, no allocation proportional to a length
+//! field read from the file. Decoders return [`FrameError`] instead of panicking; every length
+//! is checked against the bytes actually present before it is used.
+
+/// Size of a frame header in bytes.
+pub const FRAME_HEADER_SIZE: usize = 24;
+/// Frames start at offsets that are multiples of this.
+pub const FRAME_ALIGN: usize = 8;
+/// Fixed part of a batch header (before the stream id).
+pub const BATCH_HEADER_FIXED: usize = 21;
+/// Fixed part of an event record (before type, data, metadata).
+pub const EVENT_FIXED: usize = 25;
+/// Largest number of events in one batch (one `append`); 20 bits, see [`Location`].
+pub const MAX_EVENTS_PER_BATCH: usize = (1 << 20) - 1;
+/// Longest stream id or event type in bytes.
+pub const MAX_NAME_LEN: usize = 255;
+
+/// Round `n` up to the frame alignment.
+#[inline]
+pub fn align8(n: u64) -> u64 {
+    (n + (FRAME_ALIGN as u64 - 1)) & !(FRAME_ALIGN as u64 - 1)
+}
+
+/// Bytes a frame with a body of `body_len` bytes occupies in a segment, padding included.
+#[inline]
+pub fn frame_size(body_len: u64) -> u64 {
+    align8(FRAME_HEADER_SIZE as u64 + body_len)
+}
+
+/// Why a byte range is not a valid frame, batch or event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FrameError {
+    /// Fewer bytes than a frame header.
+    ShortHeader,
+    /// The header CRC (salted with the file id) does not match.
+    HeaderChecksum,
+    /// The header is intact but carries another sequence number.
+    WrongSeq { expected: u64, found: u64 },
+    /// `body_len` runs past the end of the segment.
+    BodyOutOfBounds { body_len: u32, available: u64 },
+    /// The body CRC does not match.
+    BodyChecksum,
+    /// CRCs hold but the content breaks a rule of the format.
+    Malformed(&'static str),
+}
+
+impl std::fmt::Display for FrameError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            FrameError::ShortHeader => write!(f, "truncated frame header"),
+            FrameError::HeaderChecksum => write!(f, "frame header checksum mismatch"),
+            FrameError::WrongSeq { expected, found } => {
+                write!(f, "frame sequence {found} where {expected} was expected")
+            }
+            FrameError::BodyOutOfBounds {
+                body_len,
+                available,
+            } => write!(
+                f,
+                "frame body of {body_len} bytes runs past the segment end ({available} bytes left)"
+            ),
+            FrameError::BodyChecksum => write!(f, "frame body checksum mismatch"),
+            FrameError::Malformed(what) => write!(f, "malformed frame content: {what}"),
+        }
+    }
+}
+
+/// A decoded, CRC-checked frame header.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FrameHeader {
+    pub body_len: u32,
+    pub seq: u64,
+    pub body_crc: u32,
+    pub durable_lag: u32,
+}
+
+impl FrameHeader {
+    /// `durable_seq`: every frame with a smaller seq was durable before this one was written.
+    pub fn durable_seq(&self) -> u64 {
+        self.seq.saturating_sub(u64::from(self.durable_lag))
+    }
+
+    /// Bytes the whole frame occupies, padding included.
+    pub fn size(&self) -> u64 {
+        frame_size(u64::from(self.body_len))
+    }
+}
+
+#[inline]
+fn read_u32(b: &[u8], at: usize) -> Option<u32> {
+    let bytes = b.get(at..at.checked_add(4)?)?;
+    Some(u32::from_le_bytes(bytes.try_into().ok()?))
+}
+
+#[inline]
+fn read_u64(b: &[u8], at: usize) -> Option<u64> {
+    let bytes = b.get(at..at.checked_add(8)?)?;
+    Some(u64::from_le_bytes(bytes.try_into().ok()?))
+}
+
+fn header_crc(file_id: &[u8; 16], rest: &[u8]) -> u32 {
+    let mut h = crc32fast::Hasher::new();
+    h.update(file_id);
+    h.update(rest);
+    h.finalize()
+}
+
+/// Encode a frame header into `out[..24]`.
+pub fn encode_frame_header(
+    out: &mut [u8],
+    file_id: &[u8; 16],
+    body_len: u32,
+    seq: u64,
+    body_crc: u32,
+    durable_lag: u32,
+) {
+    assert!(
+        out.len() >= FRAME_HEADER_SIZE,
+        "frame header buffer too small"
+    );
+    out[4..8].copy_from_slice(&body_len.to_le_bytes());
+    out[8..16].copy_from_slice(&seq.to_le_bytes());
+    out[16..20].copy_from_slice(&body_crc.to_le_bytes());
+    out[20..24].copy_from_slice(&durable_lag.to_le_bytes());
+    let crc = header_crc(file_id, &out[4..FRAME_HEADER_SIZE]);
+    out[0..4].copy_from_slice(&crc.to_le_bytes());
+}
+
+/// Check the header at the start of `bytes` (its salted CRC only; not the seq, not the body).
+pub fn decode_frame_header(bytes: &[u8], file_id: &[u8; 16]) -> Result<FrameHeader, FrameError> {
+    let h = bytes
+        .get(..FRAME_HEADER_SIZE)
+        .ok_or(FrameError::ShortHeader)?;
+    let stored = read_u32(h, 0).ok_or(FrameError::ShortHeader)?;
+    if stored != header_crc(file_id, &h[4..FRAME_HEADER_SIZE]) {
+        return Err(FrameError::HeaderChecksum);
+    }
+    Ok(FrameHeader {
+        body_len: read_u32(h, 4).ok_or(FrameError::ShortHeader)?,
+        seq: read_u64(h, 8).ok_or(FrameError::ShortHeader)?,
+        body_crc: read_u32(h, 16).ok_or(FrameError::ShortHeader)?,
+        durable_lag: read_u32(h, 20).ok_or(FrameError::ShortHeader)?,
+    })
+}
+
+/// Check a whole frame at the start of `seg_rest` (the bytes from the frame's offset to the end
+/// of its segment): header CRC, expected seq, bounds, body CRC. Returns the header and the body.
+pub fn check_frame<'a>(
+    seg_rest: &'a [u8],
+    file_id: &[u8; 16],
+    expected_seq: u64,
+) -> Result<(FrameHeader, &'a [u8]), FrameError> {
+    let header = decode_frame_header(seg_rest, file_id)?;
+    if header.seq != expected_seq {
+        return Err(FrameError::WrongSeq {
+            expected: expected_seq,
+            found: header.seq,
+        });
+    }
+    let available = (seg_rest.len() - FRAME_HEADER_SIZE) as u64;
+    if u64::from(header.body_len) > available {
+        return Err(FrameError::BodyOutOfBounds {
+            body_len: header.body_len,
+            available,
+        });
+    }
+    let body = &seg_rest[FRAME_HEADER_SIZE..FRAME_HEADER_SIZE + header.body_len as usize];
+    if crc32fast::hash(body) != header.body_crc {
+        return Err(FrameError::BodyChecksum);
+    }
+    Ok((header, body))
+}
+
+/// A decoded batch header (the part shared by all events of one append).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BatchHeader<'a> {
+    pub event_count: u32,
+    pub first_version: u64,
+    pub recorded_at_us: i64,
+    pub stream: &'a str,
+    /// Offset of the first event record, relative to the batch start.
+    pub events_offset: usize,
+}
+
+/// A decoded event record, borrowing from the log bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EventRecord<'a> {
+    pub event_id: [u8; 16],
+    pub event_type: &'a str,
+    pub data: &'a [u8],
+    pub metadata: &'a [u8],
+    /// Bytes this record occupies.
+    pub size: usize,
+}
+
+fn name<'a>(bytes: &'a [u8], what: &'static str) -> Result<&'a str, FrameError> {
+    if bytes.is_empty() {
+        return Err(FrameError::Malformed(what));
+    }
+    std::str::from_utf8(bytes).map_err(|_| FrameError::Malformed(what))
+}
+
+/// Decode the batch header at the start of `b`.
+pub fn decode_batch_header(b: &[u8]) -> Result<BatchHeader<'_>, FrameError> {
+    const SHORT: FrameError = FrameError::Malformed("batch header runs past the body");
+    let event_count = read_u32(b, 0).ok_or(SHORT)?;
+    let stream_len = *b.get(4).ok_or(SHORT)? as usize;
+    let first_version = read_u64(b, 5).ok_or(SHORT)?;
+    let recorded_at_us = read_u64(b, 13).ok_or(SHORT)? as i64;
+    let stream_bytes = b
+        .get(BATCH_HEADER_FIXED..BATCH_HEADER_FIXED + stream_len)
+        .ok_or(SHORT)?;
+    if event_count == 0 || event_count as usize > MAX_EVENTS_PER_BATCH {
+        return Err(FrameError::Malformed("batch event count out of range"));
+    }
+    if first_version.checked_add(u64::from(event_count)).is_none() {
+        return Err(FrameError::Malformed("batch versions overflow"));
+    }
+    let stream = name(stream_bytes, "stream id is empty or not UTF-8")?;
+    Ok(BatchHeader {
+        event_count,
+        first_version,
+        recorded_at_us,
+        stream,
+        events_offset: BATCH_HEADER_FIXED + stream_len,
+    })
+}
+
+/// Decode the event record at the start of `b`.
+pub fn decode_event(b: &[u8]) -> Result<EventRecord<'_>, FrameError> {
+    const SHORT: FrameError = FrameError::Malformed("event record runs past the body");
+    let id = b.get(..16).ok_or(SHORT)?;
+    let type_len = *b.get(16).ok_or(SHORT)? as usize;
+    let data_len = read_u32(b, 17).ok_or(SHORT)? as usize;
+    let meta_len = read_u32(b, 21).ok_or(SHORT)? as usize;
+    let type_end = EVENT_FIXED + type_len;
+    let data_end = type_end.checked_add(data_len).ok_or(SHORT)?;
+    let meta_end = data_end.checked_add(meta_len).ok_or(SHORT)?;
+    if meta_end > b.len() {
+        return Err(SHORT);
+    }
+    let mut event_id = [0u8; 16];
+    event_id.copy_from_slice(id);
+    Ok(EventRecord {
+        event_id,
+        event_type: name(
+            &b[EVENT_FIXED..type_end],
+            "event type is empty or not UTF-8",
+        )?,
+        data: &b[type_end..data_end],
+        metadata: &b[data_end..meta_end],
+        size: meta_end,
+    })
+}
+
+/// Encoded size of a batch header for a stream id of `stream_len` bytes.
+pub fn batch_header_size(stream_len: usize) -> usize {
+    BATCH_HEADER_FIXED + stream_len
+}
+
+/// Encoded size of one event record.
+pub fn event_size(type_len: usize, data_len: usize, meta_len: usize) -> usize {
+    EVENT_FIXED + type_len + data_len + meta_len
+}
+
+/// Append a batch header to `out`. `first_version` and `recorded_at_us` can be patched later
+/// with [`patch_batch_header`] (they are assigned under the writer lock).
+pub fn encode_batch_header(out: &mut Vec<u8>, event_count: u32, stream: &str) {
+    assert!(
+        !stream.is_empty() && stream.len() <= MAX_NAME_LEN,
+        "stream length validated by the caller"
+    );
+    out.extend_from_slice(&event_count.to_le_bytes());
+    out.push(stream.len() as u8);
+    out.extend_from_slice(&0u64.to_le_bytes());
+    out.extend_from_slice(&0i64.to_le_bytes());
+    out.extend_from_slice(stream.as_bytes());
+}
+
+/// Set the version and timestamp of an encoded batch (at the start of `batch`).
+pub fn patch_batch_header(batch: &mut [u8], first_version: u64, recorded_at_us: i64) {
+    batch[5..13].copy_from_slice(&first_version.to_le_bytes());
+    batch[13..21].copy_from_slice(&recorded_at_us.to_le_bytes());
+}
+
+/// Append one event record to `out`.
+pub fn encode_event(
+    out: &mut Vec<u8>,
+    event_id: &[u8; 16],
+    event_type: &str,
+    data: &[u8],
+    metadata: &[u8],
+) {
+    assert!(
+        !event_type.is_empty() && event_type.len() <= MAX_NAME_LEN,
+        "event type length validated by the caller"
+    );
+    out.extend_from_slice(event_id);
+    out.push(event_type.len() as u8);
+    out.extend_from_slice(&(data.len() as u32).to_le_bytes());
+    out.extend_from_slice(&(metadata.len() as u32).to_le_bytes());
+    out.extend_from_slice(event_type.as_bytes());
+    out.extend_from_slice(data);
+    out.extend_from_slice(metadata);
+}
+
+/// Where an event lives: the file offset of its batch header (44 bits) and its index inside
+/// the batch (20 bits), packed in one `u64` to keep the index small.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Location(u64);
+
+/// Largest file offset a [`Location`] can name.
+pub const MAX_LOCATION_OFFSET: u64 = (1 << 44) - 1;
+
+impl Location {
+    /// Pack a batch's file offset and an event index. Both must be in range.
+    pub fn new(batch_file_offset: u64, index_in_batch: u32) -> Location {
+        assert!(
+            batch_file_offset <= MAX_LOCATION_OFFSET,
+            "file offset beyond the 16 TiB limit"
+        );
+        assert!(
+            (index_in_batch as usize) <= MAX_EVENTS_PER_BATCH,
+            "event index beyond the batch limit"
+        );
+        Location(batch_file_offset | (u64::from(index_in_batch) << 44))
+    }
+    /// The packed form (what the index stores).
+    pub fn to_raw(self) -> u64 {
+        self.0
+    }
+    /// Unpack a value produced by [`Location::to_raw`].
+    pub fn from_raw(raw: u64) -> Location {
+        Location(raw)
+    }
+    /// File offset of the batch header.
+    pub fn batch_offset(self) -> u64 {
+        self.0 & MAX_LOCATION_OFFSET
+    }
+    /// Index of the event inside its batch.
+    pub fn index_in_batch(self) -> u32 {
+        (self.0 >> 44) as u32
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn frame_header_round_trips_and_is_salted() {
+        let id = [7u8; 16];
+        let mut buf = [0u8; FRAME_HEADER_SIZE];
+        encode_frame_header(&mut buf, &id, 10, 42, 0xdead_beef, 3);
+        let h = decode_frame_header(&buf, &id).unwrap();
+        assert_eq!(h.seq, 42);
+        assert_eq!(h.durable_seq(), 39);
+        assert_eq!(
+            decode_frame_header(&buf, &[8u8; 16]),
+            Err(FrameError::HeaderChecksum)
+        );
+    }
+
+    #[test]
+    fn zero_bytes_are_never_a_frame() {
+        let zeros = [0u8; 64];
+        assert_eq!(
+            decode_frame_header(&zeros, &[0u8; 16]),
+            Err(FrameError::HeaderChecksum)
+        );
+        assert_eq!(
+            decode_frame_header(&zeros, &[1u8; 16]),
+            Err(FrameError::HeaderChecksum)
+        );
+    }
+
+    #[test]
+    fn event_decoding_rejects_lengths_past_the_end() {
+        let mut b = Vec::new();
+        encode_event(&mut b, &[1; 16], "T", b"abc", b"");
+        assert_eq!(decode_event(&b).unwrap().size, b.len());
+        b[17] = 200; // data_len now runs past the end
+        assert!(decode_event(&b).is_err());
+        let mut huge = b.clone();
+        huge[17..21].copy_from_slice(&u32::MAX.to_le_bytes());
+        huge[21..25].copy_from_slice(&u32::MAX.to_le_bytes());
+        assert!(decode_event(&huge).is_err());
+    }
+
+    #[test]
+    fn location_packs_offset_and_index() {
+        let l = Location::new(MAX_LOCATION_OFFSET, MAX_EVENTS_PER_BATCH as u32);
+        assert_eq!(l.batch_offset(), MAX_LOCATION_OFFSET);
+        assert_eq!(l.index_in_batch(), MAX_EVENTS_PER_BATCH as u32);
+    }
+}

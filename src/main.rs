@@ -1,0 +1,7 @@
+//! The `evstore` command-line tool.
+
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    evstore::cli::run()
+}

@@ -1,0 +1,808 @@
+//! [`Store`]: the public API of the log — opening and recovery, appends with optimistic
+//! concurrency and group commit, and reads.
+//!
+//! # Concurrency design
+//!
+//! * **Appends** encode their batch without any lock, then take the `state` mutex to check the
+//!   expected version, assign versions, positions and `recorded_at`, and queue the batch.
+//!   Whoever finds no leader becomes the **group-commit leader**: it takes every queued batch,
+//!   releases `state`, writes them as frames and syncs once (under the `writer` mutex), adds the
+//!   frames to the index, and wakes everyone. Appenders whose batch was in the group return.
+//!   While a leader does I/O, new appenders queue behind it, so one fsync serves many appends.
+//! * **Visibility**: the index only ever holds published frames (durable in `Sync` mode), so
+//!   readers, which only consult the index, never see an event a crash could take back. Versions
+//!   of batches in flight are tracked in `state.inflight` for the concurrency check.
+//! * **Reads** take the index read lock only to copy locations, then decode through the segment
+//!   maps without locks.
+//! * Lock order: `writer` → `index`, `writer` → `state`, `state` → `index`. No path takes
+//!   `writer` while holding `state` or `index`.
+
+use std::collections::{HashMap, VecDeque};
+use std::fs::{File, OpenOptions, TryLockError};
+use std::io;
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use parking_lot::{Condvar, Mutex, MutexGuard, RwLock};
+use uuid::Uuid;
+
+use crate::error::{Error, Result};
+use crate::index::{Index, IndexFingerprint};
+use crate::log::frame::{self, Location, MAX_EVENTS_PER_BATCH, MAX_NAME_LEN};
+use crate::log::reader::{self, EventReader};
+use crate::log::segment::{self, FileHeader, HeaderError, Segment, SegmentTable, HEADER_SIZE};
+use crate::log::writer::{EncodedBatch, LogIo, LogWriter, WriterStats};
+use crate::types::{AppendResult, Durability, ExpectedVersion, NewEvent, Options, RecordedEvent};
+
+/// An open event store: one log file. `Send + Sync`; share it across threads with `Arc`.
+///
+/// ```
+/// use evstore::{ExpectedVersion, NewEvent, Store};
+/// # let dir = tempfile::tempdir().unwrap();
+/// # let path = dir.path().join("orders.evs");
+/// let store = Store::open(&path)?;
+/// let r = store.append("order-1", ExpectedVersion::NoStream, &[
+///     NewEvent::new("OrderCreated", br#"{"user":"u1"}"#.to_vec()),
+///     NewEvent::new("ItemAdded", br#"{"sku":"A","qty":2}"#.to_vec()),
+/// ])?;
+/// assert_eq!((r.first_version, r.last_version), (0, 1));
+/// let events = store.read_stream("order-1", 0)?;
+/// assert_eq!(events[1].event_type, "ItemAdded");
+/// assert_eq!(store.stream_version("order-1"), Some(1));
+/// # Ok::<(), evstore::Error>(())
+/// ```
+pub struct Store {
+    path: PathBuf,
+    options: Options,
+    header: FileHeader,
+    segments: Arc<SegmentTable>,
+    index: RwLock<Index>,
+    state: Mutex<WriterState>,
+    published: Condvar,
+    writer: Mutex<LogWriter>,
+    recovery: RecoveryReport,
+}
+
+/// Appender-side state, behind the `state` mutex.
+struct WriterState {
+    /// Next position to assign.
+    next_position: u64,
+    /// Last `recorded_at` assigned, µs.
+    last_stamp_us: i64,
+    /// Batches assigned but not yet taken by a leader, in position order.
+    queue: Vec<EncodedBatch>,
+    /// Stream and last version of each queued batch.
+    queue_streams: Vec<(Box<str>, u64)>,
+    /// Last assigned version of streams with batches not yet published.
+    inflight: HashMap<Box<str>, u64>,
+    /// Events published (visible): positions below this are in the index.
+    published: u64,
+    leader: bool,
+    poisoned: bool,
+    appends: u64,
+    groups: u64,
+}
+
+/// What `open` found and did.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct RecoveryReport {
+    /// Valid frames in the log.
+    pub frames: u64,
+    /// Events in the log.
+    pub events: u64,
+    /// Set when a torn tail was trimmed.
+    pub trimmed: Option<TrimReport>,
+}
+
+/// A torn tail removed during open.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TrimReport {
+    /// Segment and offset where the log now ends.
+    pub segment: u64,
+    pub offset: u64,
+    /// Why the bytes there were not a valid frame.
+    pub reason: String,
+}
+
+/// Counters, for monitoring and benchmarks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct StoreStats {
+    /// Events in the store (visible).
+    pub events: u64,
+    /// Streams in the store.
+    pub streams: u64,
+    /// Mapped segments.
+    pub segments: u64,
+    /// Appends (batches) written since open.
+    pub appends: u64,
+    /// Group commits (leader rounds) since open.
+    pub groups: u64,
+    /// Frames written since open.
+    pub frames_written: u64,
+    /// fdatasync calls since open.
+    pub data_syncs: u64,
+    /// Bytes written since open.
+    pub bytes_written: u64,
+}
+
+impl Store {
+    /// Open the store at `path` with default [`Options`], creating it if missing.
+    pub fn open(path: impl AsRef<Path>) -> Result<Store> {
+        Store::open_with(path, Options::default())
+    }
+
+    /// Open the store at `path`. An existing file keeps the segment size in its header.
+    pub fn open_with(path: impl AsRef<Path>, options: Options) -> Result<Store> {
+        Store::open_with_io(path, options, |f| Box::new(f))
+    }
+
+    /// Open with the writer's file operations wrapped by `wrap_io` (fault injection in tests).
+    #[doc(hidden)]
+    pub fn open_with_io(
+        path: impl AsRef<Path>,
+        options: Options,
+        wrap_io: impl FnOnce(File) -> Box<dyn LogIo>,
+    ) -> Result<Store> {
+        segment::validate_segment_size(options.segment_size).map_err(Error::InvalidInput)?;
+        let path = path.as_ref().to_path_buf();
+        let file = open_or_create(&path, &options)?;
+        match file.try_lock() {
+            Ok(()) => {}
+            Err(TryLockError::WouldBlock) => return Err(Error::Locked { path }),
+            Err(TryLockError::Error(e)) => return Err(Error::Io(e)),
+        }
+        let mut file_len = file.metadata()?.len();
+        if file_len == 0 {
+            segment::initialize(&file, options.segment_size)?;
+            file_len = file.metadata()?.len();
+        }
+        let header = read_header(&file, &path, file_len)?;
+        let seg_size = header.segment_size;
+        if file_len < HEADER_SIZE + seg_size {
+            // Header only (initialisation interrupted): segment 0 was never used.
+            segment::allocate(&file, HEADER_SIZE, seg_size)?;
+            file.sync_all()?;
+            file_len = file.metadata()?.len();
+        }
+        let seg_count = (file_len - HEADER_SIZE).div_ceil(seg_size);
+
+        // Scan with maps of exactly the bytes present.
+        let mut scan_maps = Vec::with_capacity(seg_count as usize);
+        for k in 0..seg_count {
+            let len = (file_len - header.segment_start(k)).min(seg_size);
+            scan_maps.push(Arc::new(Segment::map(&file, &header, k, len)?));
+        }
+        let mut index = Index::default();
+        let outcome = {
+            let slices: Vec<&[u8]> = scan_maps.iter().map(|s| s.bytes()).collect();
+            reader::scan(&header, &slices, &mut index)?
+        };
+
+        let desired_len = header.segment_start(outcome.end_segment) + seg_size;
+        let mut trimmed = None;
+        let maps = if outcome.torn_at.is_some() || file_len != desired_len {
+            // Trim: drop every map first (no truncation under a live map), cut the file at the
+            // end of the log, re-extend the last segment with zeros.
+            drop(scan_maps);
+            let cut = header.segment_start(outcome.end_segment) + outcome.end_offset;
+            file.set_len(cut)?;
+            segment::allocate(&file, header.segment_start(outcome.end_segment), seg_size)?;
+            if let Some((_, _)) = outcome.torn_at {
+                trimmed = Some(TrimReport {
+                    segment: outcome.end_segment,
+                    offset: outcome.end_offset,
+                    reason: outcome
+                        .torn_reason
+                        .clone()
+                        .unwrap_or_else(|| "non-zero bytes after the last valid frame".into()),
+                });
+            }
+            let mut maps = Vec::with_capacity(outcome.end_segment as usize + 1);
+            for k in 0..=outcome.end_segment {
+                maps.push(Arc::new(Segment::map(&file, &header, k, seg_size)?));
+            }
+            maps
+        } else {
+            scan_maps
+        };
+        // Everything that survived the scan becomes durable now, so the next frame can say so.
+        file.sync_all()?;
+
+        let segments = Arc::new(SegmentTable::new(maps));
+        let file = Arc::new(file);
+        let io = wrap_io(file.try_clone()?);
+        let writer = LogWriter::new(
+            io,
+            file,
+            header,
+            segments.clone(),
+            outcome.end_segment,
+            outcome.end_offset,
+            outcome.next_seq,
+            outcome.next_seq,
+            outcome.proven_durable_seq,
+        );
+        let events = index.len();
+        let last_stamp_us = index.last_recorded_at_us().unwrap_or(i64::MIN);
+        Ok(Store {
+            path,
+            options: Options {
+                segment_size: seg_size,
+                ..options
+            },
+            header,
+            segments,
+            index: RwLock::new(index),
+            state: Mutex::new(WriterState {
+                next_position: events,
+                last_stamp_us,
+                queue: Vec::new(),
+                queue_streams: Vec::new(),
+                inflight: HashMap::new(),
+                published: events,
+                leader: false,
+                poisoned: false,
+                appends: 0,
+                groups: 0,
+            }),
+            published: Condvar::new(),
+            writer: Mutex::new(writer),
+            recovery: RecoveryReport {
+                frames: outcome.frames,
+                events,
+                trimmed,
+            },
+        })
+    }
+
+    /// Append `events` to `stream`, atomically, if the stream's version matches `expected`.
+    ///
+    /// Returns after the events are durable ([`Durability::Sync`]) or written to the OS
+    /// ([`Durability::Buffered`]). Repeating an append whose events (by id) are already in the
+    /// stream at the versions `expected` implies returns the original result and writes nothing.
+    pub fn append(
+        &self,
+        stream: &str,
+        expected: ExpectedVersion,
+        events: &[NewEvent],
+    ) -> Result<AppendResult> {
+        let mut bytes = encode_batch(stream, events, self.header.segment_size)?;
+        let n = events.len() as u64;
+        let mut st = self.state.lock();
+        if st.poisoned {
+            return Err(Error::Poisoned);
+        }
+        let inflight = st.inflight.get(stream).copied();
+        let current = match inflight {
+            Some(v) => Some(v),
+            None => self.index.read().stream_version(stream),
+        };
+        let matches = match expected {
+            ExpectedVersion::Any => true,
+            ExpectedVersion::NoStream => current.is_none(),
+            ExpectedVersion::StreamExists => current.is_some(),
+            ExpectedVersion::Exact(v) => current == Some(v),
+        };
+        if !matches {
+            if let Some(r) = self.check_retry(stream, expected, current, events)? {
+                return Ok(r);
+            }
+            return Err(Error::WrongExpectedVersion {
+                stream: stream.to_string(),
+                expected,
+                actual: current,
+            });
+        }
+        if matches!(
+            expected,
+            ExpectedVersion::Any | ExpectedVersion::StreamExists
+        ) && inflight.is_none()
+        {
+            if let Some(r) = self.check_retry(stream, expected, current, events)? {
+                return Ok(r);
+            }
+        }
+
+        let first_version = current.map_or(0, |v| v + 1);
+        let last_version = first_version + n - 1;
+        let first_position = st.next_position;
+        let stamp = Utc::now().timestamp_micros().max(st.last_stamp_us);
+        frame::patch_batch_header(&mut bytes, first_version, stamp);
+        st.last_stamp_us = stamp;
+        st.next_position += n;
+        st.inflight.insert(stream.into(), last_version);
+        st.queue.push(EncodedBatch { bytes });
+        st.queue_streams.push((stream.into(), last_version));
+        st.appends += 1;
+        let end = st.next_position;
+        let result = AppendResult {
+            first_version,
+            last_version,
+            first_position,
+            last_position: end - 1,
+        };
+        // Bounded: each round either returns or waits for a leader that publishes or poisons.
+        loop {
+            if st.published >= end {
+                return Ok(result);
+            }
+            if st.poisoned {
+                return Err(Error::Poisoned);
+            }
+            if st.leader {
+                self.published.wait(&mut st);
+                continue;
+            }
+            self.lead(&mut st)?;
+        }
+    }
+
+    /// Run one group commit as leader. Called with `state` locked; returns with it locked.
+    fn lead(&self, st: &mut MutexGuard<'_, WriterState>) -> Result<()> {
+        st.leader = true;
+        st.groups += 1;
+        let batches = std::mem::take(&mut st.queue);
+        let streams = std::mem::take(&mut st.queue_streams);
+        let group_end = st.next_position;
+        let outcome = MutexGuard::unlocked(st, || -> io::Result<()> {
+            let mut w = self.writer.lock();
+            let frames = w.write_batches(&batches)?;
+            if self.options.durability == Durability::Sync {
+                w.sync()?;
+            }
+            let mut index = self.index.write();
+            for f in &frames {
+                let body = &w.buffer()[f.body.clone()];
+                if let Err(e) = index.add_frame(body, f.body_file_offset) {
+                    panic!("a frame the writer just built does not index: {e:?}");
+                }
+            }
+            Ok(())
+        });
+        st.leader = false;
+        self.published.notify_all();
+        match outcome {
+            Ok(()) => {
+                st.published = group_end;
+                for (stream, last) in streams {
+                    if st.inflight.get(&stream) == Some(&last) {
+                        st.inflight.remove(&stream);
+                    }
+                }
+                Ok(())
+            }
+            Err(e) => {
+                st.poisoned = true;
+                Err(Error::Io(e))
+            }
+        }
+    }
+
+    /// The idempotent-retry check. `Ok(Some)` when `events` are already in the stream where
+    /// `expected` puts them; `Ok(None)` when they are not; `Err(IdempotencyConflict)` when they
+    /// only partly are.
+    fn check_retry(
+        &self,
+        stream: &str,
+        expected: ExpectedVersion,
+        current: Option<u64>,
+        events: &[NewEvent],
+    ) -> Result<Option<AppendResult>> {
+        let Some(current) = current else {
+            return Ok(None);
+        };
+        let n = events.len() as u64;
+        let index = self.index.read();
+        // Only published events can be compared.
+        let Some(visible) = index.stream_version(stream) else {
+            return Ok(None);
+        };
+        let mut reader = EventReader::new(self.header, self.segments.snapshot());
+        let mut id_at = |version: u64| -> Result<Option<Uuid>> {
+            let Some(&pos) = index.stream_positions(stream, version, version + 1).first() else {
+                return Ok(None);
+            };
+            match index.location(pos) {
+                Some(loc) => reader.event_id(loc).map(Some),
+                None => Ok(None),
+            }
+        };
+        let start = match expected {
+            ExpectedVersion::Exact(v) if v < current => v + 1,
+            ExpectedVersion::NoStream => 0,
+            ExpectedVersion::Any | ExpectedVersion::StreamExists => {
+                // Where would the first event be if this is a retry of the stream's tail?
+                let window_start = (visible + 1).saturating_sub(n);
+                let mut found = None;
+                for v in window_start..=visible {
+                    if id_at(v)? == Some(events[0].event_id) {
+                        found = Some(v);
+                        break;
+                    }
+                }
+                match found {
+                    Some(v) => v,
+                    None => return Ok(None),
+                }
+            }
+            ExpectedVersion::Exact(_) => return Ok(None),
+        };
+        if id_at(start)? != Some(events[0].event_id) {
+            return Ok(None);
+        }
+        for (j, e) in events.iter().enumerate().skip(1) {
+            let v = start + j as u64;
+            if v > visible || id_at(v)? != Some(e.event_id) {
+                return Err(Error::IdempotencyConflict {
+                    stream: stream.to_string(),
+                    detail: format!(
+                        "event {} of {} (id {}) does not match version {v}",
+                        j + 1,
+                        n,
+                        e.event_id
+                    ),
+                });
+            }
+        }
+        let positions = index.stream_positions(stream, start, start + n);
+        let (Some(&first_position), Some(&last_position)) = (positions.first(), positions.last())
+        else {
+            return Ok(None);
+        };
+        Ok(Some(AppendResult {
+            first_version: start,
+            last_version: start + n - 1,
+            first_position,
+            last_position,
+        }))
+    }
+
+    /// Events of `stream` from `from_version` on, in version order (empty if none).
+    pub fn read_stream(&self, stream: &str, from_version: u64) -> Result<Vec<RecordedEvent>> {
+        validate_name(stream, "stream id")?;
+        let (positions, locations) = {
+            let index = self.index.read();
+            let positions = index.stream_positions(stream, from_version, u64::MAX);
+            let locations: Vec<Option<Location>> =
+                positions.iter().map(|&p| index.location(p)).collect();
+            (positions, locations)
+        };
+        let mut reader = EventReader::new(self.header, self.segments.snapshot());
+        positions
+            .iter()
+            .zip(locations)
+            .map(|(&p, loc)| {
+                let loc = loc.ok_or_else(|| missing_location(p))?;
+                reader.read(loc, p)
+            })
+            .collect()
+    }
+
+    /// Every event from global position `from_position` on, in position order, streamed (a few
+    /// hundred locations are buffered at a time). Events appended while iterating are included
+    /// once published.
+    pub fn read_all(&self, from_position: u64) -> ReadAll<'_> {
+        ReadAll {
+            store: self,
+            next: from_position,
+            locations: VecDeque::new(),
+            reader: None,
+            done: false,
+        }
+    }
+
+    /// Events of type `event_type`, in position order; with `since`, only those recorded at or
+    /// after it (found by binary search on the type's index).
+    pub fn read_by_type(
+        &self,
+        event_type: &str,
+        since: Option<DateTime<Utc>>,
+    ) -> Result<Vec<RecordedEvent>> {
+        validate_name(event_type, "event type")?;
+        let mut reader = EventReader::new(self.header, self.segments.snapshot());
+        let items: Vec<(u64, Option<Location>)> = {
+            let index = self.index.read();
+            let Some(positions) = index.type_positions(event_type) else {
+                return Ok(Vec::new());
+            };
+            let start = match since {
+                None => 0,
+                Some(since) => {
+                    let mut threshold = since.timestamp_micros();
+                    if since.timestamp_subsec_nanos() % 1000 != 0 {
+                        threshold += 1;
+                    }
+                    let mut failure = None;
+                    let start = positions.partition_point(|pos| {
+                        let ts = index
+                            .location(pos)
+                            .ok_or_else(|| missing_location(pos))
+                            .and_then(|loc| reader.recorded_at_us(loc));
+                        match ts {
+                            Ok(ts) => ts < threshold,
+                            Err(e) => {
+                                failure.get_or_insert(e);
+                                false
+                            }
+                        }
+                    });
+                    if let Some(e) = failure {
+                        return Err(e);
+                    }
+                    start
+                }
+            };
+            let mut ps = Vec::new();
+            positions.extend_into(start, positions.len(), &mut ps);
+            ps.into_iter().map(|p| (p, index.location(p))).collect()
+        };
+        items
+            .into_iter()
+            .map(|(p, loc)| {
+                let loc = loc.ok_or_else(|| missing_location(p))?;
+                reader.read(loc, p)
+            })
+            .collect()
+    }
+
+    /// The last version of `stream`, or `None` if it has no events.
+    pub fn stream_version(&self, stream: &str) -> Option<u64> {
+        self.index.read().stream_version(stream)
+    }
+
+    /// The position of the newest event, or `None` if the store is empty.
+    pub fn head_position(&self) -> Option<u64> {
+        self.index.read().head()
+    }
+
+    /// Make every appended event durable (fdatasync). A no-op cost-wise in `Sync` mode.
+    pub fn flush(&self) -> Result<()> {
+        if self.state.lock().poisoned {
+            return Err(Error::Poisoned);
+        }
+        let result = self.writer.lock().sync();
+        result.map_err(|e| {
+            self.state.lock().poisoned = true;
+            Error::Io(e)
+        })
+    }
+
+    /// Flush, seal and close, reporting any error (dropping the store does the same, silently).
+    pub fn close(self) -> Result<()> {
+        self.shutdown()
+    }
+
+    fn shutdown(&self) -> Result<()> {
+        if self.state.lock().poisoned {
+            return Err(Error::Poisoned);
+        }
+        let mut w = self.writer.lock();
+        let result = (|| {
+            w.sync()?;
+            if !w.fully_proven() {
+                w.write_seal()?;
+                w.sync()?;
+            }
+            Ok::<(), io::Error>(())
+        })();
+        drop(w);
+        result.map_err(|e| {
+            self.state.lock().poisoned = true;
+            Error::Io(e)
+        })
+    }
+
+    /// The path of the log file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The options in force (the segment size is the file's).
+    pub fn options(&self) -> &Options {
+        &self.options
+    }
+
+    /// What `open` found: frames, events, and any torn tail it trimmed.
+    pub fn recovery_report(&self) -> &RecoveryReport {
+        &self.recovery
+    }
+
+    /// Whether an earlier I/O error poisoned the store for writes.
+    pub fn is_poisoned(&self) -> bool {
+        self.state.lock().poisoned
+    }
+
+    /// Counters since open.
+    pub fn stats(&self) -> StoreStats {
+        let (appends, groups) = {
+            let st = self.state.lock();
+            (st.appends, st.groups)
+        };
+        let w: WriterStats = self.writer.lock().stats;
+        let (events, streams) = {
+            let index = self.index.read();
+            (index.len(), index.stream_count() as u64)
+        };
+        StoreStats {
+            events,
+            streams,
+            segments: self.segments.len() as u64,
+            appends,
+            groups,
+            frames_written: w.frames_written,
+            data_syncs: w.data_syncs,
+            bytes_written: w.bytes_written,
+        }
+    }
+
+    /// Event types with their counts, sorted by name.
+    pub fn event_types(&self) -> Vec<(String, u64)> {
+        self.index.read().type_counts()
+    }
+
+    /// A comparable copy of the whole index (tests compare it across reopen).
+    #[doc(hidden)]
+    pub fn index_fingerprint(&self) -> IndexFingerprint {
+        self.index.read().fingerprint()
+    }
+}
+
+impl Drop for Store {
+    fn drop(&mut self) {
+        // Errors cannot be reported from drop; `close` reports them.
+        let _ = self.shutdown();
+    }
+}
+
+/// Streaming iterator over the log, returned by [`Store::read_all`]. Yields `Err` once (then
+/// ends) if a frame cannot be decoded.
+pub struct ReadAll<'a> {
+    store: &'a Store,
+    next: u64,
+    locations: VecDeque<u64>,
+    reader: Option<EventReader>,
+    done: bool,
+}
+
+const READ_ALL_BATCH: usize = 512;
+
+impl Iterator for ReadAll<'_> {
+    type Item = Result<RecordedEvent>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.done {
+            return None;
+        }
+        if self.locations.is_empty() {
+            let mut buf = Vec::with_capacity(READ_ALL_BATCH);
+            self.store
+                .index
+                .read()
+                .locations_from(self.next, READ_ALL_BATCH, &mut buf);
+            if buf.is_empty() {
+                return None;
+            }
+            self.locations.extend(buf);
+            // The snapshot is taken after the index read, so it maps every listed location.
+            let snapshot = self.store.segments.snapshot();
+            match &mut self.reader {
+                Some(r) => r.refresh(snapshot),
+                None => self.reader = Some(EventReader::new(self.store.header, snapshot)),
+            }
+        }
+        let raw = self.locations.pop_front()?;
+        let reader = self.reader.as_mut()?;
+        let position = self.next;
+        self.next += 1;
+        let item = reader.read(Location::from_raw(raw), position);
+        if item.is_err() {
+            self.done = true;
+        }
+        Some(item)
+    }
+}
+
+fn missing_location(position: u64) -> Error {
+    Error::Corruption {
+        segment: None,
+        offset: 0,
+        what: format!("index has no location for position {position}"),
+    }
+}
+
+fn validate_name(name: &str, what: &str) -> Result<()> {
+    if name.is_empty() || name.len() > MAX_NAME_LEN {
+        return Err(Error::InvalidInput(format!(
+            "{what} must be 1..={MAX_NAME_LEN} bytes of UTF-8, got {} bytes",
+            name.len()
+        )));
+    }
+    Ok(())
+}
+
+/// Validate an append and encode it as a batch (version and timestamp patched in later).
+fn encode_batch(stream: &str, events: &[NewEvent], segment_size: u64) -> Result<Vec<u8>> {
+    validate_name(stream, "stream id")?;
+    if events.is_empty() {
+        return Err(Error::InvalidInput(
+            "an append needs at least one event".into(),
+        ));
+    }
+    if events.len() > MAX_EVENTS_PER_BATCH {
+        return Err(Error::InvalidInput(format!(
+            "an append holds at most {MAX_EVENTS_PER_BATCH} events, got {}",
+            events.len()
+        )));
+    }
+    let mut size = frame::batch_header_size(stream.len()) as u64;
+    for e in events {
+        validate_name(&e.event_type, "event type")?;
+        size = size
+            .saturating_add(frame::event_size(e.event_type.len(), 0, 0) as u64)
+            .saturating_add(e.data.len() as u64)
+            .saturating_add(e.metadata.len() as u64);
+    }
+    let frame_size = frame::frame_size(size);
+    if frame_size > segment_size {
+        return Err(Error::InvalidInput(format!(
+            "append of {} events needs {frame_size} bytes, more than a segment holds ({segment_size} bytes)",
+            events.len()
+        )));
+    }
+    let mut out = Vec::with_capacity(size as usize);
+    frame::encode_batch_header(&mut out, events.len() as u32, stream);
+    for e in events {
+        frame::encode_event(
+            &mut out,
+            e.event_id.as_bytes(),
+            &e.event_type,
+            &e.data,
+            &e.metadata,
+        );
+    }
+    debug_assert_eq!(out.len() as u64, size, "encoded size matches the estimate");
+    Ok(out)
+}
+
+fn open_or_create(path: &Path, options: &Options) -> Result<File> {
+    let open = || OpenOptions::new().read(true).write(true).open(path);
+    match open() {
+        Ok(f) => Ok(f),
+        Err(e) if e.kind() == io::ErrorKind::NotFound && options.create_if_missing => {
+            segment::create_file(path, options.segment_size)?;
+            Ok(open()?)
+        }
+        Err(e) => Err(Error::Io(e)),
+    }
+}
+
+fn read_header(file: &File, path: &Path, file_len: u64) -> Result<FileHeader> {
+    let mut buf = vec![0u8; file_len.min(HEADER_SIZE) as usize];
+    file.read_exact_at(&mut buf, 0)?;
+    let header = FileHeader::decode(&buf).map_err(|e| match e {
+        HeaderError::NotALog(what) => Error::NotALog {
+            path: path.to_path_buf(),
+            what,
+        },
+        HeaderError::Unsupported(found) => Error::UnsupportedFormat {
+            path: path.to_path_buf(),
+            found,
+            supported: segment::FORMAT_VERSION,
+        },
+        HeaderError::Corrupt(what) => Error::Corruption {
+            segment: None,
+            offset: 0,
+            what,
+        },
+    })?;
+    if file_len < HEADER_SIZE {
+        return Err(Error::Corruption {
+            segment: None,
+            offset: file_len,
+            what: format!("file is {file_len} bytes, shorter than its {HEADER_SIZE}-byte header"),
+        });
+    }
+    Ok(header)
+}
