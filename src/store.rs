@@ -649,6 +649,17 @@ impl Store {
     }
 }
 
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store")
+            .field("path", &self.path)
+            .field("options", &self.options)
+            .field("head_position", &self.head_position())
+            .field("poisoned", &self.is_poisoned())
+            .finish()
+    }
+}
+
 impl Drop for Store {
     fn drop(&mut self) {
         // Errors cannot be reported from drop; `close` reports them.

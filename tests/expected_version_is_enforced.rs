@@ -1,0 +1,145 @@
+//! Every `ExpectedVersion` case, and a race where exactly one appender wins each version.
+
+mod common;
+
+use std::sync::{Arc, Barrier};
+
+use common::*;
+use evstore::{Durability, Error, ExpectedVersion, Store};
+
+fn wrong(r: evstore::Result<evstore::AppendResult>) -> (ExpectedVersion, Option<u64>) {
+    match r {
+        Err(Error::WrongExpectedVersion {
+            expected, actual, ..
+        }) => (expected, actual),
+        other => panic!("expected WrongExpectedVersion, got {other:?}"),
+    }
+}
+
+#[test]
+fn each_expected_version_case_checks_and_writes_nothing_on_mismatch() {
+    let dir = tempfile::tempdir().unwrap();
+    let store =
+        Store::open_with(dir.path().join("s.evs"), small_options(Durability::Sync)).unwrap();
+    let e = || [event("T", "x")];
+
+    // Stream absent.
+    assert_eq!(
+        wrong(store.append("s", ExpectedVersion::StreamExists, &e())),
+        (ExpectedVersion::StreamExists, None)
+    );
+    assert_eq!(
+        wrong(store.append("s", ExpectedVersion::Exact(0), &e())),
+        (ExpectedVersion::Exact(0), None)
+    );
+    assert_eq!(store.head_position(), None);
+    store.append("s", ExpectedVersion::NoStream, &e()).unwrap();
+
+    // Stream at version 0.
+    assert_eq!(
+        wrong(store.append("s", ExpectedVersion::NoStream, &e())),
+        (ExpectedVersion::NoStream, Some(0))
+    );
+    assert_eq!(
+        wrong(store.append("s", ExpectedVersion::Exact(1), &e())),
+        (ExpectedVersion::Exact(1), Some(0))
+    );
+    store
+        .append("s", ExpectedVersion::StreamExists, &e())
+        .unwrap();
+    store.append("s", ExpectedVersion::Exact(1), &e()).unwrap();
+    store.append("s", ExpectedVersion::Any, &e()).unwrap();
+    assert_eq!(
+        wrong(store.append("s", ExpectedVersion::Exact(2), &e())),
+        (ExpectedVersion::Exact(2), Some(3))
+    );
+    assert_eq!(store.stream_version("s"), Some(3));
+    assert_eq!(store.head_position(), Some(3));
+    // Any creates a missing stream.
+    let r = store.append("t", ExpectedVersion::Any, &e()).unwrap();
+    assert_eq!(r.first_version, 0);
+    // The error message names the stream and both versions.
+    let msg = store
+        .append("s", ExpectedVersion::Exact(0), &e())
+        .unwrap_err()
+        .to_string();
+    assert!(
+        msg.contains("\"s\"") && msg.contains("expected 0") && msg.contains("actual 3"),
+        "{msg}"
+    );
+}
+
+fn race(durability: Durability) {
+    const THREADS: usize = 8;
+    const ATTEMPTS: usize = 200;
+    let dir = tempfile::tempdir().unwrap();
+    let store =
+        Arc::new(Store::open_with(dir.path().join("s.evs"), small_options(durability)).unwrap());
+    let barrier = Arc::new(Barrier::new(THREADS));
+    let handles: Vec<_> = (0..THREADS)
+        .map(|t| {
+            let store = store.clone();
+            let barrier = barrier.clone();
+            std::thread::spawn(move || {
+                barrier.wait();
+                let mut wins = Vec::new();
+                let mut losses = 0usize;
+                for a in 0..ATTEMPTS {
+                    let expected = match store.stream_version("hot") {
+                        None => ExpectedVersion::NoStream,
+                        Some(v) => ExpectedVersion::Exact(v),
+                    };
+                    match store.append("hot", expected, &[event("T", &format!("{t}-{a}"))]) {
+                        Ok(r) => {
+                            assert_eq!(r.first_version, r.last_version);
+                            wins.push((r.first_version, format!("{t}-{a}")));
+                        }
+                        Err(Error::WrongExpectedVersion {
+                            actual, expected, ..
+                        }) => {
+                            losses += 1;
+                            // The actual version reported is newer than what we expected.
+                            let actual = actual.expect("the stream exists once anyone won");
+                            match expected {
+                                ExpectedVersion::Exact(v) => assert!(actual > v),
+                                ExpectedVersion::NoStream => {}
+                                other => panic!("unexpected {other:?}"),
+                            }
+                        }
+                        Err(e) => panic!("unexpected error {e}"),
+                    }
+                }
+                (wins, losses)
+            })
+        })
+        .collect();
+    let mut wins = Vec::new();
+    let mut losses = 0;
+    for h in handles {
+        let (w, l) = h.join().unwrap();
+        wins.extend(w);
+        losses += l;
+    }
+    assert_eq!(wins.len() + losses, THREADS * ATTEMPTS);
+    wins.sort();
+    // Exactly one winner per version, versions dense from 0.
+    for (i, (v, _)) in wins.iter().enumerate() {
+        assert_eq!(*v, i as u64, "one winner per version");
+    }
+    let stream = store.read_stream("hot", 0).unwrap();
+    assert_eq!(stream.len(), wins.len());
+    for (e, (v, payload)) in stream.iter().zip(&wins) {
+        assert_eq!(e.version, *v);
+        assert_eq!(e.data, payload.as_bytes());
+    }
+}
+
+#[test]
+fn concurrent_exact_appends_have_one_winner_per_version_sync() {
+    race(Durability::Sync);
+}
+
+#[test]
+fn concurrent_exact_appends_have_one_winner_per_version_buffered() {
+    race(Durability::Buffered);
+}
