@@ -1,1 +1,328 @@
-fn main() {}
+//! Core engine benchmarks: append throughput (Buffered and Sync, 1 and 8 threads), raw file
+//! baselines measured in the same run, and `Store::open` (recovery scan + index rebuild).
+//!
+//! Run: `CARGO_TARGET_DIR=/work/main/target-bench cargo bench --bench core`
+//! Smoke: `CARGO_TARGET_DIR=/work/main/target-bench cargo bench --bench core -- --test`
+//!
+//! Every event is a 100-byte payload, a 10-byte type and a 20-byte stream id, so a batch of
+//! one takes 200 bytes on disk (docs/FORMAT.md §3). Results and their reading are in
+//! docs/PERFORMANCE.md. Lines starting with `STATS` report `Store::stats()` deltas.
+
+use std::fs::{File, OpenOptions};
+use std::io::Write;
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use criterion::{black_box, criterion_group, criterion_main, BatchSize, Criterion, Throughput};
+use evstore::{Durability, ExpectedVersion, NewEvent, Options, Store, StoreStats};
+use tempfile::TempDir;
+use uuid::Uuid;
+
+const PAYLOAD: usize = 100;
+const EVENT_TYPE: &str = "BenchEvent"; // 10 bytes
+/// On-disk bytes of a one-event append (20-byte stream, 10-byte type, 100-byte payload).
+const FRAME_BYTES_BATCH1: usize = 200;
+/// On-disk bytes of a ten-event append: align8(24 + 41 + 10 * 135).
+const FRAME_BYTES_BATCH10: usize = 1416;
+const THREADS: usize = 8;
+
+fn test_mode() -> bool {
+    std::env::args().any(|a| a == "--test")
+}
+
+/// A 20-byte stream id.
+fn stream_id(i: usize) -> String {
+    let s = format!("bench-stream-{i:07}");
+    debug_assert_eq!(s.len(), 20);
+    s
+}
+
+/// Whether `path` lies on a tmpfs (where fsync is free), by the longest matching mount point.
+fn on_tmpfs(path: &Path) -> bool {
+    let Ok(mounts) = std::fs::read_to_string("/proc/mounts") else {
+        return false;
+    };
+    let path = path.canonicalize().unwrap_or_else(|_| path.to_path_buf());
+    let mut best: Option<(usize, bool)> = None;
+    for line in mounts.lines() {
+        let mut f = line.split_whitespace();
+        let (Some(_dev), Some(mnt), Some(fstype)) = (f.next(), f.next(), f.next()) else {
+            continue;
+        };
+        if path.starts_with(mnt) && best.is_none_or(|(len, _)| mnt.len() > len) {
+            best = Some((mnt.len(), fstype == "tmpfs"));
+        }
+    }
+    best.is_some_and(|(_, tmpfs)| tmpfs)
+}
+
+/// A temporary directory on a real disk: the system temp dir unless it is a tmpfs, else
+/// `target-bench-tmp` in the crate root.
+fn bench_dir() -> TempDir {
+    let tmp = std::env::temp_dir();
+    if on_tmpfs(&tmp) {
+        let base = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target-bench-tmp");
+        std::fs::create_dir_all(&base).expect("create target-bench-tmp");
+        tempfile::tempdir_in(base).expect("tempdir")
+    } else {
+        tempfile::tempdir().expect("tempdir")
+    }
+}
+
+fn open_store(dir: &TempDir, durability: Durability) -> Store {
+    Store::open_with(
+        dir.path().join("bench.evs"),
+        Options {
+            durability,
+            ..Options::default()
+        },
+    )
+    .expect("open store")
+}
+
+/// `n` reusable events; ids are rewritten before every append (a repeated id would make the
+/// append an idempotent retry that writes nothing).
+fn events(n: usize) -> Vec<NewEvent> {
+    (0..n)
+        .map(|_| NewEvent::new(EVENT_TYPE, vec![0xA5u8; PAYLOAD]))
+        .collect()
+}
+
+/// Appends batches to one stream with fresh ids from a counter (no RNG in the loop).
+struct Appender<'a> {
+    store: &'a Store,
+    stream: String,
+    batch: Vec<NewEvent>,
+    next_id: u128,
+}
+
+impl<'a> Appender<'a> {
+    fn new(store: &'a Store, stream: String, batch_size: usize, id_base: u128) -> Self {
+        Appender {
+            store,
+            stream,
+            batch: events(batch_size),
+            next_id: id_base,
+        }
+    }
+
+    fn append(&mut self) {
+        for e in &mut self.batch {
+            self.next_id += 1;
+            e.event_id = Uuid::from_u128(self.next_id);
+        }
+        let r = self
+            .store
+            .append(&self.stream, ExpectedVersion::Any, &self.batch)
+            .expect("append");
+        black_box(r);
+    }
+}
+
+fn stats_delta(before: StoreStats, after: StoreStats) -> (u64, u64, u64, u64) {
+    (
+        after.appends - before.appends,
+        after.groups - before.groups,
+        after.data_syncs - before.data_syncs,
+        after.bytes_written - before.bytes_written,
+    )
+}
+
+fn report(name: &str, store: &Store, before: StoreStats) {
+    let (appends, groups, syncs, bytes) = stats_delta(before, store.stats());
+    let per = |x: u64| x as f64 / appends.max(1) as f64;
+    println!(
+        "STATS {name}: appends={appends} groups={groups} data_syncs={syncs} \
+         bytes_written={bytes} syncs/append={:.4} appends/group={:.2} bytes/append={:.1}",
+        per(syncs),
+        appends as f64 / groups.max(1) as f64,
+        per(bytes),
+    );
+}
+
+fn config() -> Criterion {
+    Criterion::default()
+        .sample_size(10)
+        .warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(3))
+}
+
+fn bench_append_buffered(c: &mut Criterion) {
+    let mut g = c.benchmark_group("append_buffered");
+    for batch in [1usize, 10] {
+        let dir = bench_dir();
+        let store = open_store(&dir, Durability::Buffered);
+        let before = store.stats();
+        let mut app = Appender::new(&store, stream_id(0), batch, 0);
+        g.throughput(Throughput::Elements(batch as u64));
+        g.bench_function(format!("batch{batch}"), |b| b.iter(|| app.append()));
+        report(&format!("append_buffered/batch{batch}"), &store, before);
+    }
+    g.finish();
+}
+
+/// A file opened for appending (plain `write_all`, no user-space buffer).
+fn raw_file(dir: &TempDir, name: &str) -> File {
+    OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(dir.path().join(name))
+        .expect("raw file")
+}
+
+fn bench_raw_buffered(c: &mut Criterion) {
+    let mut g = c.benchmark_group("raw_buffered");
+    for (events, bytes) in [(1u64, FRAME_BYTES_BATCH1), (10, FRAME_BYTES_BATCH10)] {
+        let dir = bench_dir();
+        let mut f = raw_file(&dir, "raw.bin");
+        let buf = vec![0x5Au8; bytes];
+        g.throughput(Throughput::Elements(events));
+        g.bench_function(format!("write_{bytes}B"), |b| {
+            b.iter(|| f.write_all(black_box(&buf)).expect("write"))
+        });
+    }
+    g.finish();
+}
+
+fn bench_sync(c: &mut Criterion) {
+    let mut g = c.benchmark_group("append_sync");
+    g.throughput(Throughput::Elements(1));
+    {
+        let dir = bench_dir();
+        let store = open_store(&dir, Durability::Sync);
+        let before = store.stats();
+        let mut app = Appender::new(&store, stream_id(0), 1, 0);
+        g.bench_function("1thread_batch1", |b| b.iter(|| app.append()));
+        report("append_sync/1thread_batch1", &store, before);
+    }
+    {
+        let dir = bench_dir();
+        let store = open_store(&dir, Durability::Sync);
+        let before = store.stats();
+        let mut apps: Vec<Appender<'_>> = (0..THREADS)
+            .map(|t| Appender::new(&store, stream_id(t), 1, (t as u128) << 64))
+            .collect();
+        g.bench_function(format!("{THREADS}threads_batch1"), |b| {
+            // One iteration = one append; `iters` appends are split across the threads.
+            b.iter_custom(|iters| {
+                let start = Instant::now();
+                std::thread::scope(|s| {
+                    for (t, app) in apps.iter_mut().enumerate() {
+                        let n =
+                            iters / THREADS as u64 + u64::from((t as u64) < iters % THREADS as u64);
+                        s.spawn(move || {
+                            for _ in 0..n {
+                                app.append();
+                            }
+                        });
+                    }
+                });
+                start.elapsed()
+            })
+        });
+        report(
+            &format!("append_sync/{THREADS}threads_batch1"),
+            &store,
+            before,
+        );
+    }
+    g.finish();
+
+    let mut g = c.benchmark_group("raw_sync");
+    g.throughput(Throughput::Elements(1));
+    {
+        // Appending to a growing file: every fdatasync also commits the new file size.
+        let dir = bench_dir();
+        let mut f = raw_file(&dir, "raw.bin");
+        let buf = vec![0x5Au8; FRAME_BYTES_BATCH1];
+        g.bench_function("write_fdatasync_200B", |b| {
+            b.iter(|| {
+                f.write_all(&buf).expect("write");
+                f.sync_data().expect("fdatasync");
+            })
+        });
+    }
+    {
+        // Like evstore: pwrite into space reserved with posix_fallocate, then fdatasync.
+        let dir = bench_dir();
+        let f = OpenOptions::new()
+            .create(true)
+            .read(true)
+            .write(true)
+            .open(dir.path().join("raw-prealloc.bin"))
+            .expect("raw file");
+        let seg: u64 = 64 << 20;
+        let mut allocated = 0u64;
+        let mut off = 0u64;
+        let buf = vec![0x5Au8; FRAME_BYTES_BATCH1];
+        g.bench_function("prealloc_pwrite_fdatasync_200B", |b| {
+            b.iter(|| {
+                if off + buf.len() as u64 > allocated {
+                    use std::os::fd::AsRawFd;
+                    // SAFETY: plain syscall on an open file descriptor.
+                    let rc = unsafe {
+                        libc::posix_fallocate(f.as_raw_fd(), allocated as i64, seg as i64)
+                    };
+                    assert_eq!(rc, 0, "posix_fallocate");
+                    f.sync_all().expect("fsync");
+                    allocated += seg;
+                }
+                f.write_all_at(&buf, off).expect("pwrite");
+                f.sync_data().expect("fdatasync");
+                off += buf.len() as u64;
+            })
+        });
+    }
+    g.finish();
+}
+
+fn bench_open(c: &mut Criterion) {
+    let n: usize = if test_mode() { 10_000 } else { 1_000_000 };
+    const BATCH: usize = 100;
+    const STREAMS: usize = 10_000;
+    let dir = bench_dir();
+    let path = dir.path().join("bench.evs");
+    let bytes = {
+        let store = open_store(&dir, Durability::Buffered);
+        let mut apps: Vec<Appender<'_>> = (0..STREAMS.min(n / BATCH))
+            .map(|s| Appender::new(&store, stream_id(s), BATCH, (s as u128) << 64))
+            .collect();
+        let count = apps.len();
+        for i in 0..n / BATCH {
+            apps[i % count].append();
+        }
+        drop(apps);
+        let bytes = store.stats().bytes_written;
+        store.close().expect("close");
+        bytes
+    };
+    println!(
+        "STATS open setup: events={n} log_bytes={bytes} ({:.1} bytes/event)",
+        bytes as f64 / n as f64
+    );
+
+    let mut g = c.benchmark_group("open");
+    g.throughput(Throughput::Elements(n as u64));
+    g.bench_function(format!("{}k_events", n / 1000), |b| {
+        // Each opened store must be dropped (it holds the file lock) before the next open;
+        // the drop is not timed.
+        b.iter_batched(
+            || (),
+            |()| {
+                let s = Store::open_with(&path, Options::default()).expect("open");
+                assert_eq!(s.recovery_report().events, n as u64);
+                s
+            },
+            BatchSize::PerIteration,
+        )
+    });
+    g.finish();
+}
+
+criterion_group! {
+    name = core;
+    config = config();
+    targets = bench_append_buffered, bench_raw_buffered, bench_sync, bench_open
+}
+criterion_main!(core);
