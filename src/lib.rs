@@ -19,15 +19,22 @@
 
 #![forbid(unsafe_op_in_unsafe_fn)]
 
+pub mod aggregate;
 pub mod cli;
+pub mod codec;
 mod error;
 mod index;
 pub mod log;
+pub mod repository;
+pub mod snapshot;
+mod storage;
 mod store;
 mod types;
+pub mod upcast;
 
 pub use error::{Error, Result};
 pub use index::IndexFingerprint;
+pub use storage::EventStorage;
 pub use store::{ReadAll, RecoveryReport, Store, StoreStats, TrimReport};
 pub use types::{
     AppendResult, Durability, ExpectedVersion, NewEvent, Options, RecordedEvent,

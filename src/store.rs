@@ -34,6 +34,7 @@ use crate::log::frame::{self, Location, MAX_EVENTS_PER_BATCH, MAX_NAME_LEN};
 use crate::log::reader::{self, EventReader};
 use crate::log::segment::{self, FileHeader, HeaderError, Segment, SegmentTable, HEADER_SIZE};
 use crate::log::writer::{EncodedBatch, LogIo, LogWriter, WriterStats};
+use crate::snapshot::{self, IgnoredReason, Snapshot, SnapshotStats, SnapshotStore};
 use crate::types::{AppendResult, Durability, ExpectedVersion, NewEvent, Options, RecordedEvent};
 
 /// An open event store: one log file. `Send + Sync`; share it across threads with `Arc`.
@@ -63,6 +64,8 @@ pub struct Store {
     published: Condvar,
     writer: Mutex<LogWriter>,
     recovery: RecoveryReport,
+    /// The snapshot sidecar, opened on first use.
+    snapshots: Mutex<Option<SnapshotStore>>,
 }
 
 /// Appender-side state, behind the `state` mutex.
@@ -254,6 +257,7 @@ impl Store {
                 events,
                 trimmed,
             },
+            snapshots: Mutex::new(None),
         })
     }
 
@@ -461,10 +465,20 @@ impl Store {
 
     /// Events of `stream` from `from_version` on, in version order (empty if none).
     pub fn read_stream(&self, stream: &str, from_version: u64) -> Result<Vec<RecordedEvent>> {
+        self.read_stream_range(stream, from_version, u64::MAX)
+    }
+
+    /// Events of `stream` with versions in `[from_version, to_version)`, in version order.
+    pub fn read_stream_range(
+        &self,
+        stream: &str,
+        from_version: u64,
+        to_version: u64,
+    ) -> Result<Vec<RecordedEvent>> {
         validate_name(stream, "stream id")?;
         let (positions, locations) = {
             let index = self.index.read();
-            let positions = index.stream_positions(stream, from_version, u64::MAX);
+            let positions = index.stream_positions(stream, from_version, to_version);
             let locations: Vec<Option<Location>> =
                 positions.iter().map(|&p| index.location(p)).collect();
             (positions, locations)
@@ -575,6 +589,10 @@ impl Store {
     }
 
     fn shutdown(&self) -> Result<()> {
+        if let Some(s) = self.snapshots.lock().as_ref() {
+            // A cache: a failed sync only costs a replay later.
+            let _ = s.sync();
+        }
         if self.state.lock().poisoned {
             return Err(Error::Poisoned);
         }
@@ -640,6 +658,88 @@ impl Store {
     /// Event types with their counts, sorted by name.
     pub fn event_types(&self) -> Vec<(String, u64)> {
         self.index.read().type_counts()
+    }
+
+    /// The event id at `version` of `stream`, if the stream has that version.
+    pub fn event_id_at(&self, stream: &str, version: u64) -> Result<Option<Uuid>> {
+        let loc = {
+            let index = self.index.read();
+            let Some(&pos) = index
+                .stream_positions(stream, version, version.saturating_add(1))
+                .first()
+            else {
+                return Ok(None);
+            };
+            index.location(pos).ok_or_else(|| missing_location(pos))?
+        };
+        let mut reader = EventReader::new(self.header, self.segments.snapshot());
+        reader.event_id(loc).map(Some)
+    }
+
+    fn with_snapshots<T>(&self, f: impl FnOnce(&mut SnapshotStore) -> Result<T>) -> Result<T> {
+        let mut guard = self.snapshots.lock();
+        if guard.is_none() {
+            let path = snapshot::sidecar_path(&self.path);
+            *guard = Some(SnapshotStore::open(&path, self.header.file_id)?);
+        }
+        match guard.as_mut() {
+            Some(s) => f(s),
+            None => unreachable!("sidecar opened above"),
+        }
+    }
+
+    /// Save a snapshot of `stream` at `version`, whose event id is `event_id`, in the sidecar
+    /// (`<log path>.snap`). Snapshots are a cache: not fsynced, checked against the log on load.
+    pub fn save_snapshot(
+        &self,
+        stream: &str,
+        version: u64,
+        event_id: Uuid,
+        payload: &[u8],
+    ) -> Result<()> {
+        validate_name(stream, "stream id")?;
+        self.with_snapshots(|s| Ok(s.save(stream, version, event_id, payload)?))
+    }
+
+    /// The latest snapshot of `stream` that the log confirms: the log still holds its version
+    /// with the same event id. Anything else (no snapshot, ahead of the log, stale, damaged) is
+    /// `None`, counted in [`Store::snapshot_stats`].
+    pub fn load_snapshot(&self, stream: &str) -> Result<Option<Snapshot>> {
+        validate_name(stream, "stream id")?;
+        let Some(snap) = self.with_snapshots(|s| Ok(s.load_latest(stream)))? else {
+            return Ok(None);
+        };
+        let verdict = match self.event_id_at(stream, snap.version)? {
+            None => Some(IgnoredReason::AheadOfLog),
+            Some(id) if id != snap.event_id => Some(IgnoredReason::Stale),
+            Some(_) => None,
+        };
+        self.with_snapshots(|s| {
+            match verdict {
+                Some(reason) => {
+                    s.note_ignored(reason);
+                    s.forget(stream);
+                }
+                None => s.note_used(),
+            }
+            Ok(())
+        })?;
+        Ok(if verdict.is_none() { Some(snap) } else { None })
+    }
+
+    /// Record that a snapshot returned by [`Store::load_snapshot`] could not be decoded (and
+    /// drop it), so it shows in the statistics.
+    pub fn note_snapshot_undecodable(&self, stream: &str) -> Result<()> {
+        self.with_snapshots(|s| {
+            s.note_ignored(IgnoredReason::Undecodable);
+            s.forget(stream);
+            Ok(())
+        })
+    }
+
+    /// Snapshot sidecar counters (opens the sidecar if needed).
+    pub fn snapshot_stats(&self) -> Result<SnapshotStats> {
+        self.with_snapshots(|s| Ok(s.stats()))
     }
 
     /// A comparable copy of the whole index (tests compare it across reopen).

@@ -148,7 +148,7 @@ impl FileHeader {
 
 /// Check a requested segment size.
 pub fn validate_segment_size(size: u64) -> Result<(), String> {
-    if !(MIN_SEGMENT_SIZE..=MAX_SEGMENT_SIZE).contains(&size) || size % 4096 != 0 {
+    if !(MIN_SEGMENT_SIZE..=MAX_SEGMENT_SIZE).contains(&size) || !size.is_multiple_of(4096) {
         return Err(format!(
             "segment size {size} must be a multiple of 4096 between {MIN_SEGMENT_SIZE} and {MAX_SEGMENT_SIZE}"
         ));
@@ -288,6 +288,11 @@ impl SegmentTable {
     /// Number of mapped segments.
     pub fn len(&self) -> usize {
         self.inner.read().len()
+    }
+
+    /// Whether no segment is mapped (never the case for an open store).
+    pub fn is_empty(&self) -> bool {
+        self.inner.read().is_empty()
     }
 
     /// Add a newly allocated segment.

@@ -1,6 +1,8 @@
 //! Helpers shared by the integration tests.
 #![allow(dead_code)]
 
+pub mod counter;
+
 use evstore::{Durability, NewEvent, Options, RecordedEvent, Store};
 
 /// Small segments so tests cross segment boundaries quickly.

@@ -1,0 +1,355 @@
+//! [`Repository`]: loads and saves [`Aggregate`]s through an [`EventStorage`], with optimistic
+//! version checks, a snapshot policy, upcasting, and time travel.
+//!
+//! * `load` starts from the latest snapshot the log confirms, then folds in the events after it.
+//! * `save` appends the root's pending events with `ExpectedVersion::Exact(version)` (or
+//!   `NoStream` for a new aggregate); a concurrent writer yields [`RepositoryError::Conflict`].
+//!   [`Repository::execute`] is the retry helper: it reloads, re-runs the command and saves again.
+//! * Every `snapshot_every` events (default 100) a snapshot is saved after a successful save.
+//! * `load_at_version`, `load_as_of` and `history` rebuild past states for audits.
+
+use std::marker::PhantomData;
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use uuid::Uuid;
+
+use crate::aggregate::{Aggregate, CommandContext, DomainEvent, EventMetadata, Root};
+use crate::codec::{self, CodecError};
+use crate::error::Error;
+use crate::storage::EventStorage;
+use crate::types::{AppendResult, ExpectedVersion, NewEvent, RecordedEvent};
+use crate::upcast::{UpcastError, Upcasters};
+
+/// Default snapshot interval, in events.
+pub const DEFAULT_SNAPSHOT_EVERY: u64 = 100;
+
+/// Errors of repository operations; `E` is the aggregate's domain error.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum RepositoryError<E: std::error::Error + 'static> {
+    /// The command was refused by the domain.
+    #[error(transparent)]
+    Domain(E),
+    /// Another writer changed the aggregate since it was loaded.
+    #[error("concurrent modification of {stream:?}: expected {expected}, found {}", .actual.map_or("no stream".to_string(), |v| v.to_string()))]
+    Conflict {
+        stream: String,
+        expected: ExpectedVersion,
+        actual: Option<u64>,
+    },
+    /// A stored event cannot be turned into a domain event.
+    #[error("cannot decode event {event_type:?} at version {version} of {stream:?}: {reason}")]
+    Decode {
+        stream: String,
+        version: u64,
+        event_type: String,
+        reason: String,
+    },
+    /// A stored event's schema cannot be brought to the current one.
+    #[error(transparent)]
+    Upcast(#[from] UpcastError),
+    /// The storage failed.
+    #[error(transparent)]
+    Store(Error),
+    /// `execute` gave up after this many conflicts in a row.
+    #[error("gave up on {stream:?} after {attempts} conflicting attempts")]
+    TooManyConflicts { stream: String, attempts: u32 },
+}
+
+impl<E: std::error::Error + 'static> From<Error> for RepositoryError<E> {
+    fn from(e: Error) -> Self {
+        match e {
+            Error::WrongExpectedVersion {
+                stream,
+                expected,
+                actual,
+            } => RepositoryError::Conflict {
+                stream,
+                expected,
+                actual,
+            },
+            other => RepositoryError::Store(other),
+        }
+    }
+}
+
+/// Shorthand for repository results.
+pub type RepoResult<T, A> = std::result::Result<T, RepositoryError<<A as Aggregate>::Error>>;
+
+/// One step of an aggregate's history: the event and the state right after it.
+#[derive(Debug, Clone)]
+pub struct HistoryEntry<A: Aggregate> {
+    pub recorded: RecordedEvent,
+    pub event: A::Event,
+    pub metadata: EventMetadata,
+    pub state: A,
+}
+
+/// Loads and saves aggregates of type `A` in storage `S`.
+pub struct Repository<A: Aggregate, S: EventStorage> {
+    storage: S,
+    upcasters: Arc<Upcasters>,
+    snapshot_every: u64,
+    _aggregate: PhantomData<fn() -> A>,
+}
+
+impl<A: Aggregate, S: EventStorage + Clone> Clone for Repository<A, S> {
+    fn clone(&self) -> Self {
+        Repository {
+            storage: self.storage.clone(),
+            upcasters: self.upcasters.clone(),
+            snapshot_every: self.snapshot_every,
+            _aggregate: PhantomData,
+        }
+    }
+}
+
+impl<A: Aggregate, S: EventStorage> Repository<A, S> {
+    /// A repository with the default snapshot policy and no upcasters.
+    pub fn new(storage: S) -> Repository<A, S> {
+        Repository {
+            storage,
+            upcasters: Arc::new(Upcasters::new()),
+            snapshot_every: DEFAULT_SNAPSHOT_EVERY,
+            _aggregate: PhantomData,
+        }
+    }
+
+    /// Save a snapshot every `n` events (0: never).
+    pub fn with_snapshot_every(mut self, n: u64) -> Self {
+        self.snapshot_every = n;
+        self
+    }
+
+    /// Use these upcasters for events and snapshots stored under older schemas.
+    pub fn with_upcasters(mut self, upcasters: Arc<Upcasters>) -> Self {
+        self.upcasters = upcasters;
+        self
+    }
+
+    /// The storage.
+    pub fn storage(&self) -> &S {
+        &self.storage
+    }
+
+    /// Turn a recorded event into a domain event, upcasting old schema versions.
+    pub fn decode_event(
+        &self,
+        recorded: &RecordedEvent,
+    ) -> RepoResult<(A::Event, EventMetadata), A> {
+        let decode_err = |reason: String| RepositoryError::Decode {
+            stream: recorded.stream_id.clone(),
+            version: recorded.version,
+            event_type: recorded.event_type.clone(),
+            reason,
+        };
+        let meta =
+            EventMetadata::decode(&recorded.metadata).map_err(|e| decode_err(e.to_string()))?;
+        let current = A::Event::schema_version(&recorded.event_type).ok_or_else(|| {
+            decode_err(format!("unknown event type for aggregate {}", A::TYPE_NAME))
+        })?;
+        let event = if meta.schema_version == current {
+            A::Event::decode(&recorded.event_type, &recorded.data)
+        } else {
+            let (payload, _) = self.upcasters.upcast(
+                &recorded.event_type,
+                meta.schema_version,
+                current,
+                recorded.data.clone(),
+            )?;
+            A::Event::decode(&recorded.event_type, &payload)
+        }
+        .map_err(|e: CodecError| decode_err(e.to_string()))?;
+        Ok((event, meta))
+    }
+
+    /// Load aggregate `id` with all its events (`None` if it has none).
+    pub fn load(&self, id: &str) -> RepoResult<Option<Root<A>>, A> {
+        self.load_until(id, u64::MAX, true)
+    }
+
+    /// The aggregate as it was right after version `version` (`None` if it did not exist yet).
+    pub fn load_at_version(&self, id: &str, version: u64) -> RepoResult<Option<Root<A>>, A> {
+        self.load_until(id, version, true)
+    }
+
+    /// The aggregate as it was at time `at` (events recorded at or before `at`).
+    pub fn load_as_of(&self, id: &str, at: DateTime<Utc>) -> RepoResult<Option<Root<A>>, A> {
+        let stream = A::stream_id(id);
+        let events = self.storage.read_stream_range(&stream, 0, u64::MAX)?;
+        let mut root: Option<Root<A>> = None;
+        for recorded in events.iter().take_while(|e| e.recorded_at <= at) {
+            let (event, _) = self.decode_event(recorded)?;
+            root.get_or_insert_with(|| Root::new(id)).apply_recorded(
+                &event,
+                recorded.version,
+                recorded.event_id,
+            );
+        }
+        Ok(root)
+    }
+
+    /// Every event of aggregate `id` with the state right after it.
+    pub fn history(&self, id: &str) -> RepoResult<Vec<HistoryEntry<A>>, A> {
+        let stream = A::stream_id(id);
+        let mut state = A::default();
+        let mut out = Vec::new();
+        for recorded in self.storage.read_stream_range(&stream, 0, u64::MAX)? {
+            let (event, metadata) = self.decode_event(&recorded)?;
+            state.apply(&event);
+            out.push(HistoryEntry {
+                recorded,
+                event,
+                metadata,
+                state: state.clone(),
+            });
+        }
+        Ok(out)
+    }
+
+    /// Load up to and including `max_version`, optionally starting from a snapshot.
+    fn load_until(
+        &self,
+        id: &str,
+        max_version: u64,
+        use_snapshot: bool,
+    ) -> RepoResult<Option<Root<A>>, A> {
+        let stream = A::stream_id(id);
+        let mut root: Option<Root<A>> = None;
+        if use_snapshot && self.snapshot_every > 0 {
+            if let Some(snap) = self.storage.load_snapshot(&stream)? {
+                if snap.version <= max_version {
+                    match self.decode_snapshot(&snap.payload) {
+                        Some(state) => {
+                            root = Some(Root::from_state(
+                                id.to_string(),
+                                state,
+                                snap.version,
+                                snap.event_id,
+                            ));
+                        }
+                        None => self.storage.note_snapshot_undecodable(&stream)?,
+                    }
+                }
+            }
+        }
+        let from = root.as_ref().and_then(|r| r.version()).map_or(0, |v| v + 1);
+        let to = max_version.saturating_add(1);
+        if from < to {
+            for recorded in self.storage.read_stream_range(&stream, from, to)? {
+                let (event, _) = self.decode_event(&recorded)?;
+                root.get_or_insert_with(|| Root::new(id)).apply_recorded(
+                    &event,
+                    recorded.version,
+                    recorded.event_id,
+                );
+            }
+        }
+        Ok(root)
+    }
+
+    fn encode_snapshot(state: &A) -> Result<Vec<u8>, CodecError> {
+        let mut out = A::SNAPSHOT_VERSION.to_le_bytes().to_vec();
+        out.extend(codec::encode(state)?);
+        Ok(out)
+    }
+
+    fn decode_snapshot(&self, payload: &[u8]) -> Option<A> {
+        let (version, body) = payload.split_first_chunk::<2>()?;
+        let version = u16::from_le_bytes(*version);
+        let body = if version == A::SNAPSHOT_VERSION {
+            body.to_vec()
+        } else {
+            self.upcasters
+                .upcast_snapshot(A::TYPE_NAME, version, A::SNAPSHOT_VERSION, body.to_vec())
+                .ok()?
+                .0
+        };
+        codec::decode(&body).ok()
+    }
+
+    /// Append the root's pending events (nothing to do if there are none), with the metadata of
+    /// `ctx`. On success the root's version moves on; on a conflict the root is unchanged.
+    pub fn save(
+        &self,
+        root: &mut Root<A>,
+        ctx: &CommandContext,
+    ) -> RepoResult<Option<AppendResult>, A> {
+        if root.pending().is_empty() {
+            return Ok(None);
+        }
+        let stream = root.stream_id();
+        let mut events = Vec::with_capacity(root.pending().len());
+        for (i, e) in root.pending().iter().enumerate() {
+            let ty = e.event_type();
+            let meta = EventMetadata {
+                schema_version: A::Event::schema_version(ty).ok_or_else(|| {
+                    RepositoryError::Decode {
+                        stream: stream.clone(),
+                        version: 0,
+                        event_type: ty.to_string(),
+                        reason: "event type has no schema version".into(),
+                    }
+                })?,
+                correlation_id: ctx.correlation_id,
+                causation_id: ctx.causation_id,
+                extra: ctx.extra.clone(),
+            };
+            let codec_err =
+                |e: CodecError| RepositoryError::Store(Error::InvalidInput(e.to_string()));
+            events.push(NewEvent {
+                event_id: ctx.event_id(i),
+                event_type: ty.to_string(),
+                data: e.encode().map_err(codec_err)?,
+                metadata: meta.encode().map_err(codec_err)?,
+            });
+        }
+        let expected = match root.version() {
+            None => ExpectedVersion::NoStream,
+            Some(v) => ExpectedVersion::Exact(v),
+        };
+        let result = self.storage.append(&stream, expected, &events)?;
+        let before = root.version().map_or(0, |v| v + 1);
+        let last_id = events.last().map_or(Uuid::nil(), |e| e.event_id);
+        root.mark_saved(result.last_version, last_id);
+        let after = result.last_version + 1;
+        if self.snapshot_every > 0 && after / self.snapshot_every > before / self.snapshot_every {
+            // A cache: failing to write one is not a failed save.
+            if let Ok(payload) = Self::encode_snapshot(root.state()) {
+                let _ = self
+                    .storage
+                    .save_snapshot(&stream, result.last_version, last_id, &payload);
+            }
+        }
+        Ok(Some(result))
+    }
+
+    /// Load aggregate `id` (or start a new one), run `command`, save; on a conflict reload and
+    /// try again, up to `max_attempts` times. Returns the saved root.
+    ///
+    /// Re-running is safe because `handle` is a pure decision on the state: the retry sees the
+    /// other writer's events and decides again (and may now refuse the command).
+    pub fn execute(
+        &self,
+        id: &str,
+        command: &A::Command,
+        ctx: &CommandContext,
+        max_attempts: u32,
+    ) -> RepoResult<Root<A>, A> {
+        let attempts = max_attempts.max(1);
+        for _ in 0..attempts {
+            let mut root = self.load(id)?.unwrap_or_else(|| Root::new(id));
+            root.execute(command).map_err(RepositoryError::Domain)?;
+            match self.save(&mut root, ctx) {
+                Ok(_) => return Ok(root),
+                Err(RepositoryError::Conflict { .. }) => continue,
+                Err(e) => return Err(e),
+            }
+        }
+        Err(RepositoryError::TooManyConflicts {
+            stream: A::stream_id(id),
+            attempts,
+        })
+    }
+}

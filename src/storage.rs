@@ -1,0 +1,129 @@
+//! [`EventStorage`]: what the domain and read-side layers need from a storage backend.
+//!
+//! The file [`Store`] implements it. Repositories, projections and sagas are written against
+//! this trait, not the concrete store, so a second backend (e.g. PostgreSQL) can slot in.
+
+use std::sync::Arc;
+
+use uuid::Uuid;
+
+use crate::error::Result;
+use crate::snapshot::Snapshot;
+use crate::types::{AppendResult, ExpectedVersion, NewEvent, RecordedEvent};
+use crate::Store;
+
+/// A storage backend for event-sourced aggregates.
+pub trait EventStorage: Send + Sync {
+    /// Append atomically with an optimistic check (see [`Store::append`]).
+    fn append(
+        &self,
+        stream: &str,
+        expected: ExpectedVersion,
+        events: &[NewEvent],
+    ) -> Result<AppendResult>;
+
+    /// Events of `stream` with versions in `[from_version, to_version)`.
+    fn read_stream_range(
+        &self,
+        stream: &str,
+        from_version: u64,
+        to_version: u64,
+    ) -> Result<Vec<RecordedEvent>>;
+
+    /// Last version of `stream` (`None`: no such stream).
+    fn stream_version(&self, stream: &str) -> Result<Option<u64>>;
+
+    /// The latest snapshot the log confirms (version present with the same event id).
+    fn load_snapshot(&self, stream: &str) -> Result<Option<Snapshot>>;
+
+    /// Save a snapshot (a cache: may be lost).
+    fn save_snapshot(
+        &self,
+        stream: &str,
+        version: u64,
+        event_id: Uuid,
+        payload: &[u8],
+    ) -> Result<()>;
+
+    /// Report that the snapshot just loaded could not be decoded (it is dropped and counted).
+    fn note_snapshot_undecodable(&self, stream: &str) -> Result<()>;
+}
+
+impl EventStorage for Store {
+    fn append(
+        &self,
+        stream: &str,
+        expected: ExpectedVersion,
+        events: &[NewEvent],
+    ) -> Result<AppendResult> {
+        Store::append(self, stream, expected, events)
+    }
+
+    fn read_stream_range(
+        &self,
+        stream: &str,
+        from_version: u64,
+        to_version: u64,
+    ) -> Result<Vec<RecordedEvent>> {
+        Store::read_stream_range(self, stream, from_version, to_version)
+    }
+
+    fn stream_version(&self, stream: &str) -> Result<Option<u64>> {
+        Ok(Store::stream_version(self, stream))
+    }
+
+    fn load_snapshot(&self, stream: &str) -> Result<Option<Snapshot>> {
+        Store::load_snapshot(self, stream)
+    }
+
+    fn save_snapshot(
+        &self,
+        stream: &str,
+        version: u64,
+        event_id: Uuid,
+        payload: &[u8],
+    ) -> Result<()> {
+        Store::save_snapshot(self, stream, version, event_id, payload)
+    }
+
+    fn note_snapshot_undecodable(&self, stream: &str) -> Result<()> {
+        Store::note_snapshot_undecodable(self, stream)
+    }
+}
+
+impl<S: EventStorage + ?Sized> EventStorage for Arc<S> {
+    fn append(
+        &self,
+        stream: &str,
+        expected: ExpectedVersion,
+        events: &[NewEvent],
+    ) -> Result<AppendResult> {
+        (**self).append(stream, expected, events)
+    }
+    fn read_stream_range(
+        &self,
+        stream: &str,
+        from_version: u64,
+        to_version: u64,
+    ) -> Result<Vec<RecordedEvent>> {
+        (**self).read_stream_range(stream, from_version, to_version)
+    }
+    fn stream_version(&self, stream: &str) -> Result<Option<u64>> {
+        (**self).stream_version(stream)
+    }
+    fn load_snapshot(&self, stream: &str) -> Result<Option<Snapshot>> {
+        (**self).load_snapshot(stream)
+    }
+    fn save_snapshot(
+        &self,
+        stream: &str,
+        version: u64,
+        event_id: Uuid,
+        payload: &[u8],
+    ) -> Result<()> {
+        (**self).save_snapshot(stream, version, event_id, payload)
+    }
+    fn note_snapshot_undecodable(&self, stream: &str) -> Result<()> {
+        (**self).note_snapshot_undecodable(stream)
+    }
+}

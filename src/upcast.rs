@@ -1,0 +1,197 @@
+//! Schema evolution: upcasters turn payloads stored under an old schema version into the
+//! current one at read time, one version step at a time (v1 → v2 → v3), for events and for
+//! snapshots.
+//!
+//! ```
+//! use evstore::upcast::Upcasters;
+//! let mut up = Upcasters::new();
+//! // v1 stored a name, v2 stores it upper-cased.
+//! up.register("Renamed", 1, |bytes| Ok(bytes.to_ascii_uppercase()));
+//! let (payload, version) = up.upcast("Renamed", 1, 2, b"abc".to_vec()).unwrap();
+//! assert_eq!((payload.as_slice(), version), (&b"ABC"[..], 2));
+//! assert!(up.upcast("Renamed", 0, 2, vec![]).is_err()); // no upcaster from v0
+//! ```
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+/// An upcaster from one schema version to the next: old payload bytes in, new payload bytes out.
+pub type UpcastFn = dyn Fn(&[u8]) -> Result<Vec<u8>, String> + Send + Sync;
+
+/// Why a payload could not be brought to the current schema.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum UpcastError {
+    /// No upcaster is registered from `from_version` for this type.
+    #[error("no upcaster for {kind} {name:?} from schema version {from_version} (current is {current_version})")]
+    Missing {
+        kind: &'static str,
+        name: String,
+        from_version: u16,
+        current_version: u16,
+    },
+    /// The stored version is newer than this build knows.
+    #[error(
+        "{kind} {name:?} has schema version {found}, newer than this build's {current_version}"
+    )]
+    FromTheFuture {
+        kind: &'static str,
+        name: String,
+        found: u16,
+        current_version: u16,
+    },
+    /// An upcaster failed.
+    #[error("upcasting {kind} {name:?} from schema version {from_version} failed: {reason}")]
+    Failed {
+        kind: &'static str,
+        name: String,
+        from_version: u16,
+        reason: String,
+    },
+}
+
+/// A registry of upcasters, keyed by (event type or snapshot type, from-version).
+#[derive(Clone, Default)]
+pub struct Upcasters {
+    events: HashMap<(String, u16), Arc<UpcastFn>>,
+    snapshots: HashMap<(String, u16), Arc<UpcastFn>>,
+}
+
+impl std::fmt::Debug for Upcasters {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut ev: Vec<_> = self.events.keys().collect();
+        ev.sort();
+        let mut sn: Vec<_> = self.snapshots.keys().collect();
+        sn.sort();
+        f.debug_struct("Upcasters")
+            .field("events", &ev)
+            .field("snapshots", &sn)
+            .finish()
+    }
+}
+
+impl Upcasters {
+    /// An empty registry.
+    pub fn new() -> Upcasters {
+        Upcasters::default()
+    }
+
+    /// Register the upcaster of event type `event_type` from `from_version` to `from_version + 1`.
+    pub fn register(
+        &mut self,
+        event_type: &str,
+        from_version: u16,
+        f: impl Fn(&[u8]) -> Result<Vec<u8>, String> + Send + Sync + 'static,
+    ) -> &mut Self {
+        self.events
+            .insert((event_type.to_string(), from_version), Arc::new(f));
+        self
+    }
+
+    /// Register the upcaster of an aggregate's snapshots (by aggregate type name) from
+    /// `from_version` to `from_version + 1`.
+    pub fn register_snapshot(
+        &mut self,
+        aggregate_type: &str,
+        from_version: u16,
+        f: impl Fn(&[u8]) -> Result<Vec<u8>, String> + Send + Sync + 'static,
+    ) -> &mut Self {
+        self.snapshots
+            .insert((aggregate_type.to_string(), from_version), Arc::new(f));
+        self
+    }
+
+    /// Bring an event payload stored at `version` up to `current`. Returns the payload and the
+    /// version reached (always `current` on success).
+    pub fn upcast(
+        &self,
+        event_type: &str,
+        version: u16,
+        current: u16,
+        payload: Vec<u8>,
+    ) -> Result<(Vec<u8>, u16), UpcastError> {
+        chain(
+            &self.events,
+            "event type",
+            event_type,
+            version,
+            current,
+            payload,
+        )
+    }
+
+    /// Bring a snapshot payload stored at `version` up to `current`.
+    pub fn upcast_snapshot(
+        &self,
+        aggregate_type: &str,
+        version: u16,
+        current: u16,
+        payload: Vec<u8>,
+    ) -> Result<(Vec<u8>, u16), UpcastError> {
+        chain(
+            &self.snapshots,
+            "snapshot of",
+            aggregate_type,
+            version,
+            current,
+            payload,
+        )
+    }
+}
+
+fn chain(
+    map: &HashMap<(String, u16), Arc<UpcastFn>>,
+    kind: &'static str,
+    name: &str,
+    mut version: u16,
+    current: u16,
+    mut payload: Vec<u8>,
+) -> Result<(Vec<u8>, u16), UpcastError> {
+    if version > current {
+        return Err(UpcastError::FromTheFuture {
+            kind,
+            name: name.to_string(),
+            found: version,
+            current_version: current,
+        });
+    }
+    // Bounded: the version grows by one per step up to `current`.
+    while version < current {
+        let f = map
+            .get(&(name.to_string(), version))
+            .ok_or_else(|| UpcastError::Missing {
+                kind,
+                name: name.to_string(),
+                from_version: version,
+                current_version: current,
+            })?;
+        payload = f(&payload).map_err(|reason| UpcastError::Failed {
+            kind,
+            name: name.to_string(),
+            from_version: version,
+            reason,
+        })?;
+        version += 1;
+    }
+    Ok((payload, version))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn chains_run_in_order() {
+        let mut up = Upcasters::new();
+        up.register("E", 1, |b| Ok([b, b"2"].concat()));
+        up.register("E", 2, |b| Ok([b, b"3"].concat()));
+        assert_eq!(up.upcast("E", 1, 3, b"1".to_vec()).unwrap().0, b"123");
+        assert_eq!(up.upcast("E", 2, 3, b"x".to_vec()).unwrap().0, b"x3");
+        assert_eq!(up.upcast("E", 3, 3, b"x".to_vec()).unwrap().0, b"x");
+        let err = up.upcast("F", 1, 2, vec![]).unwrap_err().to_string();
+        assert!(err.contains("\"F\"") && err.contains("version 1"), "{err}");
+        assert!(matches!(
+            up.upcast("E", 4, 3, vec![]),
+            Err(UpcastError::FromTheFuture { .. })
+        ));
+    }
+}
