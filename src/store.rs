@@ -226,6 +226,7 @@ impl Store {
             outcome.next_seq,
             outcome.next_seq,
             outcome.proven_durable_seq,
+            outcome.last_data_seq,
         );
         let events = index.len();
         let last_stamp_us = index.last_recorded_at_us().unwrap_or(i64::MIN);

@@ -53,3 +53,20 @@ fn index_after_reopen_equals_index_before_close() {
         assert_eq!(Store::open(&path).unwrap().index_fingerprint(), fp);
     }
 }
+
+#[test]
+fn reopening_without_appends_adds_no_frames() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("s.evs");
+    let store = Store::open_with(&path, small_options(Durability::Sync)).unwrap();
+    store
+        .append("s", ExpectedVersion::Any, &[event("T", "x")])
+        .unwrap();
+    drop(store); // writes one seal frame: the last event frame gets a durable watermark
+    let frames = Store::open(&path).unwrap().recovery_report().frames;
+    assert_eq!(frames, 2, "one event frame and one seal");
+    for _ in 0..3 {
+        let s = Store::open(&path).unwrap();
+        assert_eq!(s.recovery_report().frames, frames);
+    }
+}

@@ -23,6 +23,8 @@ pub struct ScanOutcome {
     pub next_seq: u64,
     /// Largest `durable_seq` claimed by a valid frame (0 if none).
     pub proven_durable_seq: u64,
+    /// Seq of the last frame that holds events (not a seal), if any.
+    pub last_data_seq: Option<u64>,
     /// Valid frames found.
     pub frames: u64,
     /// Bytes of valid frames (padding included).
@@ -46,6 +48,7 @@ pub(crate) fn scan(
     let mut off: u64 = 0;
     let mut seq: u64 = 0;
     let mut proven: u64 = 0;
+    let mut last_data_seq = None;
     let mut frames: u64 = 0;
     let mut frame_bytes: u64 = 0;
     let mut torn_reason = None;
@@ -69,6 +72,9 @@ pub(crate) fn scan(
                     )
                 })?;
                 proven = proven.max(h.durable_seq());
+                if h.body_len > 0 {
+                    last_data_seq = Some(seq);
+                }
                 off += h.size();
                 frame_bytes += h.size();
                 seq += 1;
@@ -119,6 +125,7 @@ pub(crate) fn scan(
         end_offset,
         next_seq: seq,
         proven_durable_seq: proven,
+        last_data_seq,
         frames,
         frame_bytes,
         torn_at,

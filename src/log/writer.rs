@@ -72,6 +72,8 @@ pub struct LogWriter {
     durable_seq: u64,
     /// Largest `durable_seq` recorded in a frame on disk.
     proven_durable_seq: u64,
+    /// Seq of the last frame holding events.
+    last_data_seq: Option<u64>,
     /// Frames written since the last sync.
     unsynced: bool,
     /// Bytes of the current write (frames of one group), reused across calls.
@@ -102,6 +104,7 @@ impl LogWriter {
         next_seq: u64,
         durable_seq: u64,
         proven_durable_seq: u64,
+        last_data_seq: Option<u64>,
     ) -> LogWriter {
         assert!(
             (seg_index as usize) < segments.len(),
@@ -117,6 +120,7 @@ impl LogWriter {
             next_seq,
             durable_seq,
             proven_durable_seq,
+            last_data_seq,
             unsynced: false,
             buf: Vec::new(),
             stats: WriterStats::default(),
@@ -128,9 +132,11 @@ impl LogWriter {
         self.next_seq
     }
 
-    /// Whether every frame written so far is covered by a durable watermark on disk.
+    /// Whether every frame holding events is covered by a durable watermark on disk (a later
+    /// frame says it was durable), so damage to it can never pass for a torn write.
     pub fn fully_proven(&self) -> bool {
-        self.proven_durable_seq >= self.next_seq
+        self.last_data_seq
+            .is_none_or(|seq| self.proven_durable_seq > seq)
     }
 
     /// The bytes of the last `write_batches` call; `WrittenFrame::body` ranges index into it.
@@ -221,6 +227,9 @@ impl LogWriter {
                         body,
                     });
                     self.proven_durable_seq = self.proven_durable_seq.max(seq - u64::from(lag));
+                    if body_len > 0 {
+                        self.last_data_seq = Some(seq);
+                    }
                     self.next_seq += 1;
                     open_frame = None;
                 }
