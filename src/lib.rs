@@ -23,6 +23,8 @@ pub mod aggregate;
 pub mod cli;
 pub mod codec;
 mod error;
+#[doc(hidden)]
+pub mod fuzzing;
 mod index;
 pub mod log;
 pub mod repository;
