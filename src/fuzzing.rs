@@ -194,7 +194,8 @@ pub fn ops(data: &[u8]) {
             0..=4 => {
                 let stream = format!("s{}", bytes.next().unwrap_or(0) % 4);
                 let count = 1 + (bytes.next().unwrap_or(0) % 3) as usize;
-                let size = (bytes.next().unwrap_or(0) as usize) * 97;
+                // At most 3 x 20,400 bytes: a batch always fits one 64 KiB segment.
+                let size = (bytes.next().unwrap_or(0) as usize) * 80;
                 let mode = bytes.next().unwrap_or(0) % 4;
                 let current = model.iter().rev().find(|e| e.0 == stream).map(|e| e.1);
                 let expected = match mode {

@@ -27,6 +27,7 @@ mod error;
 pub mod fuzzing;
 mod index;
 pub mod log;
+pub mod order;
 pub mod repository;
 pub mod snapshot;
 mod storage;

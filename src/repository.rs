@@ -47,8 +47,12 @@ pub enum RepositoryError<E: std::error::Error + 'static> {
         reason: String,
     },
     /// A stored event's schema cannot be brought to the current one.
-    #[error(transparent)]
-    Upcast(#[from] UpcastError),
+    #[error("cannot upcast the event at version {version} of {stream:?}: {source}")]
+    Upcast {
+        stream: String,
+        version: u64,
+        source: UpcastError,
+    },
     /// The storage failed.
     #[error(transparent)]
     Store(Error),
@@ -116,7 +120,8 @@ impl<A: Aggregate, S: EventStorage> Repository<A, S> {
         }
     }
 
-    /// Save a snapshot every `n` events (0: never).
+    /// Save a snapshot every `n` events. `0` turns snapshots off entirely: none are written and
+    /// none are read (every load replays the whole stream).
     pub fn with_snapshot_every(mut self, n: u64) -> Self {
         self.snapshot_every = n;
         self
@@ -152,12 +157,19 @@ impl<A: Aggregate, S: EventStorage> Repository<A, S> {
         let event = if meta.schema_version == current {
             A::Event::decode(&recorded.event_type, &recorded.data)
         } else {
-            let (payload, _) = self.upcasters.upcast(
-                &recorded.event_type,
-                meta.schema_version,
-                current,
-                recorded.data.clone(),
-            )?;
+            let (payload, _) = self
+                .upcasters
+                .upcast(
+                    &recorded.event_type,
+                    meta.schema_version,
+                    current,
+                    recorded.data.clone(),
+                )
+                .map_err(|source| RepositoryError::Upcast {
+                    stream: recorded.stream_id.clone(),
+                    version: recorded.version,
+                    source,
+                })?;
             A::Event::decode(&recorded.event_type, &payload)
         }
         .map_err(|e: CodecError| decode_err(e.to_string()))?;

@@ -57,7 +57,8 @@ pub struct SnapshotStats {
     pub live: u64,
     /// Snapshots saved since open.
     pub saved: u64,
-    /// Snapshots loaded and used.
+    /// Snapshots loaded and confirmed by the log (the caller may still skip one that is newer
+    /// than the version it asked for, e.g. `load_at_version`).
     pub used: u64,
     /// The sidecar header was missing, damaged or belonged to another log: started afresh.
     pub sidecar_resets: u64,

@@ -30,8 +30,9 @@ pub trait EventStorage: Send + Sync {
         to_version: u64,
     ) -> Result<Vec<RecordedEvent>>;
 
-    /// Last version of `stream` (`None`: no such stream).
-    fn stream_version(&self, stream: &str) -> Result<Option<u64>>;
+    /// Last version of `stream` (`None`: no such stream). (Named differently from
+    /// [`Store::stream_version`] so the two never shadow each other on an `Arc<Store>`.)
+    fn last_version(&self, stream: &str) -> Result<Option<u64>>;
 
     /// The latest snapshot the log confirms (version present with the same event id).
     fn load_snapshot(&self, stream: &str) -> Result<Option<Snapshot>>;
@@ -68,7 +69,7 @@ impl EventStorage for Store {
         Store::read_stream_range(self, stream, from_version, to_version)
     }
 
-    fn stream_version(&self, stream: &str) -> Result<Option<u64>> {
+    fn last_version(&self, stream: &str) -> Result<Option<u64>> {
         Ok(Store::stream_version(self, stream))
     }
 
@@ -108,8 +109,45 @@ impl<S: EventStorage + ?Sized> EventStorage for Arc<S> {
     ) -> Result<Vec<RecordedEvent>> {
         (**self).read_stream_range(stream, from_version, to_version)
     }
-    fn stream_version(&self, stream: &str) -> Result<Option<u64>> {
-        (**self).stream_version(stream)
+    fn last_version(&self, stream: &str) -> Result<Option<u64>> {
+        (**self).last_version(stream)
+    }
+    fn load_snapshot(&self, stream: &str) -> Result<Option<Snapshot>> {
+        (**self).load_snapshot(stream)
+    }
+    fn save_snapshot(
+        &self,
+        stream: &str,
+        version: u64,
+        event_id: Uuid,
+        payload: &[u8],
+    ) -> Result<()> {
+        (**self).save_snapshot(stream, version, event_id, payload)
+    }
+    fn note_snapshot_undecodable(&self, stream: &str) -> Result<()> {
+        (**self).note_snapshot_undecodable(stream)
+    }
+}
+
+impl<S: EventStorage + ?Sized> EventStorage for &S {
+    fn append(
+        &self,
+        stream: &str,
+        expected: ExpectedVersion,
+        events: &[NewEvent],
+    ) -> Result<AppendResult> {
+        (**self).append(stream, expected, events)
+    }
+    fn read_stream_range(
+        &self,
+        stream: &str,
+        from_version: u64,
+        to_version: u64,
+    ) -> Result<Vec<RecordedEvent>> {
+        (**self).read_stream_range(stream, from_version, to_version)
+    }
+    fn last_version(&self, stream: &str) -> Result<Option<u64>> {
+        (**self).last_version(stream)
     }
     fn load_snapshot(&self, stream: &str) -> Result<Option<Snapshot>> {
         (**self).load_snapshot(stream)

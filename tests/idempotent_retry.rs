@@ -105,7 +105,7 @@ fn new_ids_with_a_stale_version_are_a_conflict_not_a_retry() {
     // Same id as an event of another stream is not a retry of this one.
     let e = NewEvent::new("A", b"x".to_vec());
     store
-        .append("t", ExpectedVersion::Any, &[e.clone()])
+        .append("t", ExpectedVersion::Any, std::slice::from_ref(&e))
         .unwrap();
     let r = store.append("u", ExpectedVersion::Any, &[e]).unwrap();
     assert_eq!(r.first_version, 0);

@@ -18,8 +18,12 @@ fn bad_appends_are_rejected_and_write_nothing() {
     let store =
         Store::open_with(dir.path().join("s.evs"), small_options(Durability::Sync)).unwrap();
     let ok = event("T", "x");
-    assert_invalid(store.append("", ExpectedVersion::Any, &[ok.clone()]));
-    assert_invalid(store.append(&"s".repeat(256), ExpectedVersion::Any, &[ok.clone()]));
+    assert_invalid(store.append("", ExpectedVersion::Any, std::slice::from_ref(&ok)));
+    assert_invalid(store.append(
+        &"s".repeat(256),
+        ExpectedVersion::Any,
+        std::slice::from_ref(&ok),
+    ));
     assert_invalid(store.append("s", ExpectedVersion::Any, &[]));
     assert_invalid(store.append("s", ExpectedVersion::Any, &[event("", "x")]));
     assert_invalid(store.append("s", ExpectedVersion::Any, &[event(&"t".repeat(256), "x")]));
