@@ -66,6 +66,10 @@ pub struct Store {
     recovery: RecoveryReport,
     /// The snapshot sidecar, opened on first use.
     snapshots: Mutex<Option<SnapshotStore>>,
+    /// Number of visible events, for readers waiting on new ones (subscriptions). Kept apart
+    /// from `state` so waiting readers never contend with appenders.
+    visible: Mutex<u64>,
+    visible_changed: Condvar,
 }
 
 /// Appender-side state, behind the `state` mutex.
@@ -259,6 +263,8 @@ impl Store {
                 trimmed,
             },
             snapshots: Mutex::new(None),
+            visible: Mutex::new(events),
+            visible_changed: Condvar::new(),
         })
     }
 
@@ -371,6 +377,8 @@ impl Store {
         match outcome {
             Ok(()) => {
                 st.published = group_end;
+                *self.visible.lock() = group_end;
+                self.visible_changed.notify_all();
                 for (stream, last) in streams {
                     if st.inflight.get(&stream) == Some(&last) {
                         st.inflight.remove(&stream);
@@ -560,6 +568,35 @@ impl Store {
                 reader.read(loc, p)
             })
             .collect()
+    }
+
+    /// Block until an event at `position` or later is visible, or `timeout` passes. Returns
+    /// whether it is visible. Subscriptions use this to wait for new events without polling.
+    ///
+    /// ```
+    /// # use evstore::{ExpectedVersion, NewEvent, Store};
+    /// # use std::time::Duration;
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// let store = Store::open(dir.path().join("w.evs"))?;
+    /// assert!(!store.wait_for_position(0, Duration::from_millis(1)));
+    /// store.append("s", ExpectedVersion::Any, &[NewEvent::new("E", vec![])])?;
+    /// assert!(store.wait_for_position(0, Duration::from_millis(1)));
+    /// # Ok::<(), evstore::Error>(())
+    /// ```
+    pub fn wait_for_position(&self, position: u64, timeout: std::time::Duration) -> bool {
+        let deadline = std::time::Instant::now() + timeout;
+        let mut visible = self.visible.lock();
+        // Bounded by the deadline: every wake-up either returns or waits less.
+        while *visible <= position {
+            if self
+                .visible_changed
+                .wait_until(&mut visible, deadline)
+                .timed_out()
+            {
+                return *visible > position;
+            }
+        }
+        true
     }
 
     /// The last version of `stream`, or `None` if it has no events.
