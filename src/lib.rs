@@ -27,6 +27,7 @@ mod error;
 pub mod fuzzing;
 mod index;
 pub mod log;
+pub mod maintenance;
 pub mod order;
 pub mod repository;
 pub mod snapshot;

@@ -1,0 +1,386 @@
+//! Operator tools on a closed log file: [`verify`] (read-only) and [`repair`] (trim to the last
+//! valid frame before damage, after keeping a backup).
+
+use std::fs::{File, OpenOptions, TryLockError};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use crate::error::{Error, Result};
+use crate::index::Index;
+use crate::log::frame::{self, FRAME_ALIGN, FRAME_HEADER_SIZE};
+use crate::log::reader;
+use crate::log::segment::{self, FileHeader, HeaderError, Segment, HEADER_SIZE};
+use crate::snapshot::{self, SnapshotStore};
+
+/// What [`verify`] found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VerifyReport {
+    /// Bytes of the log file.
+    pub file_bytes: u64,
+    /// Segment size from the header.
+    pub segment_size: u64,
+    /// Segments present (the last may be partial).
+    pub segments: u64,
+    /// Valid frames before the end (or the damage).
+    pub frames: u64,
+    /// Events in those frames.
+    pub events: u64,
+    /// Streams in those frames.
+    pub streams: u64,
+    /// The verdict on the log.
+    pub verdict: Verdict,
+    /// The snapshot sidecar, if there is one.
+    pub sidecar: Option<SidecarReport>,
+}
+
+/// The verdict of [`verify`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verdict {
+    /// Every frame checks out and nothing follows the end of the log.
+    Clean,
+    /// Only a torn tail: opening the store would trim it (nothing acknowledged is lost).
+    TornTail {
+        segment: u64,
+        offset: u64,
+        reason: String,
+    },
+    /// Damage the log proves was durable, or invalid content: opening refuses.
+    Corrupt {
+        segment: Option<u64>,
+        offset: u64,
+        what: String,
+    },
+}
+
+/// The sidecar part of [`VerifyReport`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SidecarReport {
+    pub path: PathBuf,
+    pub bytes: u64,
+    /// Streams with a readable snapshot.
+    pub live_snapshots: u64,
+    /// Damaged records found (they would be cut on open; snapshots are a cache).
+    pub corrupt_records: u64,
+    /// Whether the header was unusable (another log's sidecar, or garbage).
+    pub reset: bool,
+}
+
+fn lock_err(path: &Path, e: TryLockError) -> Error {
+    match e {
+        TryLockError::WouldBlock => Error::Locked {
+            path: path.to_path_buf(),
+        },
+        TryLockError::Error(e) => Error::Io(e),
+    }
+}
+
+fn header_of(file: &File, path: &Path, file_len: u64) -> Result<FileHeader> {
+    use std::os::unix::fs::FileExt;
+    let mut buf = vec![0u8; file_len.min(HEADER_SIZE) as usize];
+    file.read_exact_at(&mut buf, 0)?;
+    FileHeader::decode(&buf).map_err(|e| match e {
+        HeaderError::NotALog(what) => Error::NotALog {
+            path: path.to_path_buf(),
+            what,
+        },
+        HeaderError::Unsupported(found) => Error::UnsupportedFormat {
+            path: path.to_path_buf(),
+            found,
+            supported: segment::FORMAT_VERSION,
+        },
+        HeaderError::Corrupt(what) => Error::Corruption {
+            segment: None,
+            offset: 0,
+            what,
+        },
+    })
+}
+
+/// Scan the file read-only. `Ok((header, segments, outcome-or-corruption, index))`.
+fn scan_readonly(
+    file: &File,
+    path: &Path,
+) -> Result<(FileHeader, u64, u64, Result<reader::ScanOutcome>, Index)> {
+    let file_len = file.metadata()?.len();
+    let header = header_of(file, path, file_len)?;
+    if file_len < HEADER_SIZE {
+        return Err(Error::Corruption {
+            segment: None,
+            offset: file_len,
+            what: "file shorter than its header".into(),
+        });
+    }
+    let seg_size = header.segment_size;
+    let seg_count = (file_len - HEADER_SIZE).div_ceil(seg_size);
+    let mut maps = Vec::with_capacity(seg_count as usize);
+    for k in 0..seg_count {
+        let len = (file_len - header.segment_start(k)).min(seg_size);
+        maps.push(Arc::new(Segment::map(file, &header, k, len)?));
+    }
+    let slices: Vec<&[u8]> = maps.iter().map(|m| m.bytes()).collect();
+    let mut index = Index::default();
+    let outcome = reader::scan(&header, &slices, &mut index);
+    Ok((header, file_len, seg_count, outcome, index))
+}
+
+/// Check a log file (and its sidecar) without changing anything. Takes a shared lock, so it
+/// fails with [`Error::Locked`] while a store has the file open.
+///
+/// ```
+/// # let dir = tempfile::tempdir().unwrap();
+/// # let path = dir.path().join("v.evs");
+/// # drop(evstore::Store::open(&path)?);
+/// let report = evstore::maintenance::verify(&path)?;
+/// assert_eq!(report.verdict, evstore::maintenance::Verdict::Clean);
+/// # Ok::<(), evstore::Error>(())
+/// ```
+pub fn verify(path: impl AsRef<Path>) -> Result<VerifyReport> {
+    let path = path.as_ref();
+    let file = File::open(path)?;
+    file.try_lock_shared().map_err(|e| lock_err(path, e))?;
+    let (header, file_len, seg_count, outcome, index) = scan_readonly(&file, path)?;
+    let verdict = match &outcome {
+        Ok(o) => match o.torn_at {
+            None => Verdict::Clean,
+            Some(_) => Verdict::TornTail {
+                segment: o.end_segment,
+                offset: o.end_offset,
+                reason: o
+                    .torn_reason
+                    .clone()
+                    .unwrap_or_else(|| "non-zero bytes after the last valid frame".into()),
+            },
+        },
+        Err(Error::Corruption {
+            segment,
+            offset,
+            what,
+        }) => Verdict::Corrupt {
+            segment: *segment,
+            offset: *offset,
+            what: what.clone(),
+        },
+        Err(e) => return Err(clone_err(e)),
+    };
+    let frames = match &outcome {
+        Ok(o) => o.frames,
+        Err(_) => 0,
+    };
+    let sidecar = verify_sidecar(path, &header)?;
+    Ok(VerifyReport {
+        file_bytes: file_len,
+        segment_size: header.segment_size,
+        segments: seg_count,
+        frames,
+        events: index.len(),
+        streams: index.stream_count() as u64,
+        verdict,
+        sidecar,
+    })
+}
+
+fn clone_err(e: &Error) -> Error {
+    Error::InvalidInput(e.to_string())
+}
+
+/// Check the sidecar on a copy (opening a sidecar repairs it, and verify changes nothing).
+fn verify_sidecar(log_path: &Path, header: &FileHeader) -> Result<Option<SidecarReport>> {
+    let path = snapshot::sidecar_path(log_path);
+    let Ok(meta) = std::fs::metadata(&path) else {
+        return Ok(None);
+    };
+    let tmp = std::env::temp_dir().join(format!(
+        "evstore-verify-{}-{}.snap",
+        std::process::id(),
+        uuid::Uuid::new_v4().simple()
+    ));
+    std::fs::copy(&path, &tmp)?;
+    let result = SnapshotStore::open(&tmp, header.file_id).map(|s| s.stats());
+    let _ = std::fs::remove_file(&tmp);
+    let stats = result?;
+    Ok(Some(SidecarReport {
+        path,
+        bytes: meta.len(),
+        live_snapshots: stats.live,
+        corrupt_records: stats.corrupt_records,
+        reset: stats.sidecar_resets > 0,
+    }))
+}
+
+/// What [`repair`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RepairReport {
+    /// The copy of the file taken before any change.
+    pub backup: PathBuf,
+    /// Where the log now ends (segment, offset).
+    pub cut_segment: u64,
+    pub cut_offset: u64,
+    /// Events kept (positions `0..events_kept`).
+    pub events_kept: u64,
+    /// Frames after the cut whose contents could still be read (and are now gone).
+    pub lost_frames: Vec<LostFrame>,
+    /// Whether the damaged frame itself was unreadable (its events are unknown).
+    pub damaged_frame_unreadable: bool,
+}
+
+/// A frame removed by [`repair`]: what it held.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LostFrame {
+    pub seq: u64,
+    pub segment: u64,
+    pub offset: u64,
+    /// (stream, first version, event count) of each append in the frame.
+    pub appends: Vec<(String, u64, u32)>,
+}
+
+/// Repair a log that [`verify`] reports as corrupt: copy it to `<file>.bak-<UTC time>`, then
+/// cut it at the damaged frame, keeping every frame before it. Reports what was lost. A clean
+/// or torn-tail-only log is left unchanged (opening it trims a torn tail by itself) and
+/// reported with nothing lost. Takes the exclusive lock.
+pub fn repair(path: impl AsRef<Path>) -> Result<RepairReport> {
+    let path = path.as_ref();
+    let file = OpenOptions::new().read(true).write(true).open(path)?;
+    file.try_lock().map_err(|e| lock_err(path, e))?;
+    let backup = {
+        let stamp = chrono::Utc::now().format("%Y%m%dT%H%M%S%.6fZ");
+        let mut name = path.as_os_str().to_owned();
+        name.push(format!(".bak-{stamp}"));
+        PathBuf::from(name)
+    };
+    let (header, _len, seg_count, outcome, index) = scan_readonly(&file, path)?;
+    let (segment, offset) = match outcome {
+        Ok(o) => {
+            return Ok(RepairReport {
+                backup: PathBuf::new(),
+                cut_segment: o.end_segment,
+                cut_offset: o.end_offset,
+                events_kept: index.len(),
+                lost_frames: Vec::new(),
+                damaged_frame_unreadable: false,
+            })
+        }
+        Err(Error::Corruption {
+            segment: Some(s),
+            offset,
+            ..
+        }) => (s, offset),
+        Err(e) => return Err(e),
+    };
+    // The index holds exactly the frames before the damage (a failed frame never half-indexes:
+    // scan aborts on it, and add_frame may have taken part of that frame only).
+    let mut kept = Index::default();
+    {
+        let maps = map_all(&file, &header, seg_count)?;
+        let slices: Vec<&[u8]> = maps.iter().map(|m| m.bytes()).collect();
+        let _ = reader::scan(
+            &header,
+            &truncated_view(&header, &slices, segment, offset),
+            &mut kept,
+        );
+    }
+    // Salvage what follows, for the report.
+    let (lost_frames, damaged_unreadable) = {
+        let maps = map_all(&file, &header, seg_count)?;
+        let slices: Vec<&[u8]> = maps.iter().map(|m| m.bytes()).collect();
+        salvage(&header, &slices, segment, offset)
+    };
+    std::fs::copy(path, &backup)?;
+    File::open(&backup)?.sync_all()?;
+    segment::sync_parent_dir(&backup)?;
+    file.set_len(header.segment_start(segment) + offset)?;
+    file.sync_all()?;
+    Ok(RepairReport {
+        backup,
+        cut_segment: segment,
+        cut_offset: offset,
+        events_kept: kept.len(),
+        lost_frames,
+        damaged_frame_unreadable: damaged_unreadable,
+    })
+}
+
+fn map_all(file: &File, header: &FileHeader, seg_count: u64) -> Result<Vec<Segment>> {
+    let file_len = file.metadata()?.len();
+    (0..seg_count)
+        .map(|k| {
+            let len = (file_len - header.segment_start(k)).min(header.segment_size);
+            Ok(Segment::map(file, header, k, len)?)
+        })
+        .collect()
+}
+
+/// The segments as if the file ended at (`segment`, `offset`).
+fn truncated_view<'a>(
+    _header: &FileHeader,
+    slices: &[&'a [u8]],
+    segment: u64,
+    offset: u64,
+) -> Vec<&'a [u8]> {
+    let mut out: Vec<&[u8]> = slices.iter().take(segment as usize).copied().collect();
+    if let Some(s) = slices.get(segment as usize) {
+        out.push(&s[..(offset as usize).min(s.len())]);
+    }
+    out
+}
+
+/// Frames after the damage at (`segment`, `offset`) whose header and body both check out.
+fn salvage(
+    header: &FileHeader,
+    slices: &[&[u8]],
+    segment: u64,
+    offset: u64,
+) -> (Vec<LostFrame>, bool) {
+    let mut lost = Vec::new();
+    let mut damaged_unreadable = true;
+    for (k, seg) in slices.iter().enumerate().skip(segment as usize) {
+        let mut p = if k as u64 == segment {
+            offset as usize
+        } else {
+            0
+        };
+        // Bounded by the segment length: p grows by at least FRAME_ALIGN per iteration.
+        while p + FRAME_HEADER_SIZE <= seg.len() {
+            if seg[p..p + FRAME_HEADER_SIZE].iter().all(|&b| b == 0) {
+                p += FRAME_ALIGN;
+                continue;
+            }
+            let Ok(h) = frame::decode_frame_header(&seg[p..], &header.file_id) else {
+                p += FRAME_ALIGN;
+                continue;
+            };
+            let Ok((h2, body)) = frame::check_frame(&seg[p..], &header.file_id, h.seq) else {
+                p += FRAME_ALIGN;
+                continue;
+            };
+            if k as u64 == segment && p as u64 == offset {
+                damaged_unreadable = false;
+            }
+            let mut appends = Vec::new();
+            let mut at = 0usize;
+            while at < body.len() {
+                let Ok(b) = frame::decode_batch_header(&body[at..]) else {
+                    break;
+                };
+                appends.push((b.stream.to_string(), b.first_version, b.event_count));
+                let mut off = b.events_offset;
+                for _ in 0..b.event_count {
+                    match frame::decode_event(&body[at + off..]) {
+                        Ok(ev) => off += ev.size,
+                        Err(_) => break,
+                    }
+                }
+                at += off;
+            }
+            if !appends.is_empty() {
+                lost.push(LostFrame {
+                    seq: h2.seq,
+                    segment: k as u64,
+                    offset: p as u64,
+                    appends,
+                });
+            }
+            p += h2.size() as usize;
+        }
+    }
+    (lost, damaged_unreadable)
+}
