@@ -241,6 +241,13 @@ impl Index {
         (self.streams[i as usize].positions.len() as u64).checked_sub(1)
     }
 
+    /// Position of one version of a stream.
+    pub fn stream_position(&self, stream: &str, version: u64) -> Option<u64> {
+        let &i = self.stream_ids.get(stream)?;
+        let v = usize::try_from(version).ok()?;
+        self.streams[i as usize].positions.get(v).copied()
+    }
+
     /// Positions of a stream's versions `[from_version, to_version)`.
     pub fn stream_positions(&self, stream: &str, from_version: u64, to_version: u64) -> Vec<u64> {
         let Some(&i) = self.stream_ids.get(stream) else {

@@ -414,7 +414,7 @@ impl Store {
         };
         let mut reader = EventReader::new(self.header, self.segments.snapshot());
         let mut id_at = |version: u64| -> Result<Option<Uuid>> {
-            let Some(&pos) = index.stream_positions(stream, version, version + 1).first() else {
+            let Some(pos) = index.stream_position(stream, version) else {
                 return Ok(None);
             };
             match index.location(pos) {
@@ -702,10 +702,7 @@ impl Store {
     pub fn event_id_at(&self, stream: &str, version: u64) -> Result<Option<Uuid>> {
         let loc = {
             let index = self.index.read();
-            let Some(&pos) = index
-                .stream_positions(stream, version, version.saturating_add(1))
-                .first()
-            else {
+            let Some(pos) = index.stream_position(stream, version) else {
                 return Ok(None);
             };
             index.location(pos).ok_or_else(|| missing_location(pos))?
