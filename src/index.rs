@@ -103,6 +103,9 @@ pub(crate) struct Index {
     type_ids: HashMap<Box<str>, u32>,
     types: Vec<ChunkedVec>,
     last_recorded_at_us: Option<i64>,
+    /// The type of the last event indexed: most logs repeat types in runs, and this skips a
+    /// hash lookup per event.
+    last_type: Option<(u32, Box<str>)>,
 }
 
 impl Index {
@@ -110,7 +113,6 @@ impl Index {
     /// On error the index may hold part of the frame and must be discarded (recovery aborts).
     pub fn add_frame(&mut self, body: &[u8], body_file_offset: u64) -> Result<(), IndexError> {
         let mut at = 0usize;
-        let mut last_type: Option<(u32, usize, usize)> = None; // (type id, start, len) in body
         while at < body.len() {
             let err = |what: String| IndexError {
                 body_offset: at,
@@ -155,44 +157,34 @@ impl Index {
                     h.stream, h.first_version, have
                 )));
             }
-            // Check every event before touching the index for this batch.
-            let mut off = h.events_offset;
-            for _ in 0..h.event_count {
-                let ev = frame::decode_event(&batch[off..]).map_err(|e| err(e.to_string()))?;
-                off += ev.size;
-            }
             let first_position = self.positions.len() as u64;
             grow_gently(
                 &mut self.streams[stream_idx].positions,
                 h.event_count as usize,
             );
-            let mut ev_off = h.events_offset;
+            // One pass: on an error the caller discards the whole index (see above).
+            let mut off = h.events_offset;
             for i in 0..h.event_count {
-                let ev = frame::decode_event(&batch[ev_off..]).map_err(|e| err(e.to_string()))?;
-                let type_start = at + ev_off + frame::EVENT_FIXED;
-                let type_len = ev.event_type.len();
-                ev_off += ev.size;
+                let ev = frame::decode_event(&batch[off..]).map_err(|e| err(e.to_string()))?;
+                off += ev.size;
                 let position = first_position + u64::from(i);
                 self.positions
                     .push(Location::new(batch_file_offset, i).to_raw());
                 self.streams[stream_idx].positions.push(position);
-                let type_id = match last_type {
-                    Some((id, s, l))
-                        if body[s..s + l] == body[type_start..type_start + type_len] =>
-                    {
-                        id
-                    }
+                let type_id = match &self.last_type {
+                    Some((id, name)) if **name == *ev.event_type => *id,
                     _ => {
                         let id = match self.type_ids.get(ev.event_type) {
                             Some(&id) => id,
                             None => {
-                                let id = self.types.len() as u32;
+                                let id = u32::try_from(self.types.len())
+                                    .map_err(|_| err("more than 2^32 event types".into()))?;
                                 self.type_ids.insert(ev.event_type.into(), id);
                                 self.types.push(ChunkedVec::default());
                                 id
                             }
                         };
-                        last_type = Some((id, type_start, type_len));
+                        self.last_type = Some((id, ev.event_type.into()));
                         id
                     }
                 };
@@ -325,12 +317,12 @@ pub struct IndexFingerprint {
     pub locations: Vec<u64>,
 }
 
-/// Reserve room for `extra` more elements, growing by a quarter instead of doubling, so a
-/// stream's vector wastes at most ~25% (plus 4 slots) instead of up to 50%.
+/// Reserve room for `extra` more elements, growing by a quarter (at least 4 slots) instead of
+/// doubling, so a stream's vector wastes at most ~25% (or 4 slots) instead of up to 50%.
 fn grow_gently(v: &mut Vec<u64>, extra: usize) {
     let need = v.len() + extra;
     if need > v.capacity() {
-        let target = need.max(v.len() + v.len() / 4).max(4);
+        let target = need.max(v.len() + (v.len() / 4).max(4));
         v.reserve_exact(target - v.len());
     }
 }

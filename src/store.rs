@@ -425,21 +425,13 @@ impl Store {
         let start = match expected {
             ExpectedVersion::Exact(v) if v < current => v + 1,
             ExpectedVersion::NoStream => 0,
-            ExpectedVersion::Any | ExpectedVersion::StreamExists => {
-                // Where would the first event be if this is a retry of the stream's tail?
-                let window_start = (visible + 1).saturating_sub(n);
-                let mut found = None;
-                for v in window_start..=visible {
-                    if id_at(v)? == Some(events[0].event_id) {
-                        found = Some(v);
-                        break;
-                    }
-                }
-                match found {
-                    Some(v) => v,
-                    None => return Ok(None),
-                }
-            }
+            // A retry of the stream's most recent append: its first event sits exactly `n`
+            // events from the end. (An `Any` retry after other appends to the same stream is
+            // not recognised: use `Exact` when retries matter.) One id read per append.
+            ExpectedVersion::Any | ExpectedVersion::StreamExists => match (visible + 1).checked_sub(n) {
+                Some(start) => start,
+                None => return Ok(None),
+            },
             ExpectedVersion::Exact(_) => return Ok(None),
         };
         if id_at(start)? != Some(events[0].event_id) {
