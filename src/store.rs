@@ -357,21 +357,34 @@ impl Store {
         let batches = std::mem::take(&mut st.queue);
         let streams = std::mem::take(&mut st.queue_streams);
         let group_end = st.next_position;
-        let outcome = MutexGuard::unlocked(st, || -> io::Result<()> {
-            let mut w = self.writer.lock();
-            let frames = w.write_batches(&batches)?;
-            if self.options.durability == Durability::Sync {
-                w.sync()?;
-            }
-            let mut index = self.index.write();
-            for f in &frames {
-                let body = &w.buffer()[f.body.clone()];
-                if let Err(e) = index.add_frame(body, f.body_file_offset) {
-                    panic!("a frame the writer just built does not index: {e:?}");
+        let outcome = MutexGuard::unlocked(st, || {
+            // A panic here (an internal invariant broke) must not leave `leader` set, or every
+            // other appender would wait forever: catch it, poison the store, then re-raise.
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| -> io::Result<()> {
+                let mut w = self.writer.lock();
+                let frames = w.write_batches(&batches)?;
+                if self.options.durability == Durability::Sync {
+                    w.sync()?;
                 }
-            }
-            Ok(())
+                let mut index = self.index.write();
+                for f in &frames {
+                    let body = &w.buffer()[f.body.clone()];
+                    if let Err(e) = index.add_frame(body, f.body_file_offset) {
+                        panic!("a frame the writer just built does not index: {e:?}");
+                    }
+                }
+                Ok(())
+            }))
         });
+        let outcome = match outcome {
+            Ok(result) => result,
+            Err(panic) => {
+                st.leader = false;
+                st.poisoned = true;
+                self.published.notify_all();
+                std::panic::resume_unwind(panic);
+            }
+        };
         st.leader = false;
         self.published.notify_all();
         match outcome {
@@ -428,10 +441,12 @@ impl Store {
             // A retry of the stream's most recent append: its first event sits exactly `n`
             // events from the end. (An `Any` retry after other appends to the same stream is
             // not recognised: use `Exact` when retries matter.) One id read per append.
-            ExpectedVersion::Any | ExpectedVersion::StreamExists => match (visible + 1).checked_sub(n) {
-                Some(start) => start,
-                None => return Ok(None),
-            },
+            ExpectedVersion::Any | ExpectedVersion::StreamExists => {
+                match (visible + 1).checked_sub(n) {
+                    Some(start) => start,
+                    None => return Ok(None),
+                }
+            }
             ExpectedVersion::Exact(_) => return Ok(None),
         };
         if id_at(start)? != Some(events[0].event_id) {
