@@ -64,6 +64,10 @@ pub enum Error {
     #[error("the store is poisoned by an earlier I/O error; reopen it to continue")]
     Poisoned,
 
+    /// The store was opened with `Options::read_only`.
+    #[error("the store is open read-only")]
+    ReadOnly,
+
     /// An operating-system I/O error.
     #[error("I/O error: {0}")]
     Io(#[from] std::io::Error),

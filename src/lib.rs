@@ -29,10 +29,13 @@ mod index;
 pub mod log;
 pub mod maintenance;
 pub mod order;
+pub mod projection;
 pub mod repository;
+pub mod saga;
 pub mod snapshot;
 mod storage;
 mod store;
+pub mod subscription;
 mod types;
 pub mod upcast;
 

@@ -139,32 +139,33 @@ pub fn verify(path: impl AsRef<Path>) -> Result<VerifyReport> {
     let file = File::open(path)?;
     file.try_lock_shared().map_err(|e| lock_err(path, e))?;
     let (header, file_len, seg_count, outcome, index) = scan_readonly(&file, path)?;
-    let verdict = match &outcome {
+    let (verdict, frames) = match outcome {
         Ok(o) => match o.torn_at {
-            None => Verdict::Clean,
-            Some(_) => Verdict::TornTail {
-                segment: o.end_segment,
-                offset: o.end_offset,
-                reason: o
-                    .torn_reason
-                    .clone()
-                    .unwrap_or_else(|| "non-zero bytes after the last valid frame".into()),
-            },
+            None => (Verdict::Clean, o.frames),
+            Some(_) => (
+                Verdict::TornTail {
+                    segment: o.end_segment,
+                    offset: o.end_offset,
+                    reason: o
+                        .torn_reason
+                        .unwrap_or_else(|| "non-zero bytes after the last valid frame".into()),
+                },
+                o.frames,
+            ),
         },
         Err(Error::Corruption {
             segment,
             offset,
             what,
-        }) => Verdict::Corrupt {
-            segment: *segment,
-            offset: *offset,
-            what: what.clone(),
-        },
-        Err(e) => return Err(clone_err(e)),
-    };
-    let frames = match &outcome {
-        Ok(o) => o.frames,
-        Err(_) => 0,
+        }) => (
+            Verdict::Corrupt {
+                segment,
+                offset,
+                what,
+            },
+            0,
+        ),
+        Err(e) => return Err(e),
     };
     let sidecar = verify_sidecar(path, &header)?;
     Ok(VerifyReport {
@@ -177,10 +178,6 @@ pub fn verify(path: impl AsRef<Path>) -> Result<VerifyReport> {
         verdict,
         sidecar,
     })
-}
-
-fn clone_err(e: &Error) -> Error {
-    Error::InvalidInput(e.to_string())
 }
 
 /// Check the sidecar on a copy (opening a sidecar repairs it, and verify changes nothing).

@@ -62,7 +62,8 @@ pub struct Store {
     index: RwLock<Index>,
     state: Mutex<WriterState>,
     published: Condvar,
-    writer: Mutex<LogWriter>,
+    /// `None` when opened read-only.
+    writer: Mutex<Option<LogWriter>>,
     recovery: RecoveryReport,
     /// The snapshot sidecar, opened on first use.
     snapshots: Mutex<Option<SnapshotStore>>,
@@ -99,7 +100,8 @@ pub struct RecoveryReport {
     pub frames: u64,
     /// Events in the log.
     pub events: u64,
-    /// Set when a torn tail was trimmed.
+    /// Set when a torn tail was found: trimmed from the file (read-write), or skipped and left
+    /// in place (read-only).
     pub trimmed: Option<TrimReport>,
 }
 
@@ -154,20 +156,36 @@ impl Store {
     ) -> Result<Store> {
         segment::validate_segment_size(options.segment_size).map_err(Error::InvalidInput)?;
         let path = path.as_ref().to_path_buf();
-        let file = open_or_create(&path, &options)?;
-        match file.try_lock() {
+        let read_only = options.read_only;
+        let file = if read_only {
+            File::open(&path)?
+        } else {
+            open_or_create(&path, &options)?
+        };
+        let locked = if read_only {
+            file.try_lock_shared()
+        } else {
+            file.try_lock()
+        };
+        match locked {
             Ok(()) => {}
             Err(TryLockError::WouldBlock) => return Err(Error::Locked { path }),
             Err(TryLockError::Error(e)) => return Err(Error::Io(e)),
         }
         let mut file_len = file.metadata()?.len();
         if file_len == 0 {
+            if read_only || !options.create_if_missing {
+                return Err(Error::NotALog {
+                    path,
+                    what: "the file is empty".into(),
+                });
+            }
             segment::initialize(&file, options.segment_size)?;
             file_len = file.metadata()?.len();
         }
         let header = read_header(&file, &path, file_len)?;
         let seg_size = header.segment_size;
-        if file_len < HEADER_SIZE + seg_size {
+        if file_len < HEADER_SIZE + seg_size && !read_only {
             // Header only (initialisation interrupted): segment 0 was never used.
             segment::allocate(&file, HEADER_SIZE, seg_size)?;
             file.sync_all()?;
@@ -188,24 +206,23 @@ impl Store {
         };
 
         let desired_len = header.segment_start(outcome.end_segment) + seg_size;
-        let mut trimmed = None;
-        let maps = if outcome.torn_at.is_some() || file_len != desired_len {
+        let trimmed = outcome.torn_at.map(|_| TrimReport {
+            segment: outcome.end_segment,
+            offset: outcome.end_offset,
+            reason: outcome
+                .torn_reason
+                .clone()
+                .unwrap_or_else(|| "non-zero bytes after the last valid frame".into()),
+        });
+        let maps = if read_only {
+            scan_maps
+        } else if outcome.torn_at.is_some() || file_len != desired_len {
             // Trim: drop every map first (no truncation under a live map), cut the file at the
             // end of the log, re-extend the last segment with zeros.
             drop(scan_maps);
             let cut = header.segment_start(outcome.end_segment) + outcome.end_offset;
             file.set_len(cut)?;
             segment::allocate(&file, header.segment_start(outcome.end_segment), seg_size)?;
-            if let Some((_, _)) = outcome.torn_at {
-                trimmed = Some(TrimReport {
-                    segment: outcome.end_segment,
-                    offset: outcome.end_offset,
-                    reason: outcome
-                        .torn_reason
-                        .clone()
-                        .unwrap_or_else(|| "non-zero bytes after the last valid frame".into()),
-                });
-            }
             let mut maps = Vec::with_capacity(outcome.end_segment as usize + 1);
             for k in 0..=outcome.end_segment {
                 maps.push(Arc::new(Segment::map(&file, &header, k, seg_size)?));
@@ -214,24 +231,31 @@ impl Store {
         } else {
             scan_maps
         };
-        // Everything that survived the scan becomes durable now, so the next frame can say so.
-        file.sync_all()?;
+        if !read_only {
+            // Everything that survived the scan becomes durable now, so the next frame can
+            // say so.
+            file.sync_all()?;
+        }
 
         let segments = Arc::new(SegmentTable::new(maps));
-        let file = Arc::new(file);
-        let io = wrap_io(file.try_clone()?);
-        let writer = LogWriter::new(
-            io,
-            file,
-            header,
-            segments.clone(),
-            outcome.end_segment,
-            outcome.end_offset,
-            outcome.next_seq,
-            outcome.next_seq,
-            outcome.proven_durable_seq,
-            outcome.last_data_seq,
-        );
+        let writer = if read_only {
+            None
+        } else {
+            let file = Arc::new(file);
+            let io = wrap_io(file.try_clone()?);
+            Some(LogWriter::new(
+                io,
+                file,
+                header,
+                segments.clone(),
+                outcome.end_segment,
+                outcome.end_offset,
+                outcome.next_seq,
+                outcome.next_seq,
+                outcome.proven_durable_seq,
+                outcome.last_data_seq,
+            ))
+        };
         let events = index.len();
         let last_stamp_us = index.last_recorded_at_us().unwrap_or(i64::MIN);
         Ok(Store {
@@ -279,6 +303,9 @@ impl Store {
         expected: ExpectedVersion,
         events: &[NewEvent],
     ) -> Result<AppendResult> {
+        if self.options.read_only {
+            return Err(Error::ReadOnly);
+        }
         let mut bytes = encode_batch(stream, events, self.header.segment_size)?;
         let n = events.len() as u64;
         let mut st = self.state.lock();
@@ -361,7 +388,10 @@ impl Store {
             // A panic here (an internal invariant broke) must not leave `leader` set, or every
             // other appender would wait forever: catch it, poison the store, then re-raise.
             std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| -> io::Result<()> {
-                let mut w = self.writer.lock();
+                let mut guard = self.writer.lock();
+                let Some(w) = guard.as_mut() else {
+                    unreachable!("read-only stores reject appends before queueing");
+                };
                 let frames = w.write_batches(&batches)?;
                 if self.options.durability == Durability::Sync {
                     w.sync()?;
@@ -621,7 +651,10 @@ impl Store {
         if self.state.lock().poisoned {
             return Err(Error::Poisoned);
         }
-        let result = self.writer.lock().sync();
+        let result = match self.writer.lock().as_mut() {
+            Some(w) => w.sync(),
+            None => return Ok(()),
+        };
         result.map_err(|e| {
             self.state.lock().poisoned = true;
             Error::Io(e)
@@ -641,7 +674,10 @@ impl Store {
         if self.state.lock().poisoned {
             return Err(Error::Poisoned);
         }
-        let mut w = self.writer.lock();
+        let mut guard = self.writer.lock();
+        let Some(w) = guard.as_mut() else {
+            return Ok(());
+        };
         let result = (|| {
             w.sync()?;
             if !w.fully_proven() {
@@ -650,7 +686,7 @@ impl Store {
             }
             Ok::<(), io::Error>(())
         })();
-        drop(w);
+        drop(guard);
         result.map_err(|e| {
             self.state.lock().poisoned = true;
             Error::Io(e)
@@ -683,7 +719,12 @@ impl Store {
             let st = self.state.lock();
             (st.appends, st.groups)
         };
-        let w: WriterStats = self.writer.lock().stats;
+        let w: WriterStats = self
+            .writer
+            .lock()
+            .as_ref()
+            .map(|w| w.stats)
+            .unwrap_or_default();
         let (events, streams) = {
             let index = self.index.read();
             (index.len(), index.stream_count() as u64)
@@ -719,6 +760,9 @@ impl Store {
     }
 
     fn with_snapshots<T>(&self, f: impl FnOnce(&mut SnapshotStore) -> Result<T>) -> Result<T> {
+        if self.options.read_only {
+            return Err(Error::ReadOnly);
+        }
         let mut guard = self.snapshots.lock();
         if guard.is_none() {
             let path = snapshot::sidecar_path(&self.path);
@@ -748,6 +792,10 @@ impl Store {
     /// `None`, counted in [`Store::snapshot_stats`].
     pub fn load_snapshot(&self, stream: &str) -> Result<Option<Snapshot>> {
         validate_name(stream, "stream id")?;
+        if self.options.read_only {
+            // Opening the sidecar may repair it; a read-only store replays instead.
+            return Ok(None);
+        }
         let Some(snap) = self.with_snapshots(|s| Ok(s.load_latest(stream)))? else {
             return Ok(None);
         };
@@ -779,8 +827,15 @@ impl Store {
         })
     }
 
-    /// Snapshot sidecar counters (opens the sidecar if needed).
+    /// Snapshot sidecar counters (all zero when there is no sidecar; a read-only store never
+    /// opens it).
     pub fn snapshot_stats(&self) -> Result<SnapshotStats> {
+        if self.options.read_only {
+            return Ok(SnapshotStats::default());
+        }
+        if self.snapshots.lock().is_none() && !snapshot::sidecar_path(&self.path).exists() {
+            return Ok(SnapshotStats::default());
+        }
         self.with_snapshots(|s| Ok(s.stats()))
     }
 

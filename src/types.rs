@@ -41,6 +41,11 @@ pub struct Options {
     pub segment_size: u64,
     /// Create the file when it does not exist (default `true`).
     pub create_if_missing: bool,
+    /// Open for reading only (default `false`): a shared lock (other read-only opens may share
+    /// the file; a writer may not open it meanwhile), nothing is ever written — a torn tail is
+    /// skipped, not trimmed — and appends fail with [`Error::ReadOnly`](crate::Error::ReadOnly).
+    /// For inspection tools.
+    pub read_only: bool,
 }
 
 impl Default for Options {
@@ -49,6 +54,7 @@ impl Default for Options {
             durability: Durability::Sync,
             segment_size: DEFAULT_SEGMENT_SIZE,
             create_if_missing: true,
+            read_only: false,
         }
     }
 }

@@ -11,7 +11,10 @@
 //! Money is `i64` cents everywhere; times are the events' `at` (`DateTime<Utc>`), stamped
 //! with `Utc::now()` when a command is decided.
 
+pub mod cqrs;
 mod events;
+pub mod projections;
+pub mod saga;
 mod service;
 mod state;
 mod upcast;
