@@ -180,6 +180,16 @@ pub fn verify(path: impl AsRef<Path>) -> Result<VerifyReport> {
     })
 }
 
+/// Inspect the snapshot sidecar of the log at `log_path` without changing either file (the
+/// sidecar is checked on a temporary copy). `None` when there is no sidecar.
+pub fn inspect_sidecar(log_path: impl AsRef<Path>) -> Result<Option<SidecarReport>> {
+    let log_path = log_path.as_ref();
+    let file = File::open(log_path)?;
+    let len = file.metadata()?.len();
+    let header = header_of(&file, log_path, len)?;
+    verify_sidecar(log_path, &header)
+}
+
 /// Check the sidecar on a copy (opening a sidecar repairs it, and verify changes nothing).
 fn verify_sidecar(log_path: &Path, header: &FileHeader) -> Result<Option<SidecarReport>> {
     let path = snapshot::sidecar_path(log_path);

@@ -221,6 +221,31 @@ fn open_existing(path: &Path, durability: Durability) -> CliResult<Store> {
     )
 }
 
+/// Open an existing store file read-only: a shared lock, nothing written (a torn tail is
+/// skipped, not trimmed). For inspection commands.
+fn open_read_only(path: &Path) -> CliResult<Store> {
+    check_log_path(path)?;
+    let store = Store::open_with(
+        path,
+        Options {
+            read_only: true,
+            create_if_missing: false,
+            ..Options::default()
+        },
+    )
+    .map_err(|e| open_error(path, e))?;
+    if let Some(t) = &store.recovery_report().trimmed {
+        eprintln!(
+            "evstore: note: {}: a torn tail at segment {} offset {} ({}) is skipped; the next writer will trim it",
+            path.display(),
+            t.segment,
+            t.offset,
+            t.reason
+        );
+    }
+    Ok(store)
+}
+
 /// Open a store file, creating it if missing.
 fn open_or_create(path: &Path, durability: Durability) -> CliResult<Store> {
     if path.is_dir() {

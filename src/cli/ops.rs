@@ -8,7 +8,7 @@ use clap::Args;
 
 use super::json::Json;
 use super::text::{bytes, group, time, EventDecoder};
-use super::{check_log_path, line, open_error, open_existing, CliError, CliResult};
+use super::{check_log_path, line, open_error, open_existing, open_read_only, CliError, CliResult};
 use crate::maintenance::{self, Verdict, VerifyReport};
 use crate::{Durability, Error, RecordedEvent, Store};
 
@@ -92,7 +92,7 @@ pub struct TailArgs {
 // stats
 
 pub fn stats(file: &Path, json: bool, out: &mut dyn Write) -> CliResult<()> {
-    let store = open_existing(file, Durability::Sync)?;
+    let store = open_read_only(file)?;
     let st = store.stats();
     let file_bytes = std::fs::metadata(file).map(|m| m.len()).unwrap_or(0);
     let segment_size = store.options().segment_size;
@@ -104,10 +104,7 @@ pub fn stats(file: &Path, json: bool, out: &mut dyn Write) -> CliResult<()> {
     };
     let types = store.event_types();
     let sidecar_path = crate::snapshot::sidecar_path(file);
-    let sidecar = match std::fs::metadata(&sidecar_path) {
-        Ok(m) => Some((m.len(), store.snapshot_stats()?)),
-        Err(_) => None,
-    };
+    let sidecar = crate::maintenance::inspect_sidecar(file)?.map(|r| (r.bytes, r));
     if json {
         let doc = Json::obj([
             ("file", file.display().to_string().into()),
@@ -136,10 +133,9 @@ pub fn stats(file: &Path, json: bool, out: &mut dyn Write) -> CliResult<()> {
                     Some((len, s)) => Json::obj([
                         ("path", sidecar_path.display().to_string().into()),
                         ("bytes", (*len).into()),
-                        ("live_snapshots", s.live.into()),
+                        ("live_snapshots", s.live_snapshots.into()),
                         ("corrupt_records", s.corrupt_records.into()),
-                        ("bytes_discarded", s.bytes_discarded.into()),
-                        ("resets", s.sidecar_resets.into()),
+                        ("reset", s.reset.into()),
                     ]),
                 },
             ),
@@ -186,8 +182,8 @@ pub fn stats(file: &Path, json: bool, out: &mut dyn Write) -> CliResult<()> {
                 "snapshots      {}: {}, {} live snapshot{}, {} damaged record{}",
                 sidecar_path.display(),
                 bytes(*len),
-                group(s.live),
-                if s.live == 1 { "" } else { "s" },
+                group(s.live_snapshots),
+                if s.live_snapshots == 1 { "" } else { "s" },
                 s.corrupt_records,
                 if s.corrupt_records == 1 { "" } else { "s" }
             ),
@@ -368,7 +364,7 @@ fn print_verify(file: &Path, r: &VerifyReport, out: &mut dyn Write) -> CliResult
 // dump and tail
 
 pub fn dump(args: DumpArgs, out: &mut dyn Write) -> CliResult<()> {
-    let store = open_existing(&args.file, Durability::Sync)?;
+    let store = open_read_only(&args.file)?;
     let decoder = EventDecoder::new(&store);
     let limit = args.limit.unwrap_or(u64::MAX);
     let mut printed = 0u64;
@@ -416,7 +412,13 @@ pub fn dump(args: DumpArgs, out: &mut dyn Write) -> CliResult<()> {
 }
 
 pub fn tail(args: TailArgs, out: &mut dyn Write) -> CliResult<()> {
-    let store = match open_existing(&args.file, Durability::Sync) {
+    // Without --follow, a read-only look; --follow owns the store to wait for new events.
+    let opened = if args.follow {
+        open_existing(&args.file, Durability::Sync)
+    } else {
+        open_read_only(&args.file)
+    };
+    let store = match opened {
         Err(e) if args.follow && e.message.contains("in use by another process") => {
             return Err(CliError::msg(format!(
                 "{} is in use by another process (locked): tail --follow can only follow a store \
