@@ -81,6 +81,43 @@ impl<E: std::error::Error + 'static> From<Error> for RepositoryError<E> {
 /// Shorthand for repository results.
 pub type RepoResult<T, A> = std::result::Result<T, RepositoryError<<A as Aggregate>::Error>>;
 
+/// Why [`decode_recorded`] could not produce a domain event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DecodeFailure {
+    /// Unknown event type, bad metadata envelope, or a payload the codec rejects.
+    Decode(String),
+    /// The stored schema version cannot be brought to the current one.
+    Upcast(UpcastError),
+}
+
+/// Decode a recorded event into domain event `E` (with its metadata envelope), upcasting an
+/// older schema version through `upcasters`. Needs no storage: projections and sagas use it
+/// directly; [`Repository::decode_event`] adds the stream and version to the error.
+pub fn decode_recorded<E: DomainEvent>(
+    upcasters: &Upcasters,
+    recorded: &RecordedEvent,
+) -> Result<(E, EventMetadata), DecodeFailure> {
+    let meta = EventMetadata::decode(&recorded.metadata)
+        .map_err(|e| DecodeFailure::Decode(e.to_string()))?;
+    let current = E::schema_version(&recorded.event_type)
+        .ok_or_else(|| DecodeFailure::Decode("unknown event type".into()))?;
+    let event = if meta.schema_version == current {
+        E::decode(&recorded.event_type, &recorded.data)
+    } else {
+        let (payload, _) = upcasters
+            .upcast(
+                &recorded.event_type,
+                meta.schema_version,
+                current,
+                recorded.data.clone(),
+            )
+            .map_err(DecodeFailure::Upcast)?;
+        E::decode(&recorded.event_type, &payload)
+    }
+    .map_err(|e: CodecError| DecodeFailure::Decode(e.to_string()))?;
+    Ok((event, meta))
+}
+
 /// One step of an aggregate's history: the event and the state right after it.
 #[derive(Debug, Clone)]
 pub struct HistoryEntry<A: Aggregate> {
@@ -143,37 +180,19 @@ impl<A: Aggregate, S: EventStorage> Repository<A, S> {
         &self,
         recorded: &RecordedEvent,
     ) -> RepoResult<(A::Event, EventMetadata), A> {
-        let decode_err = |reason: String| RepositoryError::Decode {
-            stream: recorded.stream_id.clone(),
-            version: recorded.version,
-            event_type: recorded.event_type.clone(),
-            reason,
-        };
-        let meta =
-            EventMetadata::decode(&recorded.metadata).map_err(|e| decode_err(e.to_string()))?;
-        let current = A::Event::schema_version(&recorded.event_type).ok_or_else(|| {
-            decode_err(format!("unknown event type for aggregate {}", A::TYPE_NAME))
-        })?;
-        let event = if meta.schema_version == current {
-            A::Event::decode(&recorded.event_type, &recorded.data)
-        } else {
-            let (payload, _) = self
-                .upcasters
-                .upcast(
-                    &recorded.event_type,
-                    meta.schema_version,
-                    current,
-                    recorded.data.clone(),
-                )
-                .map_err(|source| RepositoryError::Upcast {
-                    stream: recorded.stream_id.clone(),
-                    version: recorded.version,
-                    source,
-                })?;
-            A::Event::decode(&recorded.event_type, &payload)
-        }
-        .map_err(|e: CodecError| decode_err(e.to_string()))?;
-        Ok((event, meta))
+        decode_recorded::<A::Event>(&self.upcasters, recorded).map_err(|f| match f {
+            DecodeFailure::Upcast(source) => RepositoryError::Upcast {
+                stream: recorded.stream_id.clone(),
+                version: recorded.version,
+                source,
+            },
+            DecodeFailure::Decode(reason) => RepositoryError::Decode {
+                stream: recorded.stream_id.clone(),
+                version: recorded.version,
+                event_type: recorded.event_type.clone(),
+                reason,
+            },
+        })
     }
 
     /// Load aggregate `id` with all its events (`None` if it has none).

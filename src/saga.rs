@@ -243,19 +243,13 @@ fn decode_saga_event<E: DomainEvent>(recorded: &RecordedEvent) -> SagaResult<(E,
         event_type: recorded.event_type.clone(),
         reason,
     };
-    let meta = EventMetadata::decode(&recorded.metadata).map_err(|e| err(e.to_string()))?;
-    match E::schema_version(&recorded.event_type) {
-        Some(v) if v == meta.schema_version => {}
-        Some(v) => {
-            return Err(err(format!(
-                "schema version {} (this build reads {v})",
-                meta.schema_version
-            )))
-        }
-        None => return Err(err("not an event of this saga".into())),
-    }
-    let event = E::decode(&recorded.event_type, &recorded.data).map_err(|e| err(e.to_string()))?;
-    Ok((event, meta))
+    // A saga's own events have no upcasters: an old schema is an error.
+    crate::repository::decode_recorded::<E>(&crate::upcast::Upcasters::new(), recorded).map_err(
+        |f| match f {
+            crate::repository::DecodeFailure::Decode(reason) => err(reason),
+            crate::repository::DecodeFailure::Upcast(e) => err(e.to_string()),
+        },
+    )
 }
 
 /// Drives a [`Saga`] from a subscription over `S`, which it also appends to.

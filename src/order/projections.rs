@@ -31,7 +31,7 @@ use std::sync::OnceLock;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::aggregate::{Aggregate, DomainEvent, EventMetadata};
+use crate::aggregate::Aggregate;
 use crate::projection::Projection;
 use crate::subscription::SubscriptionFilter;
 use crate::types::RecordedEvent;
@@ -84,21 +84,9 @@ fn order_upcasters() -> &'static Upcasters {
 /// Decode an Order event, upcasting an older schema with [`upcasters`]. `None`: not a
 /// decodable Order event.
 pub fn decode_order_event(recorded: &RecordedEvent) -> Option<OrderEvent> {
-    let meta = EventMetadata::decode(&recorded.metadata).ok()?;
-    let current = OrderEvent::schema_version(&recorded.event_type)?;
-    if meta.schema_version == current {
-        OrderEvent::decode(&recorded.event_type, &recorded.data).ok()
-    } else {
-        let (payload, _) = order_upcasters()
-            .upcast(
-                &recorded.event_type,
-                meta.schema_version,
-                current,
-                recorded.data.clone(),
-            )
-            .ok()?;
-        OrderEvent::decode(&recorded.event_type, &payload).ok()
-    }
+    crate::repository::decode_recorded::<OrderEvent>(order_upcasters(), recorded)
+        .ok()
+        .map(|(event, _)| event)
 }
 
 impl OrderSummaries {
