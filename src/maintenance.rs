@@ -9,7 +9,7 @@ use crate::error::{Error, Result};
 use crate::index::Index;
 use crate::log::frame::{self, FRAME_ALIGN, FRAME_HEADER_SIZE};
 use crate::log::reader;
-use crate::log::segment::{self, FileHeader, HeaderError, Segment, HEADER_SIZE};
+use crate::log::segment::{self, FileHeader, Segment, HEADER_SIZE};
 use crate::snapshot::{self, SnapshotStore};
 
 /// What [`verify`] found.
@@ -74,26 +74,9 @@ fn lock_err(path: &Path, e: TryLockError) -> Error {
     }
 }
 
+/// The checked header (the same checks and errors as `Store::open`).
 fn header_of(file: &File, path: &Path, file_len: u64) -> Result<FileHeader> {
-    use std::os::unix::fs::FileExt;
-    let mut buf = vec![0u8; file_len.min(HEADER_SIZE) as usize];
-    file.read_exact_at(&mut buf, 0)?;
-    FileHeader::decode(&buf).map_err(|e| match e {
-        HeaderError::NotALog(what) => Error::NotALog {
-            path: path.to_path_buf(),
-            what,
-        },
-        HeaderError::Unsupported(found) => Error::UnsupportedFormat {
-            path: path.to_path_buf(),
-            found,
-            supported: segment::FORMAT_VERSION,
-        },
-        HeaderError::Corrupt(what) => Error::Corruption {
-            segment: None,
-            offset: 0,
-            what,
-        },
-    })
+    crate::store::read_header(file, path, file_len)
 }
 
 /// Scan the file read-only. `Ok((header, segments, outcome-or-corruption, index))`.

@@ -92,76 +92,46 @@ impl EventStorage for Store {
     }
 }
 
-impl<S: EventStorage + ?Sized> EventStorage for Arc<S> {
-    fn append(
-        &self,
-        stream: &str,
-        expected: ExpectedVersion,
-        events: &[NewEvent],
-    ) -> Result<AppendResult> {
-        (**self).append(stream, expected, events)
-    }
-    fn read_stream_range(
-        &self,
-        stream: &str,
-        from_version: u64,
-        to_version: u64,
-    ) -> Result<Vec<RecordedEvent>> {
-        (**self).read_stream_range(stream, from_version, to_version)
-    }
-    fn last_version(&self, stream: &str) -> Result<Option<u64>> {
-        (**self).last_version(stream)
-    }
-    fn load_snapshot(&self, stream: &str) -> Result<Option<Snapshot>> {
-        (**self).load_snapshot(stream)
-    }
-    fn save_snapshot(
-        &self,
-        stream: &str,
-        version: u64,
-        event_id: Uuid,
-        payload: &[u8],
-    ) -> Result<()> {
-        (**self).save_snapshot(stream, version, event_id, payload)
-    }
-    fn note_snapshot_undecodable(&self, stream: &str) -> Result<()> {
-        (**self).note_snapshot_undecodable(stream)
-    }
+/// Forwarding impls for smart pointers and references to a storage.
+macro_rules! forward_event_storage {
+    ($($ty:ty),*) => {$(
+        impl<S: EventStorage + ?Sized> EventStorage for $ty {
+            fn append(
+                &self,
+                stream: &str,
+                expected: ExpectedVersion,
+                events: &[NewEvent],
+            ) -> Result<AppendResult> {
+                (**self).append(stream, expected, events)
+            }
+            fn read_stream_range(
+                &self,
+                stream: &str,
+                from_version: u64,
+                to_version: u64,
+            ) -> Result<Vec<RecordedEvent>> {
+                (**self).read_stream_range(stream, from_version, to_version)
+            }
+            fn last_version(&self, stream: &str) -> Result<Option<u64>> {
+                (**self).last_version(stream)
+            }
+            fn load_snapshot(&self, stream: &str) -> Result<Option<Snapshot>> {
+                (**self).load_snapshot(stream)
+            }
+            fn save_snapshot(
+                &self,
+                stream: &str,
+                version: u64,
+                event_id: Uuid,
+                payload: &[u8],
+            ) -> Result<()> {
+                (**self).save_snapshot(stream, version, event_id, payload)
+            }
+            fn note_snapshot_undecodable(&self, stream: &str) -> Result<()> {
+                (**self).note_snapshot_undecodable(stream)
+            }
+        }
+    )*};
 }
 
-impl<S: EventStorage + ?Sized> EventStorage for &S {
-    fn append(
-        &self,
-        stream: &str,
-        expected: ExpectedVersion,
-        events: &[NewEvent],
-    ) -> Result<AppendResult> {
-        (**self).append(stream, expected, events)
-    }
-    fn read_stream_range(
-        &self,
-        stream: &str,
-        from_version: u64,
-        to_version: u64,
-    ) -> Result<Vec<RecordedEvent>> {
-        (**self).read_stream_range(stream, from_version, to_version)
-    }
-    fn last_version(&self, stream: &str) -> Result<Option<u64>> {
-        (**self).last_version(stream)
-    }
-    fn load_snapshot(&self, stream: &str) -> Result<Option<Snapshot>> {
-        (**self).load_snapshot(stream)
-    }
-    fn save_snapshot(
-        &self,
-        stream: &str,
-        version: u64,
-        event_id: Uuid,
-        payload: &[u8],
-    ) -> Result<()> {
-        (**self).save_snapshot(stream, version, event_id, payload)
-    }
-    fn note_snapshot_undecodable(&self, stream: &str) -> Result<()> {
-        (**self).note_snapshot_undecodable(stream)
-    }
-}
+forward_event_storage!(Arc<S>, &S);

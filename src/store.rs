@@ -986,7 +986,7 @@ fn open_or_create(path: &Path, options: &Options) -> Result<File> {
     }
 }
 
-fn read_header(file: &File, path: &Path, file_len: u64) -> Result<FileHeader> {
+pub(crate) fn read_header(file: &File, path: &Path, file_len: u64) -> Result<FileHeader> {
     let mut buf = vec![0u8; file_len.min(HEADER_SIZE) as usize];
     file.read_exact_at(&mut buf, 0)?;
     let header = FileHeader::decode(&buf).map_err(|e| match e {
