@@ -50,7 +50,9 @@ fn every_compaction_crash_state_opens_with_true_snapshots() {
         std::fs::read(&copy).unwrap()
     };
 
-    let states: Vec<(&str, Vec<u8>, Option<Vec<u8>>)> = vec![
+    // (what, sidecar bytes, compaction temp file bytes)
+    type CrashState<'a> = (&'a str, Vec<u8>, Option<Vec<u8>>);
+    let states: Vec<CrashState> = vec![
         (
             "partial temp beside the old sidecar",
             old_sidecar.clone(),
