@@ -17,7 +17,7 @@ use std::collections::HashMap;
 
 use crate::log::frame::{self, Location};
 
-const CHUNK: usize = 1 << 16;
+const CHUNK: usize = 1 << 12;
 
 /// A growable `u64` array stored in fixed-size chunks, so growth never copies or doubles a
 /// huge allocation.
@@ -102,10 +102,13 @@ pub(crate) struct Index {
     streams: Vec<StreamEntry>,
     type_ids: HashMap<Box<str>, u32>,
     types: Vec<ChunkedVec>,
+    /// Name of each type id (the same names as the keys of `type_ids`), so the lookups below
+    /// compare bytes instead of hashing or allocating.
+    type_names: Vec<Box<str>>,
     last_recorded_at_us: Option<i64>,
-    /// The type of the last event indexed: most logs repeat types in runs, and this skips a
+    /// The type id of the last event indexed: most logs repeat types in runs, and this skips a
     /// hash lookup per event.
-    last_type: Option<(u32, Box<str>)>,
+    last_type: Option<u32>,
 }
 
 impl Index {
@@ -120,7 +123,7 @@ impl Index {
             };
             let batch = &body[at..];
             let h = frame::decode_batch_header(batch).map_err(|e| err(e.to_string()))?;
-            if chrono::DateTime::from_timestamp_micros(h.recorded_at_us).is_none() {
+            if !timestamp_in_range(h.recorded_at_us) {
                 return Err(err(format!(
                     "recorded_at {} µs is out of range",
                     h.recorded_at_us
@@ -171,20 +174,11 @@ impl Index {
                 self.positions
                     .push(Location::new(batch_file_offset, i).to_raw());
                 self.streams[stream_idx].positions.push(position);
-                let type_id = match &self.last_type {
-                    Some((id, name)) if **name == *ev.event_type => *id,
+                let type_id = match self.last_type {
+                    Some(id) if *self.type_names[id as usize] == *ev.event_type => id,
                     _ => {
-                        let id = match self.type_ids.get(ev.event_type) {
-                            Some(&id) => id,
-                            None => {
-                                let id = u32::try_from(self.types.len())
-                                    .map_err(|_| err("more than 2^32 event types".into()))?;
-                                self.type_ids.insert(ev.event_type.into(), id);
-                                self.types.push(ChunkedVec::default());
-                                id
-                            }
-                        };
-                        self.last_type = Some((id, ev.event_type.into()));
+                        let id = self.type_id(ev.event_type).map_err(err)?;
+                        self.last_type = Some(id);
                         id
                     }
                 };
@@ -194,6 +188,29 @@ impl Index {
             at += off;
         }
         Ok(())
+    }
+
+    /// The id of `event_type`, interned on first sight. With few types (the usual case) a
+    /// linear byte comparison beats hashing.
+    fn type_id(&mut self, event_type: &str) -> Result<u32, String> {
+        const LINEAR: usize = 16;
+        let found = if self.type_names.len() <= LINEAR {
+            self.type_names
+                .iter()
+                .position(|n| **n == *event_type)
+                .map(|i| i as u32)
+        } else {
+            self.type_ids.get(event_type).copied()
+        };
+        if let Some(id) = found {
+            return Ok(id);
+        }
+        let id = u32::try_from(self.types.len())
+            .map_err(|_| "more than 2^32 event types".to_string())?;
+        self.type_ids.insert(event_type.into(), id);
+        self.type_names.push(event_type.into());
+        self.types.push(ChunkedVec::default());
+        Ok(id)
     }
 
     /// Number of events (= next position).
@@ -317,6 +334,19 @@ pub struct IndexFingerprint {
     pub locations: Vec<u64>,
 }
 
+/// Whether `us` (µs since the epoch) is a representable `DateTime<Utc>`: the same answer as
+/// `DateTime::from_timestamp_micros(us).is_some()`, without the calendar arithmetic.
+fn timestamp_in_range(us: i64) -> bool {
+    static RANGE: std::sync::LazyLock<(i64, i64)> = std::sync::LazyLock::new(|| {
+        (
+            chrono::DateTime::<chrono::Utc>::MIN_UTC.timestamp_micros(),
+            chrono::DateTime::<chrono::Utc>::MAX_UTC.timestamp_micros(),
+        )
+    });
+    let (min, max) = *RANGE;
+    (min..=max).contains(&us)
+}
+
 /// Reserve room for `extra` more elements, growing by a quarter (at least 4 slots) instead of
 /// doubling, so a stream's vector wastes at most ~25% (or 4 slots) instead of up to 50%.
 fn grow_gently(v: &mut Vec<u64>, extra: usize) {
@@ -330,6 +360,44 @@ fn grow_gently(v: &mut Vec<u64>, extra: usize) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn timestamp_range_matches_chrono() {
+        let min = chrono::DateTime::<chrono::Utc>::MIN_UTC.timestamp_micros();
+        let max = chrono::DateTime::<chrono::Utc>::MAX_UTC.timestamp_micros();
+        for us in [
+            i64::MIN,
+            min - 1,
+            min,
+            min + 1,
+            -1,
+            0,
+            1_700_000_000_000_000,
+            max - 1,
+            max,
+            max + 1,
+            i64::MAX,
+        ] {
+            assert_eq!(
+                timestamp_in_range(us),
+                chrono::DateTime::from_timestamp_micros(us).is_some(),
+                "{us}"
+            );
+        }
+    }
+
+    #[test]
+    fn type_ids_linear_and_hashed_agree() {
+        let mut idx = Index::default();
+        let names: Vec<String> = (0..40).map(|i| format!("T{i}")).collect();
+        let ids: Vec<u32> = names.iter().map(|n| idx.type_id(n).unwrap()).collect();
+        assert_eq!(ids, (0..40).collect::<Vec<u32>>());
+        for (n, &id) in names.iter().zip(&ids) {
+            assert_eq!(idx.type_id(n).unwrap(), id);
+            assert_eq!(idx.type_ids[n.as_str()], id);
+            assert_eq!(&*idx.type_names[id as usize], n.as_str());
+        }
+    }
 
     #[test]
     fn chunked_vec_crosses_chunks() {

@@ -82,9 +82,9 @@ struct WriterState {
     /// Batches assigned but not yet taken by a leader, in position order.
     queue: Vec<EncodedBatch>,
     /// Stream and last version of each queued batch.
-    queue_streams: Vec<(Box<str>, u64)>,
+    queue_streams: Vec<(Arc<str>, u64)>,
     /// Last assigned version of streams with batches not yet published.
-    inflight: HashMap<Box<str>, u64>,
+    inflight: HashMap<Arc<str>, u64>,
     /// Events published (visible): positions below this are in the index.
     published: u64,
     leader: bool,
@@ -350,9 +350,11 @@ impl Store {
         frame::patch_batch_header(&mut bytes, first_version, stamp);
         st.last_stamp_us = stamp;
         st.next_position += n;
-        st.inflight.insert(stream.into(), last_version);
+        // One shared copy of the name for both records.
+        let name: Arc<str> = Arc::from(stream);
+        st.inflight.insert(name.clone(), last_version);
         st.queue.push(EncodedBatch { bytes });
-        st.queue_streams.push((stream.into(), last_version));
+        st.queue_streams.push((name, last_version));
         st.appends += 1;
         let end = st.next_position;
         let result = AppendResult {
@@ -381,8 +383,8 @@ impl Store {
     fn lead(&self, st: &mut MutexGuard<'_, WriterState>) -> Result<()> {
         st.leader = true;
         st.groups += 1;
-        let batches = std::mem::take(&mut st.queue);
-        let streams = std::mem::take(&mut st.queue_streams);
+        let mut batches = std::mem::take(&mut st.queue);
+        let mut streams = std::mem::take(&mut st.queue_streams);
         let group_end = st.next_position;
         let outcome = MutexGuard::unlocked(st, || {
             // A panic here (an internal invariant broke) must not leave `leader` set, or every
@@ -422,10 +424,19 @@ impl Store {
                 st.published = group_end;
                 *self.visible.lock() = group_end;
                 self.visible_changed.notify_all();
-                for (stream, last) in streams {
+                for (stream, last) in streams.drain(..) {
                     if st.inflight.get(&stream) == Some(&last) {
                         st.inflight.remove(&stream);
                     }
+                }
+                // Hand the emptied vectors back for the next group unless appenders queued
+                // meanwhile: keeps their capacity, so a lone appender allocates none per append.
+                batches.clear();
+                if st.queue.capacity() == 0 {
+                    st.queue = batches;
+                }
+                if st.queue_streams.capacity() == 0 {
+                    st.queue_streams = streams;
                 }
                 Ok(())
             }
