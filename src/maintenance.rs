@@ -1,7 +1,7 @@
 //! Operator tools on a closed log file: [`verify`] (read-only) and [`repair`] (trim to the last
 //! valid frame before damage, after keeping a backup).
 
-use std::fs::{File, OpenOptions, TryLockError};
+use std::fs::{File, OpenOptions};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -11,6 +11,7 @@ use crate::log::frame::{self, FRAME_ALIGN, FRAME_HEADER_SIZE};
 use crate::log::reader;
 use crate::log::segment::{self, FileHeader, Segment, HEADER_SIZE};
 use crate::snapshot::{self, SnapshotStore};
+use crate::Options;
 
 /// What [`verify`] found.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -65,15 +66,6 @@ pub struct SidecarReport {
     pub reset: bool,
 }
 
-fn lock_err(path: &Path, e: TryLockError) -> Error {
-    match e {
-        TryLockError::WouldBlock => Error::Locked {
-            path: path.to_path_buf(),
-        },
-        TryLockError::Error(e) => Error::Io(e),
-    }
-}
-
 /// The checked header (the same checks and errors as `Store::open`).
 fn header_of(file: &File, path: &Path, file_len: u64) -> Result<FileHeader> {
     crate::store::read_header(file, path, file_len)
@@ -120,7 +112,7 @@ fn scan_readonly(
 pub fn verify(path: impl AsRef<Path>) -> Result<VerifyReport> {
     let path = path.as_ref();
     let file = File::open(path)?;
-    file.try_lock_shared().map_err(|e| lock_err(path, e))?;
+    crate::store::lock_file(&file, path, true, Options::default().lock_timeout)?;
     let (header, file_len, seg_count, outcome, index) = scan_readonly(&file, path)?;
     let (verdict, frames) = match outcome {
         Ok(o) => match o.torn_at {
@@ -230,7 +222,7 @@ pub struct LostFrame {
 pub fn repair(path: impl AsRef<Path>) -> Result<RepairReport> {
     let path = path.as_ref();
     let file = OpenOptions::new().read(true).write(true).open(path)?;
-    file.try_lock().map_err(|e| lock_err(path, e))?;
+    crate::store::lock_file(&file, path, false, Options::default().lock_timeout)?;
     let backup = {
         let stamp = chrono::Utc::now().format("%Y%m%dT%H%M%S%.6fZ");
         let mut name = path.as_os_str().to_owned();

@@ -162,16 +162,7 @@ impl Store {
         } else {
             open_or_create(&path, &options)?
         };
-        let locked = if read_only {
-            file.try_lock_shared()
-        } else {
-            file.try_lock()
-        };
-        match locked {
-            Ok(()) => {}
-            Err(TryLockError::WouldBlock) => return Err(Error::Locked { path }),
-            Err(TryLockError::Error(e)) => return Err(Error::Io(e)),
-        }
+        lock_file(&file, &path, read_only, options.lock_timeout)?;
         let mut file_len = file.metadata()?.len();
         if file_len == 0 {
             if read_only || !options.create_if_missing {
@@ -983,6 +974,39 @@ fn encode_batch(stream: &str, events: &[NewEvent], segment_size: u64) -> Result<
     }
     debug_assert_eq!(out.len() as u64, size, "encoded size matches the estimate");
     Ok(out)
+}
+
+/// Take the file lock (shared for read-only), retrying with short sleeps for up to `timeout`.
+pub(crate) fn lock_file(
+    file: &File,
+    path: &Path,
+    shared: bool,
+    timeout: std::time::Duration,
+) -> Result<()> {
+    let deadline = std::time::Instant::now() + timeout;
+    let mut pause = std::time::Duration::from_millis(1);
+    // Bounded by the deadline.
+    loop {
+        let attempt = if shared {
+            file.try_lock_shared()
+        } else {
+            file.try_lock()
+        };
+        match attempt {
+            Ok(()) => return Ok(()),
+            Err(TryLockError::Error(e)) => return Err(Error::Io(e)),
+            Err(TryLockError::WouldBlock) => {
+                let now = std::time::Instant::now();
+                if now >= deadline {
+                    return Err(Error::Locked {
+                        path: path.to_path_buf(),
+                    });
+                }
+                std::thread::sleep(pause.min(deadline - now));
+                pause = (pause * 2).min(std::time::Duration::from_millis(20));
+            }
+        }
+    }
 }
 
 fn open_or_create(path: &Path, options: &Options) -> Result<File> {

@@ -46,6 +46,11 @@ pub struct Options {
     /// skipped, not trimmed — and appends fail with [`Error::ReadOnly`](crate::Error::ReadOnly).
     /// For inspection tools.
     pub read_only: bool,
+    /// How long `open` keeps retrying when the file is locked before it returns
+    /// [`Error::Locked`](crate::Error::Locked) (default 200 ms). A short wait rides out a
+    /// lock that lingers for a moment after its store closed — e.g. while a child process
+    /// forked by another thread still shares the file descriptor until it execs.
+    pub lock_timeout: std::time::Duration,
 }
 
 impl Default for Options {
@@ -55,6 +60,7 @@ impl Default for Options {
             segment_size: DEFAULT_SEGMENT_SIZE,
             create_if_missing: true,
             read_only: false,
+            lock_timeout: std::time::Duration::from_millis(200),
         }
     }
 }

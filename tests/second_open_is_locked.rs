@@ -62,3 +62,30 @@ fn second_open_in_the_same_process_is_locked() {
     drop(store);
     Store::open(&path).unwrap();
 }
+
+#[test]
+fn open_waits_up_to_lock_timeout_for_a_lock_being_released() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("s.evs");
+    let store = Store::open_with(&path, small_options(Durability::Sync)).unwrap();
+    let impatient = evstore::Options {
+        lock_timeout: std::time::Duration::ZERO,
+        ..evstore::Options::default()
+    };
+    assert!(matches!(
+        Store::open_with(&path, impatient),
+        Err(Error::Locked { .. })
+    ));
+    let releaser = std::thread::spawn(move || {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        drop(store);
+    });
+    let patient = evstore::Options {
+        lock_timeout: std::time::Duration::from_secs(5),
+        ..evstore::Options::default()
+    };
+    let started = std::time::Instant::now();
+    Store::open_with(&path, patient).unwrap();
+    assert!(started.elapsed() >= std::time::Duration::from_millis(40));
+    releaser.join().unwrap();
+}
