@@ -7,30 +7,19 @@
 //! `EVSTORE_CRASH_ITERATIONS=5000 cargo test --release --test crash_kill9_keeps_acknowledged_events`
 //! runs a soak; `EVSTORE_CRASH_SEED=<seed>` replays one iteration's timing and workload.
 
+mod common;
+
 use std::collections::{HashMap, HashSet};
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use common::Rng;
 use evstore::{Durability, Error, ExpectedVersion, NewEvent, Options, Store};
 
 const CHILD_PATH: &str = "EVSTORE_CRASH_CHILD_PATH";
 const CHILD_SEED: &str = "EVSTORE_CRASH_CHILD_SEED";
-
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        // xorshift64*
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-}
 
 fn options() -> Options {
     Options {

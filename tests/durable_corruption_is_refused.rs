@@ -5,111 +5,14 @@
 //! wherever they are. Files that are not logs, or whose header is damaged, are refused. Garbage
 //! after the end of the log proves nothing and is trimmed.
 
+mod common;
+
 use std::path::Path;
 
-use evstore::{Durability, Error, ExpectedVersion, NewEvent, Options, RecordedEvent, Store};
+use evstore::{Durability, Error, ExpectedVersion, NewEvent, RecordedEvent, Store};
 
-const SEG: u64 = 64 * 1024;
-const HEADER: u64 = 4096;
-
-fn options(durability: Durability) -> Options {
-    Options {
-        durability,
-        segment_size: SEG,
-        ..Options::default()
-    }
-}
-
-fn read_all(store: &Store) -> Vec<RecordedEvent> {
-    store
-        .read_all(0)
-        .collect::<evstore::Result<Vec<_>>>()
-        .expect("read_all")
-}
-
-fn align8(n: u64) -> u64 {
-    (n + 7) & !7
-}
-
-fn u32_at(b: &[u8], at: usize) -> u32 {
-    u32::from_le_bytes(b[at..at + 4].try_into().unwrap())
-}
-
-fn u64_at(b: &[u8], at: usize) -> u64 {
-    u64::from_le_bytes(b[at..at + 8].try_into().unwrap())
-}
-
-/// A valid frame found by walking the file with the layout of docs/FORMAT.md (independently of
-/// the library's decoder).
-#[derive(Debug, Clone, Copy)]
-struct FrameInfo {
-    segment: u64,
-    seg_offset: u64,
-    file_offset: u64,
-    body_len: u64,
-    seq: u64,
-    durable_seq: u64,
-}
-
-impl FrameInfo {
-    fn padded_end(&self) -> u64 {
-        self.file_offset + align8(24 + self.body_len)
-    }
-}
-
-/// `(body_len, durable_lag)` of the valid frame with `seq` at `off` in the segment at `seg_start`.
-fn parse_frame_at(file: &[u8], seg_start: u64, off: u64, seq: u64) -> Option<(u64, u64)> {
-    let seg_size = u64_at(file, 16);
-    let file_id = &file[24..40];
-    if off + 24 > seg_size {
-        return None;
-    }
-    let at = (seg_start + off) as usize;
-    let h = file.get(at..at + 24)?;
-    let mut hasher = crc32fast::Hasher::new();
-    hasher.update(file_id);
-    hasher.update(&h[4..24]);
-    if u32_at(h, 0) != hasher.finalize() || u64_at(h, 8) != seq {
-        return None;
-    }
-    let body_len = u64::from(u32_at(h, 4));
-    if 24 + body_len > seg_size - off {
-        return None;
-    }
-    let body = file.get(at + 24..at + 24 + body_len as usize)?;
-    (crc32fast::hash(body) == u32_at(h, 16)).then_some((body_len, u64::from(u32_at(h, 20))))
-}
-
-/// Every valid frame of the log, in order.
-fn walk_frames(file: &[u8]) -> Vec<FrameInfo> {
-    let seg_size = u64_at(file, 16);
-    let mut out = Vec::new();
-    let (mut seg, mut off, mut seq) = (0u64, 0u64, 0u64);
-    loop {
-        let seg_start = HEADER + seg * seg_size;
-        if let Some((body_len, lag)) = parse_frame_at(file, seg_start, off, seq) {
-            out.push(FrameInfo {
-                segment: seg,
-                seg_offset: off,
-                file_offset: seg_start + off,
-                body_len,
-                seq,
-                durable_seq: seq.saturating_sub(lag),
-            });
-            off += align8(24 + body_len);
-            seq += 1;
-            continue;
-        }
-        if let Some((body_len, _)) = parse_frame_at(file, seg_start + seg_size, 0, seq) {
-            if align8(24 + body_len) > seg_size - off {
-                seg += 1;
-                off = 0;
-                continue;
-            }
-        }
-        return out;
-    }
-}
+use common::layout::*;
+use common::{all_events as read_all, small_options as options};
 
 /// Recompute the body CRC and the salted header CRC of the frame at `f` after its body was
 /// edited in place (body length unchanged).

@@ -12,12 +12,15 @@
 //! Exhaustive over the cut step for a scripted workload (with segment growth and the seal on
 //! close), with several random tear patterns per step, in both durability modes.
 
+mod common;
+
 use std::collections::HashMap;
 use std::fs::File;
 use std::io;
 use std::os::unix::fs::FileExt;
 use std::sync::{Arc, Mutex};
 
+use common::Rng;
 use evstore::log::writer::LogIo;
 use evstore::{Durability, ExpectedVersion, NewEvent, Options, Store};
 
@@ -60,19 +63,6 @@ impl LogIo for Recorder {
     fn allocate(&self, offset: u64, len: u64) -> io::Result<()> {
         self.ops.lock().unwrap().push(Op::Allocate { offset, len });
         LogIo::allocate(&self.inner, offset, len)
-    }
-}
-
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
     }
 }
 

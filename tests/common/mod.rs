@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 pub mod counter;
+pub mod layout;
 
 use evstore::{Durability, NewEvent, Options, RecordedEvent, Store};
 
@@ -23,4 +24,20 @@ pub fn all_events(store: &Store) -> Vec<RecordedEvent> {
         .read_all(0)
         .collect::<Result<Vec<_>, _>>()
         .expect("read_all succeeds")
+}
+
+/// A small deterministic PRNG (xorshift64*) for reproducible workloads from a printed seed.
+pub struct Rng(pub u64);
+
+impl Rng {
+    pub fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
 }
