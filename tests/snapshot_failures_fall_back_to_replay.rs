@@ -129,6 +129,20 @@ fn every_bit_flip_in_the_sidecar_is_harmless() {
     }
 }
 
+/// A well-formed snapshot payload (schema 1) of a state the log never had.
+fn wrong_state_payload() -> Vec<u8> {
+    let mut payload = 1u16.to_le_bytes().to_vec();
+    payload.extend(
+        evstore::codec::encode(&Counter {
+            total: 999,
+            adds: 99,
+            history_hash: 1,
+        })
+        .unwrap(),
+    );
+    payload
+}
+
 #[test]
 fn snapshot_ahead_of_the_log_is_ignored() {
     let dir = tempfile::tempdir().unwrap();
@@ -136,14 +150,7 @@ fn snapshot_ahead_of_the_log_is_ignored() {
     let live = build(&path);
     {
         let store = Store::open(&path).unwrap();
-        let fake = evstore::codec::encode(&Counter {
-            total: 999,
-            adds: 99,
-            history_hash: 1,
-        })
-        .unwrap();
-        let mut payload = 1u16.to_le_bytes().to_vec();
-        payload.extend(fake);
+        let payload = wrong_state_payload();
         store
             .save_snapshot("Counter-c", 50, uuid::Uuid::new_v4(), &payload)
             .unwrap();
@@ -160,14 +167,7 @@ fn stale_snapshot_with_another_event_id_is_ignored() {
     let live = build(&path);
     {
         let store = Store::open(&path).unwrap();
-        let fake = evstore::codec::encode(&Counter {
-            total: 999,
-            adds: 99,
-            history_hash: 1,
-        })
-        .unwrap();
-        let mut payload = 1u16.to_le_bytes().to_vec();
-        payload.extend(fake);
+        let payload = wrong_state_payload();
         store
             .save_snapshot("Counter-c", 9, uuid::Uuid::new_v4(), &payload)
             .unwrap();
