@@ -90,11 +90,17 @@ fn scan_readonly(
     let mut maps = Vec::with_capacity(seg_count as usize);
     for k in 0..seg_count {
         let len = (file_len - header.segment_start(k)).min(seg_size);
-        maps.push(Arc::new(Segment::map(file, &header, k, len)?));
+        let seg = Segment::map(file, &header, k, len)?;
+        segment::prefetch_for_scan(file, &header, k, &seg);
+        maps.push(Arc::new(seg));
     }
     let slices: Vec<&[u8]> = maps.iter().map(|m| m.bytes()).collect();
     let mut index = Index::default();
-    let outcome = reader::scan(&header, &slices, &mut index);
+    let holes = reader::FileHoles {
+        file,
+        header: &header,
+    };
+    let outcome = reader::scan(&header, &slices, &mut index, &holes);
     Ok((header, file_len, seg_count, outcome, index))
 }
 
@@ -258,6 +264,7 @@ pub fn repair(path: impl AsRef<Path>) -> Result<RepairReport> {
             &header,
             &truncated_view(&header, &slices, segment, offset),
             &mut kept,
+            &reader::ReadEverything,
         );
     }
     // Salvage what follows, for the report.
@@ -286,7 +293,9 @@ fn map_all(file: &File, header: &FileHeader, seg_count: u64) -> Result<Vec<Segme
     (0..seg_count)
         .map(|k| {
             let len = (file_len - header.segment_start(k)).min(header.segment_size);
-            Ok(Segment::map(file, header, k, len)?)
+            let seg = Segment::map(file, header, k, len)?;
+            segment::prefetch_for_scan(file, header, k, &seg);
+            Ok(seg)
         })
         .collect()
 }

@@ -83,14 +83,50 @@ struct WriterState {
     queue: Vec<EncodedBatch>,
     /// Stream and last version of each queued batch.
     queue_streams: Vec<(Arc<str>, u64)>,
-    /// Last assigned version of streams with batches not yet published.
+    /// Last assigned version of streams with batches not yet published (queued batches).
     inflight: HashMap<Arc<str>, u64>,
+    /// The batch a solo leader is writing (see `Store::append`): its stream (a reused buffer)
+    /// and last version; `None` when there is none.
+    solo_stream: String,
+    solo_last: Option<u64>,
+    /// The most recent append if it was a solo one and nothing was published since: its
+    /// stream (a reused buffer) and versions. Lets the next append to the same stream skip the
+    /// index lookup and the idempotent-retry read. Cleared by every group commit.
+    recent_stream: String,
+    recent: Option<RecentAppend>,
     /// Events published (visible): positions below this are in the index.
     published: u64,
     leader: bool,
     poisoned: bool,
     appends: u64,
     groups: u64,
+}
+
+/// See `WriterState::recent`.
+#[derive(Debug, Clone, Copy)]
+struct RecentAppend {
+    first_version: u64,
+    last_version: u64,
+    first_id: Uuid,
+}
+
+impl WriterState {
+    /// The cached most recent append, if it went to `stream`.
+    fn recent_append(&self, stream: &str) -> Option<RecentAppend> {
+        self.recent.filter(|_| self.recent_stream == stream)
+    }
+
+    /// The last version assigned to `stream` by a batch not yet published, if any: a queued
+    /// batch (the latest, as the map always holds the last one queued) or the solo leader's.
+    fn inflight_version(&self, stream: &str) -> Option<u64> {
+        if let Some(v) = self.inflight.get(stream) {
+            return Some(*v);
+        }
+        match self.solo_last {
+            Some(v) if self.solo_stream == stream => Some(v),
+            _ => None,
+        }
+    }
 }
 
 /// What `open` found and did.
@@ -188,12 +224,18 @@ impl Store {
         let mut scan_maps = Vec::with_capacity(seg_count as usize);
         for k in 0..seg_count {
             let len = (file_len - header.segment_start(k)).min(seg_size);
-            scan_maps.push(Arc::new(Segment::map(&file, &header, k, len)?));
+            let seg = Segment::map(&file, &header, k, len)?;
+            segment::prefetch_for_scan(&file, &header, k, &seg);
+            scan_maps.push(Arc::new(seg));
         }
         let mut index = Index::default();
         let outcome = {
             let slices: Vec<&[u8]> = scan_maps.iter().map(|s| s.bytes()).collect();
-            reader::scan(&header, &slices, &mut index)?
+            let holes = reader::FileHoles {
+                file: &file,
+                header: &header,
+            };
+            reader::scan(&header, &slices, &mut index, &holes)?
         };
 
         let desired_len = header.segment_start(outcome.end_segment) + seg_size;
@@ -264,6 +306,10 @@ impl Store {
                 queue: Vec::new(),
                 queue_streams: Vec::new(),
                 inflight: HashMap::new(),
+                solo_stream: String::new(),
+                solo_last: None,
+                recent_stream: String::new(),
+                recent: None,
                 published: events,
                 leader: false,
                 poisoned: false,
@@ -303,10 +349,13 @@ impl Store {
         if st.poisoned {
             return Err(Error::Poisoned);
         }
-        let inflight = st.inflight.get(stream).copied();
-        let current = match inflight {
-            Some(v) => Some(v),
-            None => self.index.read().stream_version(stream),
+        let inflight = st.inflight_version(stream);
+        let recent = st.recent_append(stream);
+        let current = match (inflight, recent) {
+            (Some(v), _) => Some(v),
+            // The most recent solo append is still the stream's last published batch.
+            (None, Some(r)) => Some(r.last_version),
+            (None, None) => self.index.read().stream_version(stream),
         };
         let matches = match expected {
             ExpectedVersion::Any => true,
@@ -329,8 +378,17 @@ impl Store {
             ExpectedVersion::Any | ExpectedVersion::StreamExists
         ) && inflight.is_none()
         {
-            if let Some(r) = self.check_retry(stream, expected, current, events)? {
-                return Ok(r);
+            // A retry of the stream's most recent append starts `n` events before its end. When
+            // that batch is the cached solo append and its first id differs, this cannot be a
+            // retry: skip reading the id back from the log.
+            let not_a_retry = recent.is_some_and(|r| {
+                (r.last_version + 1).checked_sub(n) == Some(r.first_version)
+                    && r.first_id != events[0].event_id
+            });
+            if !not_a_retry {
+                if let Some(r) = self.check_retry(stream, expected, current, events)? {
+                    return Ok(r);
+                }
             }
         }
 
@@ -341,12 +399,6 @@ impl Store {
         frame::patch_batch_header(&mut bytes, first_version, stamp);
         st.last_stamp_us = stamp;
         st.next_position += n;
-        // One shared copy of the name for both records.
-        let name: Arc<str> = Arc::from(stream);
-        st.inflight.insert(name.clone(), last_version);
-        st.queue.push(EncodedBatch { bytes });
-        st.queue_streams.push((name, last_version));
-        st.appends += 1;
         let end = st.next_position;
         let result = AppendResult {
             first_version,
@@ -354,6 +406,35 @@ impl Store {
             first_position,
             last_position: end - 1,
         };
+        st.appends += 1;
+        if !st.leader && st.queue.is_empty() {
+            // Solo leader: nobody is writing and nothing is queued, so this append leads a
+            // group of one, its own batch, without the queue: no shared copy of the stream
+            // name, no in-flight map entry, no hand-off. Appenders arriving meanwhile see the
+            // batch's version in the solo slot and queue behind it as usual.
+            st.solo_stream.clear();
+            st.solo_stream.push_str(stream);
+            st.solo_last = Some(last_version);
+            let outcome =
+                self.run_group(&mut st, std::slice::from_ref(&EncodedBatch { bytes }), end);
+            st.solo_last = None;
+            if outcome.is_ok() {
+                // Remember it: the next append to this stream needs no index lookup.
+                let st = &mut *st;
+                std::mem::swap(&mut st.solo_stream, &mut st.recent_stream);
+                st.recent = Some(RecentAppend {
+                    first_version,
+                    last_version,
+                    first_id: events[0].event_id,
+                });
+            }
+            return outcome.map(|()| result);
+        }
+        // One shared copy of the name for both records.
+        let name: Arc<str> = Arc::from(stream);
+        st.inflight.insert(name.clone(), last_version);
+        st.queue.push(EncodedBatch { bytes });
+        st.queue_streams.push((name, last_version));
         // Bounded: each round either returns or waits for a leader that publishes or poisons.
         loop {
             if st.published >= end {
@@ -370,13 +451,47 @@ impl Store {
         }
     }
 
-    /// Run one group commit as leader. Called with `state` locked; returns with it locked.
+    /// Run one group commit as leader: every queued batch. Called with `state` locked;
+    /// returns with it locked.
     fn lead(&self, st: &mut MutexGuard<'_, WriterState>) -> Result<()> {
-        st.leader = true;
-        st.groups += 1;
         let mut batches = std::mem::take(&mut st.queue);
         let mut streams = std::mem::take(&mut st.queue_streams);
         let group_end = st.next_position;
+        let outcome = self.run_group(st, &batches, group_end);
+        // The group may have appended to the cached stream.
+        st.recent = None;
+        if outcome.is_ok() {
+            for (stream, last) in streams.drain(..) {
+                if st.inflight.get(&stream) == Some(&last) {
+                    st.inflight.remove(&stream);
+                }
+            }
+            // Hand the emptied vectors back for the next group unless appenders queued
+            // meanwhile: keeps their capacity for the next group.
+            batches.clear();
+            if st.queue.capacity() == 0 {
+                st.queue = batches;
+            }
+            if st.queue_streams.capacity() == 0 {
+                st.queue_streams = streams;
+            }
+        }
+        outcome
+    }
+
+    /// Write `batches` (positions up to `group_end`) as the group-commit leader: release
+    /// `state`, write the frames and sync once (in `Sync` mode) under `writer`, index them,
+    /// then retake `state`, publish, and wake every waiter. On an I/O error the store is
+    /// poisoned. Called with `state` locked and no leader; returns with it locked.
+    fn run_group(
+        &self,
+        st: &mut MutexGuard<'_, WriterState>,
+        batches: &[EncodedBatch],
+        group_end: u64,
+    ) -> Result<()> {
+        debug_assert!(!st.leader, "one leader at a time");
+        st.leader = true;
+        st.groups += 1;
         let outcome = MutexGuard::unlocked(st, || {
             // A panic here (an internal invariant broke) must not leave `leader` set, or every
             // other appender would wait forever: catch it, poison the store, then re-raise.
@@ -385,7 +500,7 @@ impl Store {
                 let Some(w) = guard.as_mut() else {
                     unreachable!("read-only stores reject appends before queueing");
                 };
-                let frames = w.write_batches(&batches)?;
+                let frames = w.write_batches(batches)?;
                 if self.options.durability == Durability::Sync {
                     w.sync()?;
                 }
@@ -415,20 +530,6 @@ impl Store {
                 st.published = group_end;
                 *self.visible.lock() = group_end;
                 self.visible_changed.notify_all();
-                for (stream, last) in streams.drain(..) {
-                    if st.inflight.get(&stream) == Some(&last) {
-                        st.inflight.remove(&stream);
-                    }
-                }
-                // Hand the emptied vectors back for the next group unless appenders queued
-                // meanwhile: keeps their capacity, so a lone appender allocates none per append.
-                batches.clear();
-                if st.queue.capacity() == 0 {
-                    st.queue = batches;
-                }
-                if st.queue_streams.capacity() == 0 {
-                    st.queue_streams = streams;
-                }
                 Ok(())
             }
             Err(e) => {
@@ -894,13 +995,22 @@ impl Iterator for ReadAll<'_> {
             if buf.is_empty() {
                 return None;
             }
-            self.locations.extend(buf);
             // The snapshot is taken after the index read, so it maps every listed location.
             let snapshot = self.store.segments.snapshot();
-            match &mut self.reader {
-                Some(r) => r.refresh(snapshot),
-                None => self.reader = Some(EventReader::new(self.store.header, snapshot)),
+            let reader = match &mut self.reader {
+                Some(r) => {
+                    r.refresh(snapshot);
+                    r
+                }
+                None => self
+                    .reader
+                    .insert(EventReader::new(self.store.header, snapshot)),
+            };
+            // Sequential scan: read ahead over the batch's span (the maps do no read-around).
+            if let (Some(&first), Some(&last)) = (buf.first(), buf.last()) {
+                reader.will_need(Location::from_raw(first), Location::from_raw(last));
             }
+            self.locations.extend(buf);
         }
         let raw = self.locations.pop_front()?;
         let reader = self.reader.as_mut()?;

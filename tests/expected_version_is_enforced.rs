@@ -143,3 +143,78 @@ fn concurrent_exact_appends_have_one_winner_per_version_sync() {
 fn concurrent_exact_appends_have_one_winner_per_version_buffered() {
     race(Durability::Buffered);
 }
+
+/// `Any` appends from several threads to two shared streams, mixed with `Exact` appends that
+/// use the version `Any` returned: every append gets its own versions, each stream's versions
+/// are dense, and what is read back is what each append was told. Exercises the solo path
+/// (one writer, no queue), group commits, and the cache of the most recent solo append.
+fn any_race(durability: Durability) {
+    const THREADS: usize = 6;
+    const APPENDS: usize = 300;
+    let dir = tempfile::tempdir().unwrap();
+    let store =
+        Arc::new(Store::open_with(dir.path().join("s.evs"), small_options(durability)).unwrap());
+    let barrier = Arc::new(Barrier::new(THREADS));
+    let handles: Vec<_> = (0..THREADS)
+        .map(|t| {
+            let store = store.clone();
+            let barrier = barrier.clone();
+            std::thread::spawn(move || {
+                barrier.wait();
+                let mut got = Vec::new();
+                for a in 0..APPENDS {
+                    let stream = if (a + t) % 3 == 0 { "left" } else { "right" };
+                    let n = 1 + (a % 3);
+                    let events: Vec<_> = (0..n)
+                        .map(|i| event("T", &format!("{t}-{a}-{i}")))
+                        .collect();
+                    let r = store.append(stream, ExpectedVersion::Any, &events).unwrap();
+                    assert_eq!(r.last_version - r.first_version + 1, n as u64);
+                    got.push((stream, r.first_version, format!("{t}-{a}")));
+                    // Exact right after: wins unless another thread appended in between.
+                    match store.append(
+                        stream,
+                        ExpectedVersion::Exact(r.last_version),
+                        &[event("T", &format!("{t}-{a}-x"))],
+                    ) {
+                        Ok(x) => got.push((stream, x.first_version, format!("{t}-{a}-x"))),
+                        Err(Error::WrongExpectedVersion { actual, .. }) => {
+                            assert!(actual.expect("stream exists") > r.last_version)
+                        }
+                        Err(e) => panic!("unexpected error {e}"),
+                    }
+                }
+                got
+            })
+        })
+        .collect();
+    let mut got: Vec<_> = handles
+        .into_iter()
+        .flat_map(|h| h.join().unwrap())
+        .collect();
+    got.sort();
+    for stream in ["left", "right"] {
+        let events = store.read_stream(stream, 0).unwrap();
+        for (i, e) in events.iter().enumerate() {
+            assert_eq!(e.version, i as u64, "{stream}: dense versions");
+        }
+        // Every append's first event sits at the version the append returned.
+        for (_, v, payload) in got.iter().filter(|(s, _, _)| *s == stream) {
+            let data = String::from_utf8(events[*v as usize].data.clone()).unwrap();
+            assert!(
+                data == format!("{payload}-0") || data == *payload,
+                "{stream} v{v}: read {data}, appended {payload}"
+            );
+        }
+    }
+}
+
+#[test]
+fn concurrent_any_appends_get_their_own_dense_versions_sync() {
+    any_race(Durability::Sync);
+}
+
+#[test]
+fn concurrent_any_appends_get_their_own_dense_versions_buffered() {
+    any_race(Durability::Buffered);
+}

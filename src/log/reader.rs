@@ -35,13 +35,63 @@ pub struct ScanOutcome {
     pub torn_reason: Option<String>,
 }
 
+/// What the file system knows about zeros after the end of the log, without reading them:
+/// holes and unwritten (preallocated, never written) extents read as zeros.
+///
+/// Skipping them keeps the recovery verdict from faulting in the preallocated, never-written
+/// rest of the active segment: reading it costs tens of milliseconds per open and fills the
+/// page cache over the space later appends write into (docs/PERFORMANCE.md, "The unwritten
+/// tail"). Answering "maybe data" (`next_data` = the offset itself, `next_hole` = `u64::MAX`)
+/// is always correct; it only means "read to find out".
+pub(crate) trait KnownZeros {
+    /// An offset `>=` `offset` in segment `segment` before which every byte from `offset` on
+    /// is zero; `u64::MAX` when the rest of the file is.
+    fn next_data(&self, segment: u64, offset: u64) -> u64;
+    /// An offset `>` `offset` (for `offset` inside a data run) where the run of possible data
+    /// starting at `offset` ends; `u64::MAX` when unknown.
+    fn next_hole(&self, segment: u64, offset: u64) -> u64;
+}
+
+/// Knows nothing: every byte is read.
+pub(crate) struct ReadEverything;
+
+impl KnownZeros for ReadEverything {
+    fn next_data(&self, _segment: u64, offset: u64) -> u64 {
+        offset
+    }
+    fn next_hole(&self, _segment: u64, _offset: u64) -> u64 {
+        u64::MAX
+    }
+}
+
+/// Asks the file system (`lseek` `SEEK_DATA` / `SEEK_HOLE`).
+pub(crate) struct FileHoles<'a> {
+    pub file: &'a std::fs::File,
+    pub header: &'a FileHeader,
+}
+
+impl KnownZeros for FileHoles<'_> {
+    fn next_data(&self, segment: u64, offset: u64) -> u64 {
+        let at = self.header.segment_start(segment).saturating_add(offset);
+        crate::log::segment::next_data(self.file, at)
+            .map_or(u64::MAX, |d| offset.saturating_add(d - at))
+    }
+    fn next_hole(&self, segment: u64, offset: u64) -> u64 {
+        let at = self.header.segment_start(segment).saturating_add(offset);
+        let hole = crate::log::segment::next_hole(self.file, at);
+        offset.saturating_add(hole.saturating_sub(at))
+    }
+}
+
 /// Scan `segments` (segment `k` is `segments[k]`; the last may be shorter than the segment
 /// size), feeding every valid frame body to `index`. Returns the outcome, or
 /// [`Error::Corruption`] when damage is proven durable or a checked frame is malformed.
+/// `known_zeros` lets the verdict skip ranges after the end that are known to be zero.
 pub(crate) fn scan(
     header: &FileHeader,
     segments: &[&[u8]],
     index: &mut Index,
+    known_zeros: &dyn KnownZeros,
 ) -> Result<ScanOutcome> {
     let seg_size = header.segment_size;
     let mut k: usize = 0;
@@ -116,7 +166,7 @@ pub(crate) fn scan(
     } else {
         (k as u64, off)
     };
-    let torn_at = verdict(header, segments, end_segment, end_offset, seq)?;
+    let torn_at = verdict(header, segments, end_segment, end_offset, seq, known_zeros)?;
     if torn_at.is_none() {
         torn_reason = None;
     }
@@ -160,6 +210,7 @@ fn verdict(
     k: u64,
     off: u64,
     next_seq: u64,
+    known_zeros: &dyn KnownZeros,
 ) -> Result<Option<(u64, u64)>> {
     let mut first_garbage: Option<(u64, u64)> = None;
     // The number of frames that could possibly follow bounds a plausible seq.
@@ -176,9 +227,22 @@ fn verdict(
     for (j, seg) in segments.iter().enumerate().skip(k as usize) {
         let start = if j as u64 == k { off as usize } else { 0 };
         let mut p = start;
+        // Every iteration moves `p` forward (past a run of zeros, or past a hit), so the loop
+        // is bounded by the segment length.
         while p < seg.len() {
-            let Some(nz) = first_nonzero(&seg[p..]) else {
+            let data =
+                usize::try_from(known_zeros.next_data(j as u64, p as u64)).unwrap_or(usize::MAX);
+            p = data.clamp(p, seg.len());
+            if p >= seg.len() {
                 break;
+            }
+            // Look for non-zero bytes only up to the end of this run of possible data.
+            let run_end = usize::try_from(known_zeros.next_hole(j as u64, p as u64))
+                .unwrap_or(usize::MAX)
+                .clamp(p + 1, seg.len());
+            let Some(nz) = first_nonzero(&seg[p..run_end]) else {
+                p = run_end;
+                continue;
             };
             let hit = p + nz as usize;
             if first_garbage.is_none() {
@@ -252,6 +316,28 @@ impl EventReader {
     /// Swap in a newer segment snapshot (after the file grew).
     pub fn refresh(&mut self, segments: Arc<Vec<Arc<Segment>>>) {
         self.segments = segments;
+    }
+
+    /// Read-ahead hint for a sequential pass from `first` to `last` (in log order): asks for
+    /// the pages from the batch of `first` to the batch of `last`, segment by segment. Only
+    /// bytes of published batches are named, never the unwritten tail.
+    pub fn will_need(&self, first: Location, last: Location) {
+        let (k0, off0) = self.header.split(first.batch_offset());
+        let (k1, off1) = self.header.split(last.batch_offset());
+        // Bounded by the number of mapped segments.
+        for k in k0..=k1.min(self.segments.len().saturating_sub(1) as u64) {
+            let Some(seg) = self.segments.get(k as usize) else {
+                break;
+            };
+            let from = if k == k0 { off0 } else { 0 };
+            // The last batch's header: a page past its start covers it and most of its events.
+            let to = if k == k1 {
+                off1 + 1
+            } else {
+                self.header.segment_size
+            };
+            seg.will_need(from, to.saturating_sub(from));
+        }
     }
 
     /// Number of segments this reader can see.
@@ -371,5 +457,59 @@ impl EventReader {
         })();
         self.cache = Some(c);
         result
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Data runs `[start, end)` of segment 0; everything else is declared zero.
+    struct Runs(Vec<(u64, u64)>);
+
+    impl KnownZeros for Runs {
+        fn next_data(&self, _segment: u64, offset: u64) -> u64 {
+            self.0
+                .iter()
+                .find(|&&(_, end)| offset < end)
+                .map_or(u64::MAX, |&(start, _)| offset.max(start))
+        }
+        fn next_hole(&self, _segment: u64, offset: u64) -> u64 {
+            self.0
+                .iter()
+                .find(|&&(start, end)| (start..end).contains(&offset))
+                .map_or(offset, |&(_, end)| end)
+        }
+    }
+
+    const SEG: usize = 64 * 1024;
+
+    fn torn_at(seg: &[u8], zeros: &dyn KnownZeros) -> Option<(u64, u64)> {
+        let header = FileHeader::new(SEG as u64);
+        let out = scan(&header, &[seg], &mut Index::default(), zeros).expect("no proof of damage");
+        assert_eq!((out.end_segment, out.end_offset), (0, 0), "an empty log");
+        out.torn_at
+    }
+
+    #[test]
+    fn verdict_reads_data_runs_and_skips_declared_zeros() {
+        let mut seg = vec![0u8; SEG];
+        seg[8192] = 0xFF; // in a range the file system calls a hole
+        seg[40_000] = 0xAB; // inside a data run
+                            // Without knowledge, the first non-zero byte is the torn tail.
+        assert_eq!(torn_at(&seg, &ReadEverything), Some((0, 8192)));
+        // With it, the hole is never read and the byte in the data run is found.
+        assert_eq!(
+            torn_at(&seg, &Runs(vec![(32_768, 49_152)])),
+            Some((0, 40_000))
+        );
+        // Several runs: zeros in the first, the hit in the second.
+        assert_eq!(
+            torn_at(&seg, &Runs(vec![(0, 4096), (36_864, 45_056)])),
+            Some((0, 40_000))
+        );
+        // Only zeros where data may be: nothing to trim.
+        assert_eq!(torn_at(&seg, &Runs(vec![(12_288, 16_384)])), None);
+        assert_eq!(torn_at(&seg, &Runs(vec![])), None);
     }
 }

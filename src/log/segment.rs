@@ -17,6 +17,17 @@
 //! A process that ignores the lock and truncates the file can still crash a reader: that is the
 //! same contract as SQLite's or LMDB's memory-mapped I/O.
 //!
+//! # Read-ahead and the unwritten tail
+//!
+//! Every map is advised `MADV_RANDOM`: a page fault reads just that page, never the kernel's
+//! read-around window (8 MiB on the machine in docs/PERFORMANCE.md). Read-around from a fault
+//! near the end of the log would pull the preallocated, never-written rest of the segment into
+//! the page cache as large zero folios, and every later small `pwrite` into such a folio walks
+//! all of its blocks: appends measured 2–4× slower for as long as they wrote into them. Readers
+//! that know they will scan ask for read-ahead explicitly, and only over bytes that hold log
+//! data: [`Segment::will_need`] (the recovery scan, up to the first hole of each segment;
+//! `read_all`, over the span of its next batch of locations).
+//!
 //! Writes never go through the maps: they use `pwrite` on the file descriptor, and reach the
 //! maps through the shared page cache. Readers only touch bytes that were published (written,
 //! and made durable in `Sync` mode) before the index pointed at them, and published bytes are
@@ -28,7 +39,7 @@ use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use memmap2::{Mmap, MmapOptions};
+use memmap2::{Advice, Mmap, MmapOptions};
 use parking_lot::RwLock;
 
 use crate::types::{MAX_SEGMENT_SIZE, MIN_SEGMENT_SIZE};
@@ -179,6 +190,55 @@ pub fn allocate(file: &File, offset: u64, len: u64) -> io::Result<()> {
     }
 }
 
+/// The first offset `>= offset` of `file` that may hold data: bytes in between are a hole or
+/// an unwritten (preallocated, never written) extent and read as zeros. `None`: everything
+/// from `offset` to the end of the file reads as zeros. Uses `lseek(SEEK_DATA)`; where the
+/// file system does not support it, or on any error, returns `Some(offset)` ("read to find
+/// out"), which is always correct.
+///
+/// ext4 and XFS report an unwritten extent as data when the page cache holds data for it
+/// (written but not yet flushed), so a process crash right after a `pwrite` still shows it.
+pub fn next_data(file: &File, offset: u64) -> Option<u64> {
+    use std::os::fd::AsRawFd;
+    let Ok(off) = libc::off_t::try_from(offset) else {
+        return Some(offset);
+    };
+    // SAFETY: plain syscall wrapper on a file descriptor we own; no memory is passed. Moving
+    // the file position is harmless: every read and write of the log names its offset
+    // (pread/pwrite/mmap).
+    let rc = unsafe { libc::lseek(file.as_raw_fd(), off, libc::SEEK_DATA) };
+    if rc >= 0 {
+        // The kernel may round down to a block boundary; never report less than asked.
+        return Some(u64::try_from(rc).map_or(offset, |d| d.max(offset)));
+    }
+    match io::Error::last_os_error().raw_os_error() {
+        Some(libc::ENXIO) => None,
+        _ => Some(offset),
+    }
+}
+
+/// The first offset `>= offset` of `file` that is a hole or an unwritten extent (reads as
+/// zeros without holding data): `lseek(SEEK_HOLE)`. The end of the file counts as a hole. On
+/// file systems without support (or any error) returns `u64::MAX`: "data everywhere", which is
+/// always safe for its use (bounding read-ahead to log data).
+pub fn next_hole(file: &File, offset: u64) -> u64 {
+    use std::os::fd::AsRawFd;
+    let Ok(off) = libc::off_t::try_from(offset) else {
+        return u64::MAX;
+    };
+    // SAFETY: as in `next_data`: a syscall on our descriptor, no memory passed.
+    let rc = unsafe { libc::lseek(file.as_raw_fd(), off, libc::SEEK_HOLE) };
+    u64::try_from(rc).map_or(u64::MAX, |h| h.max(offset))
+}
+
+/// Read-ahead for a recovery scan of segment `k` (mapped as `seg`): [`Segment::will_need`]
+/// from the segment start up to its first hole, i.e. the bytes that may hold frames.
+pub fn prefetch_for_scan(file: &File, header: &FileHeader, k: u64, seg: &Segment) {
+    let start = header.segment_start(k);
+    let data_len = next_hole(file, start).saturating_sub(start);
+    seg.will_need(0, data_len);
+}
+
 /// fsync the directory holding `path`, so a new name in it is durable.
 pub fn sync_parent_dir(path: &Path) -> io::Result<()> {
     let dir = match path.parent() {
@@ -255,7 +315,26 @@ impl Segment {
                 .len(len)
                 .map(file)?
         };
+        // A hint (see the module docs): on failure the map still works, only with read-around.
+        let _ = map.advise(Advice::Random);
         Ok(Segment { map: Some(map) })
+    }
+
+    /// Ask the kernel to read `[offset, offset + len)` of the segment into the page cache
+    /// ahead of use (`MADV_WILLNEED`), clamped to the map. Only for bytes that hold log data:
+    /// read-ahead of the unwritten tail is what `MADV_RANDOM` keeps out (module docs). A hint:
+    /// errors are ignored, the reads that follow fault the pages in anyway.
+    pub fn will_need(&self, offset: u64, len: u64) {
+        let Some(map) = &self.map else { return };
+        let map_len = map.len() as u64;
+        let start = offset.min(map_len);
+        let end = offset.saturating_add(len).min(map_len);
+        if end <= start {
+            return;
+        }
+        // madvise wants a page-aligned start; the map itself is page-aligned.
+        let aligned = start - start % 4096;
+        let _ = map.advise_range(Advice::WillNeed, aligned as usize, (end - aligned) as usize);
     }
 
     /// The mapped bytes.
