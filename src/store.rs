@@ -129,6 +129,10 @@ impl WriterState {
     }
 }
 
+/// How many queued groups a leader commits after its own before it returns (see
+/// `Store::keep_leading`).
+const EXTRA_LEADER_ROUNDS: usize = 2;
+
 /// What `open` found and did.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct RecoveryReport {
@@ -395,7 +399,7 @@ impl Store {
         let first_version = current.map_or(0, |v| v + 1);
         let last_version = first_version + n - 1;
         let first_position = st.next_position;
-        let stamp = Utc::now().timestamp_micros().max(st.last_stamp_us);
+        let stamp = now_us().max(st.last_stamp_us);
         frame::patch_batch_header(&mut bytes, first_version, stamp);
         st.last_stamp_us = stamp;
         st.next_position += n;
@@ -420,13 +424,16 @@ impl Store {
             st.solo_last = None;
             if outcome.is_ok() {
                 // Remember it: the next append to this stream needs no index lookup.
-                let st = &mut *st;
-                std::mem::swap(&mut st.solo_stream, &mut st.recent_stream);
-                st.recent = Some(RecentAppend {
-                    first_version,
-                    last_version,
-                    first_id: events[0].event_id,
-                });
+                {
+                    let st = &mut *st;
+                    std::mem::swap(&mut st.solo_stream, &mut st.recent_stream);
+                    st.recent = Some(RecentAppend {
+                        first_version,
+                        last_version,
+                        first_id: events[0].event_id,
+                    });
+                }
+                self.keep_leading(&mut st);
             }
             return outcome.map(|()| result);
         }
@@ -448,6 +455,27 @@ impl Store {
                 continue;
             }
             self.lead(&mut st)?;
+            if st.published >= end {
+                self.keep_leading(&mut st);
+            }
+        }
+    }
+
+    /// After a leader published its own batch: if appenders queued meanwhile and nobody leads,
+    /// lead their group too, up to `EXTRA_LEADER_ROUNDS` times, before returning. The next
+    /// write and fsync then start at once, while the previous group's appenders are still
+    /// being woken (on a busy machine, waking dozens of threads takes longer than an fsync);
+    /// otherwise the next group would wait until a queued appender got the CPU and the lock.
+    /// The cost is latency for this one caller, bounded by the rounds. Errors of those groups
+    /// poison the store and reach their own appenders; this caller's append already succeeded.
+    fn keep_leading(&self, st: &mut MutexGuard<'_, WriterState>) {
+        for _ in 0..EXTRA_LEADER_ROUNDS {
+            if st.leader || st.poisoned || st.queue.is_empty() {
+                return;
+            }
+            if self.lead(st).is_err() {
+                return;
+            }
         }
     }
 
@@ -1022,6 +1050,15 @@ impl Iterator for ReadAll<'_> {
         }
         Some(item)
     }
+}
+
+/// The wall clock in µs since the Unix epoch (what `Utc::now().timestamp_micros()` gives,
+/// without the calendar conversion in between). A clock before 1970 reads as 0; the batch
+/// stamp is then held up by the previous one (stamps never go backwards).
+fn now_us() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_micros()).unwrap_or(i64::MAX))
 }
 
 fn missing_location(position: u64) -> Error {
