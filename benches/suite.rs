@@ -1259,6 +1259,98 @@ fn section_open_read(cfg: &Cfg, rep: &mut Report) {
         ),
     });
 
+    // The same with borrowed reads on both sides: evstore lends events out of the map
+    // (read_stream_with), SQLite's rows are read with get_ref (no copies); both consume every
+    // field so nothing is optimised away.
+    let (mut rng_a, mut rng_b, mut rng_c) = (Rng::new(197), Rng::new(198), Rng::new(199));
+    let mut stmt = conn
+        .prepare_cached(
+            "SELECT event_id, event_type, event_data, timestamp, version FROM events \
+             WHERE aggregate_id = ?1 ORDER BY version",
+        )
+        .expect("prepare");
+    let rates = alternate(
+        rounds,
+        vec![
+            &mut || {
+                block(budget, 10, || {
+                    for _ in 0..10 {
+                        let at = 4096 + (rng_a.next() % span) / 8 * 8;
+                        raw_f.read_exact_at(&mut rbuf, at).expect("pread");
+                    }
+                    black_box(&rbuf);
+                })
+            },
+            &mut || {
+                block(budget, 10, || {
+                    let mut seen = 0usize;
+                    let mut sum = 0u64;
+                    store
+                        .read_stream_with(&stream_id(rng_b.below(streams)), 0, u64::MAX, |e| {
+                            seen += 1;
+                            sum = sum
+                                .wrapping_add(e.event_id.as_u64_pair().0)
+                                .wrapping_add(e.event_type.len() as u64)
+                                .wrapping_add(u64::from(e.data.first().copied().unwrap_or(0)))
+                                .wrapping_add(e.data.len() as u64)
+                                .wrapping_add(e.recorded_at.timestamp_micros() as u64)
+                                .wrapping_add(e.version);
+                            Ok(())
+                        })
+                        .expect("read_stream_with");
+                    assert_eq!(seen, 10);
+                    black_box(sum);
+                })
+            },
+            &mut || {
+                block(budget, 10, || {
+                    let mut rows = stmt
+                        .query([stream_id(rng_c.below(streams))])
+                        .expect("query");
+                    let mut seen = 0usize;
+                    let mut sum = 0u64;
+                    while let Some(r) = rows.next().expect("row") {
+                        seen += 1;
+                        let id = r.get_ref(0).expect("id").as_str().expect("text");
+                        let ty = r.get_ref(1).expect("type").as_str().expect("text");
+                        let data = r.get_ref(2).expect("data").as_blob().expect("blob");
+                        let ts: i64 = r.get(3).expect("ts");
+                        let v: i64 = r.get(4).expect("version");
+                        sum = sum
+                            .wrapping_add(id.len() as u64)
+                            .wrapping_add(ty.len() as u64)
+                            .wrapping_add(u64::from(data.first().copied().unwrap_or(0)))
+                            .wrapping_add(data.len() as u64)
+                            .wrapping_add(ts as u64)
+                            .wrapping_add(v as u64);
+                    }
+                    assert_eq!(seen, 10);
+                    black_box(sum);
+                })
+            },
+        ],
+    );
+    drop(stmt);
+    let (mut rw, mut ev, mut sq) = (rates[0].clone(), rates[1].clone(), rates[2].clone());
+    let e = median(&mut ev);
+    rep.add(Row {
+        section: "5",
+        figure: format!(
+            "read_stream_with (borrowed) of a random 10-event aggregate, {label} events"
+        ),
+        unit: "events/s",
+        evstore: e,
+        sqlite: Some(median(&mut sq)),
+        raw: Some(median(&mut rw)),
+        r_sqlite: Some(paired_ratio(&rates[1], &rates[2])),
+        r_raw: Some(paired_ratio(&rates[1], &rates[0])),
+        notes: format!(
+            "{:.0} aggregates/s; no copies on either side: evstore lends events from the map, \
+             SQLite rows read with get_ref; raw = 10 pread(2)s of 200 B",
+            e / 10.0
+        ),
+    });
+
     // Full scans and by-type reads: a few repetitions each, alternating.
     let scan_reps = if cfg.mode == Mode::Full { 3 } else { 1 };
     let log_len = 4096 + ds.log_bytes;

@@ -44,6 +44,7 @@ pub use index::IndexFingerprint;
 pub use storage::EventStorage;
 pub use store::{ReadAll, RecoveryReport, Store, StoreStats, TrimReport};
 pub use types::{
-    new_event_id, AppendResult, Durability, ExpectedVersion, NewEvent, Options, RecordedEvent,
+    new_event_id, AppendResult, Durability, EventView, ExpectedVersion, NewEvent, Options,
+    RecordedEvent,
     DEFAULT_SEGMENT_SIZE, MAX_SEGMENT_SIZE, MIN_SEGMENT_SIZE,
 };

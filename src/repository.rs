@@ -18,7 +18,7 @@ use crate::aggregate::{Aggregate, CommandContext, DomainEvent, EventMetadata, Ro
 use crate::codec::{self, CodecError};
 use crate::error::Error;
 use crate::storage::EventStorage;
-use crate::types::{AppendResult, ExpectedVersion, NewEvent, RecordedEvent};
+use crate::types::{AppendResult, EventView, ExpectedVersion, NewEvent, RecordedEvent};
 use crate::upcast::{UpcastError, Upcasters};
 
 /// Default snapshot interval, in events.
@@ -97,22 +97,31 @@ pub fn decode_recorded<E: DomainEvent>(
     upcasters: &Upcasters,
     recorded: &RecordedEvent,
 ) -> Result<(E, EventMetadata), DecodeFailure> {
-    let meta = EventMetadata::decode(&recorded.metadata)
+    decode_view(upcasters, recorded.as_view())
+}
+
+/// [`decode_recorded`] for an event borrowed from the log ([`EventView`]): the payload is
+/// decoded in place unless it needs upcasting.
+pub fn decode_view<E: DomainEvent>(
+    upcasters: &Upcasters,
+    recorded: EventView<'_>,
+) -> Result<(E, EventMetadata), DecodeFailure> {
+    let meta = EventMetadata::decode(recorded.metadata)
         .map_err(|e| DecodeFailure::Decode(e.to_string()))?;
-    let current = E::schema_version(&recorded.event_type)
+    let current = E::schema_version(recorded.event_type)
         .ok_or_else(|| DecodeFailure::Decode("unknown event type".into()))?;
     let event = if meta.schema_version == current {
-        E::decode(&recorded.event_type, &recorded.data)
+        E::decode(recorded.event_type, recorded.data)
     } else {
         let (payload, _) = upcasters
             .upcast(
-                &recorded.event_type,
+                recorded.event_type,
                 meta.schema_version,
                 current,
-                recorded.data.clone(),
+                recorded.data.to_vec(),
             )
             .map_err(DecodeFailure::Upcast)?;
-        E::decode(&recorded.event_type, &payload)
+        E::decode(recorded.event_type, &payload)
     }
     .map_err(|e: CodecError| DecodeFailure::Decode(e.to_string()))?;
     Ok((event, meta))
@@ -180,16 +189,21 @@ impl<A: Aggregate, S: EventStorage> Repository<A, S> {
         &self,
         recorded: &RecordedEvent,
     ) -> RepoResult<(A::Event, EventMetadata), A> {
-        decode_recorded::<A::Event>(&self.upcasters, recorded).map_err(|f| match f {
+        self.decode_view(recorded.as_view())
+    }
+
+    /// [`Repository::decode_event`] for an event borrowed from the log.
+    pub fn decode_view(&self, recorded: EventView<'_>) -> RepoResult<(A::Event, EventMetadata), A> {
+        decode_view::<A::Event>(&self.upcasters, recorded).map_err(|f| match f {
             DecodeFailure::Upcast(source) => RepositoryError::Upcast {
-                stream: recorded.stream_id.clone(),
+                stream: recorded.stream_id.to_string(),
                 version: recorded.version,
                 source,
             },
             DecodeFailure::Decode(reason) => RepositoryError::Decode {
-                stream: recorded.stream_id.clone(),
+                stream: recorded.stream_id.to_string(),
                 version: recorded.version,
-                event_type: recorded.event_type.clone(),
+                event_type: recorded.event_type.to_string(),
                 reason,
             },
         })
@@ -268,13 +282,26 @@ impl<A: Aggregate, S: EventStorage> Repository<A, S> {
         let from = root.as_ref().and_then(|r| r.version()).map_or(0, |v| v + 1);
         let to = max_version.saturating_add(1);
         if from < to {
-            for recorded in self.storage.read_stream_range(&stream, from, to)? {
-                let (event, _) = self.decode_event(&recorded)?;
-                root.get_or_insert_with(|| Root::new(id)).apply_recorded(
-                    &event,
-                    recorded.version,
-                    recorded.event_id,
-                );
+            // Decode straight from the log; the first failure stops the fold (later events
+            // are skipped, not applied) and is returned after the read.
+            let mut failure = None;
+            self.storage
+                .visit_stream_range(&stream, from, to, &mut |recorded| {
+                    if failure.is_some() {
+                        return Ok(());
+                    }
+                    match self.decode_view(recorded) {
+                        Ok((event, _)) => root.get_or_insert_with(|| Root::new(id)).apply_recorded(
+                            &event,
+                            recorded.version,
+                            recorded.event_id,
+                        ),
+                        Err(e) => failure = Some(e),
+                    }
+                    Ok(())
+                })?;
+            if let Some(e) = failure {
+                return Err(e);
             }
         }
         Ok(root)
@@ -289,15 +316,15 @@ impl<A: Aggregate, S: EventStorage> Repository<A, S> {
     fn decode_snapshot(&self, payload: &[u8]) -> Option<A> {
         let (version, body) = payload.split_first_chunk::<2>()?;
         let version = u16::from_le_bytes(*version);
-        let body = if version == A::SNAPSHOT_VERSION {
-            body.to_vec()
-        } else {
-            self.upcasters
-                .upcast_snapshot(A::TYPE_NAME, version, A::SNAPSHOT_VERSION, body.to_vec())
-                .ok()?
-                .0
-        };
-        codec::decode(&body).ok()
+        if version == A::SNAPSHOT_VERSION {
+            return codec::decode(body).ok();
+        }
+        let upcast = self
+            .upcasters
+            .upcast_snapshot(A::TYPE_NAME, version, A::SNAPSHOT_VERSION, body.to_vec())
+            .ok()?
+            .0;
+        codec::decode(&upcast).ok()
     }
 
     /// Append the root's pending events (nothing to do if there are none), with the metadata of

@@ -9,7 +9,7 @@ use uuid::Uuid;
 
 use crate::error::Result;
 use crate::snapshot::Snapshot;
-use crate::types::{AppendResult, ExpectedVersion, NewEvent, RecordedEvent};
+use crate::types::{AppendResult, EventView, ExpectedVersion, NewEvent, RecordedEvent};
 use crate::Store;
 
 /// A storage backend for event-sourced aggregates.
@@ -29,6 +29,23 @@ pub trait EventStorage: Send + Sync {
         from_version: u64,
         to_version: u64,
     ) -> Result<Vec<RecordedEvent>>;
+
+    /// Call `f` with each event of `stream` with versions in `[from_version, to_version)`,
+    /// in order, stopping at the first error. Backends that can lend events without copying
+    /// override this (the file [`Store`] does: [`Store::read_stream_with`]); the default
+    /// reads owned events with [`EventStorage::read_stream_range`] and lends views of them.
+    fn visit_stream_range(
+        &self,
+        stream: &str,
+        from_version: u64,
+        to_version: u64,
+        f: &mut dyn FnMut(EventView<'_>) -> Result<()>,
+    ) -> Result<()> {
+        for e in self.read_stream_range(stream, from_version, to_version)? {
+            f(e.as_view())?;
+        }
+        Ok(())
+    }
 
     /// Last version of `stream` (`None`: no such stream). (Named differently from
     /// [`Store::stream_version`] so the two never shadow each other on an `Arc<Store>`.)
@@ -67,6 +84,16 @@ impl EventStorage for Store {
         to_version: u64,
     ) -> Result<Vec<RecordedEvent>> {
         Store::read_stream_range(self, stream, from_version, to_version)
+    }
+
+    fn visit_stream_range(
+        &self,
+        stream: &str,
+        from_version: u64,
+        to_version: u64,
+        f: &mut dyn FnMut(EventView<'_>) -> Result<()>,
+    ) -> Result<()> {
+        Store::read_stream_with(self, stream, from_version, to_version, f)
     }
 
     fn last_version(&self, stream: &str) -> Result<Option<u64>> {
@@ -111,6 +138,15 @@ macro_rules! forward_event_storage {
                 to_version: u64,
             ) -> Result<Vec<RecordedEvent>> {
                 (**self).read_stream_range(stream, from_version, to_version)
+            }
+            fn visit_stream_range(
+                &self,
+                stream: &str,
+                from_version: u64,
+                to_version: u64,
+                f: &mut dyn FnMut(EventView<'_>) -> Result<()>,
+            ) -> Result<()> {
+                (**self).visit_stream_range(stream, from_version, to_version, f)
             }
             fn last_version(&self, stream: &str) -> Result<Option<u64>> {
                 (**self).last_version(stream)

@@ -198,6 +198,69 @@ pub struct RecordedEvent {
     pub metadata: Vec<u8>,
 }
 
+impl RecordedEvent {
+    /// A borrowed view of this event (what [`Store::read_stream_with`] hands out).
+    ///
+    /// [`Store::read_stream_with`]: crate::Store::read_stream_with
+    pub fn as_view(&self) -> EventView<'_> {
+        EventView {
+            event_id: self.event_id,
+            stream_id: &self.stream_id,
+            event_type: &self.event_type,
+            version: self.version,
+            position: self.position,
+            recorded_at: self.recorded_at,
+            data: &self.data,
+            metadata: &self.metadata,
+        }
+    }
+}
+
+/// A stored event borrowed from the log: the same fields as [`RecordedEvent`], with the names
+/// and bytes pointing into the store's memory map (no copies, no allocations). Valid for the
+/// duration of the callback it is passed to; [`EventView::to_recorded`] makes an owned copy.
+///
+/// ```
+/// # let dir = tempfile::tempdir().unwrap();
+/// use evstore::{ExpectedVersion, NewEvent, Store};
+/// let store = Store::open(dir.path().join("v.evs"))?;
+/// store.append("s", ExpectedVersion::Any, &[NewEvent::new("Added", b"7".to_vec())])?;
+/// let mut total = 0;
+/// store.read_stream_with("s", 0, u64::MAX, |e| {
+///     total += e.data.len();
+///     Ok(())
+/// })?;
+/// assert_eq!(total, 1);
+/// # Ok::<(), evstore::Error>(())
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EventView<'a> {
+    pub event_id: Uuid,
+    pub stream_id: &'a str,
+    pub event_type: &'a str,
+    pub version: u64,
+    pub position: u64,
+    pub recorded_at: DateTime<Utc>,
+    pub data: &'a [u8],
+    pub metadata: &'a [u8],
+}
+
+impl EventView<'_> {
+    /// An owned copy.
+    pub fn to_recorded(&self) -> RecordedEvent {
+        RecordedEvent {
+            event_id: self.event_id,
+            stream_id: self.stream_id.to_string(),
+            event_type: self.event_type.to_string(),
+            version: self.version,
+            position: self.position,
+            recorded_at: self.recorded_at,
+            data: self.data.to_vec(),
+            metadata: self.metadata.to_vec(),
+        }
+    }
+}
+
 /// Where an append's events landed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct AppendResult {

@@ -10,7 +10,7 @@ use crate::error::{Error, Result};
 use crate::index::Index;
 use crate::log::frame::{self, FrameError, Location, FRAME_ALIGN, FRAME_HEADER_SIZE};
 use crate::log::segment::{FileHeader, Segment};
-use crate::types::RecordedEvent;
+use crate::types::{EventView, RecordedEvent};
 
 /// What a scan found.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -366,8 +366,12 @@ impl EventReader {
         let reuse = matches!(&self.cache, Some(c) if c.batch_offset == loc.batch_offset() && c.next_index <= index);
         if !reuse {
             let bo = loc.batch_offset();
+            // Reuse the previous cursor's name buffer: no allocation per batch.
+            let mut stream = self.cache.take().map(|c| c.stream).unwrap_or_default();
             let bytes = self.batch_bytes(bo)?;
             let h = frame::decode_batch_header(bytes).map_err(|e| self.corrupt(bo, e))?;
+            stream.clear();
+            stream.push_str(h.stream);
             self.cache = Some(BatchCursor {
                 batch_offset: bo,
                 next_index: 0,
@@ -375,7 +379,7 @@ impl EventReader {
                 event_count: h.event_count,
                 first_version: h.first_version,
                 recorded_at_us: h.recorded_at_us,
-                stream: h.stream.to_string(),
+                stream,
             });
         }
         let Some(mut c) = self.cache.take() else {
@@ -426,37 +430,38 @@ impl EventReader {
 
     /// Decode the event at `loc`, which has global `position`.
     pub fn read(&mut self, loc: Location, position: u64) -> Result<RecordedEvent> {
+        self.view(loc, position).map(|v| v.to_recorded())
+    }
+
+    /// The event at `loc` (global `position`), borrowed from the maps: nothing is copied.
+    pub fn view(&mut self, loc: Location, position: u64) -> Result<EventView<'_>> {
         self.position_cursor(loc)?;
-        let Some(mut c) = self.cache.take() else {
+        let Some(c) = self.cache.as_mut() else {
             unreachable!("cursor positioned");
         };
-        let result = (|| {
-            let bytes = self.batch_bytes(c.batch_offset)?;
-            let ev = frame::decode_event(bytes.get(c.next_byte..).unwrap_or(&[]))
-                .map_err(|e| self.corrupt(c.batch_offset, e))?;
-            let recorded_at =
-                DateTime::from_timestamp_micros(c.recorded_at_us).ok_or_else(|| {
-                    self.corrupt(
-                        c.batch_offset,
-                        FrameError::Malformed("timestamp out of range"),
-                    )
-                })?;
-            let out = RecordedEvent {
-                event_id: Uuid::from_bytes(ev.event_id),
-                stream_id: c.stream.clone(),
-                event_type: ev.event_type.to_string(),
-                version: c.first_version + u64::from(c.next_index),
-                position,
-                recorded_at,
-                data: ev.data.to_vec(),
-                metadata: ev.metadata.to_vec(),
-            };
-            c.next_byte += ev.size;
-            c.next_index += 1;
-            Ok(out)
-        })();
-        self.cache = Some(c);
-        result
+        let (k, off) = self.header.split(c.batch_offset);
+        let bytes = self
+            .segments
+            .get(k as usize)
+            .and_then(|seg| seg.bytes().get(off as usize..))
+            .ok_or_else(|| Error::corruption(k, off, "index points past the mapped segments"))?;
+        let corrupt = |e: FrameError| Error::corruption(k, off, e.to_string());
+        let ev = frame::decode_event(bytes.get(c.next_byte..).unwrap_or(&[])).map_err(corrupt)?;
+        let recorded_at = DateTime::from_timestamp_micros(c.recorded_at_us)
+            .ok_or_else(|| corrupt(FrameError::Malformed("timestamp out of range")))?;
+        let version = c.first_version + u64::from(c.next_index);
+        c.next_byte += ev.size;
+        c.next_index += 1;
+        Ok(EventView {
+            event_id: Uuid::from_bytes(ev.event_id),
+            stream_id: &c.stream,
+            event_type: ev.event_type,
+            version,
+            position,
+            recorded_at,
+            data: ev.data,
+            metadata: ev.metadata,
+        })
     }
 }
 
