@@ -5,7 +5,8 @@
 //!
 //! ```sh
 //! cargo bench --bench suite                                   # full run (~7-9 min)
-//! EVSTORE_BENCH_QUICK=1 cargo bench --bench suite             # reduced set (< 2 min)
+//! cargo bench --bench suite -- --quick                        # reduced set (< 2 min)
+//! EVSTORE_BENCH_QUICK=1 cargo bench --bench suite             # the same
 //! cargo bench --bench suite -- --test                         # CI smoke: tiny, untimed
 //! EVSTORE_BENCH_10M=0 cargo bench --bench suite               # full run without the 10M open
 //! EVSTORE_BENCH_ONLY=append,sync cargo bench --bench suite    # some sections only
@@ -107,7 +108,8 @@ struct Cfg {
 impl Cfg {
     fn from_env() -> Cfg {
         let test = std::env::args().any(|a| a == "--test");
-        let quick = std::env::var("EVSTORE_BENCH_QUICK").is_ok_and(|v| v != "0");
+        let quick = std::env::args().any(|a| a == "--quick")
+            || std::env::var("EVSTORE_BENCH_QUICK").is_ok_and(|v| v != "0");
         let mode = if test {
             Mode::Test
         } else if quick {

@@ -15,6 +15,8 @@
 //!   file, the second after reading every page of it through a map first (the kernel's large
 //!   zero folios that slowed appends, see "The unwritten tail" in docs/PERFORMANCE.md);
 //! * `open`: build a log of n one-event appends over n/10 streams, then time `Store::open`;
+//! * `open-cold`: as `open`, one open after dropping the page cache (root only; affects the
+//!   whole machine);
 //! * `read`: as `open`, then 2,000,000 `read_stream`s of random streams.
 //!
 //! `PROBE_SEGMENT_MB` sets the segment size, `PROBE_SPLITS=1` prints a running rate every
@@ -110,7 +112,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             }
             rate(what, writes, t.elapsed().as_secs_f64());
         }
-        "open" | "read" => {
+        "open" | "read" | "open-cold" => {
             let streams = (n / 10).max(1);
             {
                 let store = Store::open_with(&path, options.clone())?;
@@ -121,6 +123,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                     store.append(&s, ExpectedVersion::Any, &batch)?;
                 }
                 store.close()?;
+            }
+            if what == "open-cold" {
+                // Needs root: drops the whole machine's clean page cache.
+                std::fs::write("/proc/sys/vm/drop_caches", "1")?;
             }
             let reps = if what == "open" { 10 } else { 1 };
             let t = Instant::now();

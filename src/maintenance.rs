@@ -90,17 +90,16 @@ fn scan_readonly(
     let mut maps = Vec::with_capacity(seg_count as usize);
     for k in 0..seg_count {
         let len = (file_len - header.segment_start(k)).min(seg_size);
-        let seg = Segment::map(file, &header, k, len)?;
-        segment::prefetch_for_scan(file, &header, k, &seg);
-        maps.push(Arc::new(seg));
+        maps.push(Arc::new(Segment::map(file, &header, k, len)?));
     }
     let slices: Vec<&[u8]> = maps.iter().map(|m| m.bytes()).collect();
     let mut index = Index::default();
-    let holes = reader::FileHoles {
+    let hints = reader::FileHints {
         file,
         header: &header,
+        maps: &maps,
     };
-    let outcome = reader::scan(&header, &slices, &mut index, &holes);
+    let outcome = reader::scan(&header, &slices, &mut index, &hints);
     Ok((header, file_len, seg_count, outcome, index))
 }
 

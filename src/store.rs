@@ -230,18 +230,17 @@ impl Store {
         let mut scan_maps = Vec::with_capacity(seg_count as usize);
         for k in 0..seg_count {
             let len = (file_len - header.segment_start(k)).min(seg_size);
-            let seg = Segment::map(&file, &header, k, len)?;
-            segment::prefetch_for_scan(&file, &header, k, &seg);
-            scan_maps.push(Arc::new(seg));
+            scan_maps.push(Arc::new(Segment::map(&file, &header, k, len)?));
         }
         let mut index = Index::default();
         let outcome = {
             let slices: Vec<&[u8]> = scan_maps.iter().map(|s| s.bytes()).collect();
-            let holes = reader::FileHoles {
+            let hints = reader::FileHints {
                 file: &file,
                 header: &header,
+                maps: &scan_maps,
             };
-            reader::scan(&header, &slices, &mut index, &holes)?
+            reader::scan(&header, &slices, &mut index, &hints)?
         };
 
         let desired_len = header.segment_start(outcome.end_segment) + seg_size;

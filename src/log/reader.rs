@@ -35,42 +35,46 @@ pub struct ScanOutcome {
     pub torn_reason: Option<String>,
 }
 
-/// What the file system knows about zeros after the end of the log, without reading them:
-/// holes and unwritten (preallocated, never written) extents read as zeros.
+/// What the scan may ask of the file it reads: which ranges after the end of the log are
+/// known to be zeros without reading them (holes and unwritten, preallocated extents), and
+/// read-ahead of the segments it is about to scan.
 ///
-/// Skipping them keeps the recovery verdict from faulting in the preallocated, never-written
-/// rest of the active segment: reading it costs tens of milliseconds per open and fills the
-/// page cache over the space later appends write into (docs/PERFORMANCE.md, "The unwritten
-/// tail"). Answering "maybe data" (`next_data` = the offset itself, `next_hole` = `u64::MAX`)
-/// is always correct; it only means "read to find out".
-pub(crate) trait KnownZeros {
+/// Skipping known zeros keeps the recovery verdict from faulting in the preallocated,
+/// never-written rest of the active segment: reading it costs tens of milliseconds per open
+/// and fills the page cache over the space later appends write into (docs/PERFORMANCE.md,
+/// "The unwritten tail"). The defaults ("maybe data everywhere", no read-ahead) are always
+/// correct; they only mean "read to find out".
+pub(crate) trait ScanHints {
     /// An offset `>=` `offset` in segment `segment` before which every byte from `offset` on
     /// is zero; `u64::MAX` when the rest of the file is.
-    fn next_data(&self, segment: u64, offset: u64) -> u64;
-    /// An offset `>` `offset` (for `offset` inside a data run) where the run of possible data
-    /// starting at `offset` ends; `u64::MAX` when unknown.
-    fn next_hole(&self, segment: u64, offset: u64) -> u64;
-}
-
-/// Knows nothing: every byte is read.
-pub(crate) struct ReadEverything;
-
-impl KnownZeros for ReadEverything {
     fn next_data(&self, _segment: u64, offset: u64) -> u64 {
         offset
     }
+    /// An offset `>` `offset` (for `offset` inside a data run) where the run of possible data
+    /// starting at `offset` ends; `u64::MAX` when unknown.
     fn next_hole(&self, _segment: u64, _offset: u64) -> u64 {
         u64::MAX
     }
+    /// The scan is about to read segment `segment` (called one segment ahead).
+    fn will_scan(&self, _segment: u64) {}
 }
 
-/// Asks the file system (`lseek` `SEEK_DATA` / `SEEK_HOLE`).
-pub(crate) struct FileHoles<'a> {
+/// No hints: every byte is read, nothing is prefetched.
+pub(crate) struct ReadEverything;
+
+impl ScanHints for ReadEverything {}
+
+/// Hints from the file system (`lseek` `SEEK_DATA` / `SEEK_HOLE`) and read-ahead of the log
+/// data of the next segment through its map ([`segment::prefetch_for_scan`]).
+///
+/// [`segment::prefetch_for_scan`]: crate::log::segment::prefetch_for_scan
+pub(crate) struct FileHints<'a> {
     pub file: &'a std::fs::File,
     pub header: &'a FileHeader,
+    pub maps: &'a [Arc<Segment>],
 }
 
-impl KnownZeros for FileHoles<'_> {
+impl ScanHints for FileHints<'_> {
     fn next_data(&self, segment: u64, offset: u64) -> u64 {
         let at = self.header.segment_start(segment).saturating_add(offset);
         crate::log::segment::next_data(self.file, at)
@@ -81,17 +85,23 @@ impl KnownZeros for FileHoles<'_> {
         let hole = crate::log::segment::next_hole(self.file, at);
         offset.saturating_add(hole.saturating_sub(at))
     }
+    fn will_scan(&self, segment: u64) {
+        if let Some(seg) = self.maps.get(segment as usize) {
+            crate::log::segment::prefetch_for_scan(self.file, self.header, segment, seg);
+        }
+    }
 }
 
 /// Scan `segments` (segment `k` is `segments[k]`; the last may be shorter than the segment
 /// size), feeding every valid frame body to `index`. Returns the outcome, or
 /// [`Error::Corruption`] when damage is proven durable or a checked frame is malformed.
-/// `known_zeros` lets the verdict skip ranges after the end that are known to be zero.
+/// `hints` lets the verdict skip ranges after the end that are known to be zero, and reads
+/// ahead one segment in front of the scan.
 pub(crate) fn scan(
     header: &FileHeader,
     segments: &[&[u8]],
     index: &mut Index,
-    known_zeros: &dyn KnownZeros,
+    hints: &dyn ScanHints,
 ) -> Result<ScanOutcome> {
     let seg_size = header.segment_size;
     let mut k: usize = 0;
@@ -102,6 +112,8 @@ pub(crate) fn scan(
     let mut frames: u64 = 0;
     let mut frame_bytes: u64 = 0;
     let mut torn_reason = None;
+    hints.will_scan(0);
+    hints.will_scan(1);
     // Every iteration consumes one valid frame (off grows by >= 24 bytes) or moves to the next
     // segment, so the loop is bounded by the file size.
     while k < segments.len() {
@@ -146,6 +158,7 @@ pub(crate) fn scan(
                             }
                             k += 1;
                             off = 0;
+                            hints.will_scan(k as u64 + 1);
                             continue;
                         }
                     }
@@ -166,7 +179,7 @@ pub(crate) fn scan(
     } else {
         (k as u64, off)
     };
-    let torn_at = verdict(header, segments, end_segment, end_offset, seq, known_zeros)?;
+    let torn_at = verdict(header, segments, end_segment, end_offset, seq, hints)?;
     if torn_at.is_none() {
         torn_reason = None;
     }
@@ -210,7 +223,7 @@ fn verdict(
     k: u64,
     off: u64,
     next_seq: u64,
-    known_zeros: &dyn KnownZeros,
+    hints: &dyn ScanHints,
 ) -> Result<Option<(u64, u64)>> {
     let mut first_garbage: Option<(u64, u64)> = None;
     // The number of frames that could possibly follow bounds a plausible seq.
@@ -230,14 +243,13 @@ fn verdict(
         // Every iteration moves `p` forward (past a run of zeros, or past a hit), so the loop
         // is bounded by the segment length.
         while p < seg.len() {
-            let data =
-                usize::try_from(known_zeros.next_data(j as u64, p as u64)).unwrap_or(usize::MAX);
+            let data = usize::try_from(hints.next_data(j as u64, p as u64)).unwrap_or(usize::MAX);
             p = data.clamp(p, seg.len());
             if p >= seg.len() {
                 break;
             }
             // Look for non-zero bytes only up to the end of this run of possible data.
-            let run_end = usize::try_from(known_zeros.next_hole(j as u64, p as u64))
+            let run_end = usize::try_from(hints.next_hole(j as u64, p as u64))
                 .unwrap_or(usize::MAX)
                 .clamp(p + 1, seg.len());
             let Some(nz) = first_nonzero(&seg[p..run_end]) else {
@@ -472,7 +484,7 @@ mod tests {
     /// Data runs `[start, end)` of segment 0; everything else is declared zero.
     struct Runs(Vec<(u64, u64)>);
 
-    impl KnownZeros for Runs {
+    impl ScanHints for Runs {
         fn next_data(&self, _segment: u64, offset: u64) -> u64 {
             self.0
                 .iter()
@@ -489,7 +501,7 @@ mod tests {
 
     const SEG: usize = 64 * 1024;
 
-    fn torn_at(seg: &[u8], zeros: &dyn KnownZeros) -> Option<(u64, u64)> {
+    fn torn_at(seg: &[u8], zeros: &dyn ScanHints) -> Option<(u64, u64)> {
         let header = FileHeader::new(SEG as u64);
         let out = scan(&header, &[seg], &mut Index::default(), zeros).expect("no proof of damage");
         assert_eq!((out.end_segment, out.end_offset), (0, 0), "an empty log");
