@@ -45,6 +45,5 @@ pub use storage::EventStorage;
 pub use store::{ReadAll, RecoveryReport, Store, StoreStats, TrimReport};
 pub use types::{
     new_event_id, AppendResult, Durability, EventView, ExpectedVersion, NewEvent, Options,
-    RecordedEvent,
-    DEFAULT_SEGMENT_SIZE, MAX_SEGMENT_SIZE, MIN_SEGMENT_SIZE,
+    RecordedEvent, DEFAULT_SEGMENT_SIZE, MAX_SEGMENT_SIZE, MIN_SEGMENT_SIZE,
 };
