@@ -19,7 +19,7 @@
 //!   whole machine);
 //! * `read`: as `open`, then 2,000,000 `read_stream`s of random streams.
 //!
-//! `PROBE_SEGMENT_MB` sets the segment size, `PROBE_SPLITS=1` prints a running rate every
+//! `PROBE_BATCH` sets the events per append (n counts appends), `PROBE_SEGMENT_MB` the segment size, `PROBE_SPLITS=1` prints a running rate every
 //! 100,000 appends.
 
 use std::fs::OpenOptions;
@@ -62,15 +62,21 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "append-any" | "append-exact" => {
             let store = Store::open_with(&path, options)?;
             let exact = what == "append-exact";
-            let mut batch = vec![NewEvent::new("BenchEvent", vec![7u8; 100])];
+            let size: u64 = std::env::var("PROBE_BATCH")
+                .ok()
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(1);
+            let mut batch = vec![NewEvent::new("BenchEvent", vec![7u8; 100]); size as usize];
             let t = Instant::now();
             for i in 0..n {
                 let expected = match (exact, i) {
                     (false, _) => ExpectedVersion::Any,
                     (true, 0) => ExpectedVersion::NoStream,
-                    (true, i) => ExpectedVersion::Exact(i - 1),
+                    (true, i) => ExpectedVersion::Exact(i * size - 1),
                 };
-                batch[0].event_id = Uuid::from_u128(u128::from(i) + 1);
+                for (j, e) in batch.iter_mut().enumerate() {
+                    e.event_id = Uuid::from_u128(u128::from(i * size + j as u64) + 1);
+                }
                 store.append("bench-stream-0000001", expected, &batch)?;
                 if splits && i % 100_000 == 99_999 {
                     rate("  so far", i + 1, t.elapsed().as_secs_f64());

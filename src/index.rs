@@ -520,7 +520,9 @@ impl Index {
                 what,
             };
             let batch = &body[at..];
-            let h = frame::decode_batch_header(batch).map_err(|e| err(e.to_string()))?;
+            // Names are checked for UTF-8 only when first seen: bytes equal to a known
+            // (validated) stream id or event type are valid too.
+            let h = frame::decode_batch_header_raw(batch).map_err(|e| err(e.to_string()))?;
             if !timestamp_in_range(h.recorded_at_us) {
                 return Err(err(format!(
                     "recorded_at {} µs is out of range",
@@ -539,16 +541,21 @@ impl Index {
             if batch_file_offset > frame::MAX_LOCATION_OFFSET {
                 return Err(err("file offset beyond the 16 TiB limit".into()));
             }
-            let stream_idx = self
-                .streams
-                .find_or_insert(h.stream.as_bytes())
-                .map_err(err)?;
+            let stream_idx = match self.streams.find(h.stream) {
+                Some(i) => i,
+                None => {
+                    frame::check_stream_name(h.stream).map_err(|e| err(e.to_string()))?;
+                    self.streams.find_or_insert(h.stream).map_err(err)?
+                }
+            };
             let stream = self.streams.stream_mut(stream_idx);
             let have = stream.len() as u64;
             if h.first_version != have {
                 return Err(err(format!(
                     "stream {:?} continues at version {} but has {} events",
-                    h.stream, h.first_version, have
+                    String::from_utf8_lossy(h.stream),
+                    h.first_version,
+                    have
                 )));
             }
             let first_position = self.positions.len() as u64;
@@ -556,14 +563,14 @@ impl Index {
             // One pass: on an error the caller discards the whole index (see above).
             let mut off = h.events_offset;
             for i in 0..h.event_count {
-                let ev = frame::decode_event(&batch[off..]).map_err(|e| err(e.to_string()))?;
+                let ev = frame::decode_event_raw(&batch[off..]).map_err(|e| err(e.to_string()))?;
                 off += ev.size;
                 let position = first_position + u64::from(i);
                 self.positions
                     .push(Location::new(batch_file_offset, i).to_raw());
                 self.streams.stream_mut(stream_idx).push(position);
                 let type_id = match self.last_type {
-                    Some(id) if *self.type_names[id as usize] == *ev.event_type => id,
+                    Some(id) if self.type_names[id as usize].as_bytes() == ev.event_type => id,
                     _ => {
                         let id = self.type_id(ev.event_type).map_err(err)?;
                         self.last_type = Some(id);
@@ -580,17 +587,20 @@ impl Index {
 
     /// The id of `event_type`, interned on first sight. With few types (the usual case) a
     /// linear byte comparison beats hashing.
-    fn type_id(&mut self, event_type: &str) -> Result<u32, String> {
+    fn type_id(&mut self, event_type: &[u8]) -> Result<u32, String> {
         const LINEAR: usize = 16;
-        let found = if self.type_names.len() <= LINEAR {
-            self.type_names
+        if self.type_names.len() <= LINEAR {
+            // Known names need no UTF-8 check: equal bytes to a validated name.
+            if let Some(i) = self
+                .type_names
                 .iter()
-                .position(|n| **n == *event_type)
-                .map(|i| i as u32)
-        } else {
-            self.type_ids.get(event_type).copied()
-        };
-        if let Some(id) = found {
+                .position(|n| n.as_bytes() == event_type)
+            {
+                return Ok(i as u32);
+            }
+        }
+        let event_type = frame::check_event_type(event_type).map_err(|e| e.to_string())?;
+        if let Some(&id) = self.type_ids.get(event_type) {
             return Ok(id);
         }
         let id = u32::try_from(self.types.len())
@@ -777,10 +787,13 @@ mod tests {
     fn type_ids_linear_and_hashed_agree() {
         let mut idx = Index::default();
         let names: Vec<String> = (0..40).map(|i| format!("T{i}")).collect();
-        let ids: Vec<u32> = names.iter().map(|n| idx.type_id(n).unwrap()).collect();
+        let ids: Vec<u32> = names
+            .iter()
+            .map(|n| idx.type_id(n.as_bytes()).unwrap())
+            .collect();
         assert_eq!(ids, (0..40).collect::<Vec<u32>>());
         for (n, &id) in names.iter().zip(&ids) {
-            assert_eq!(idx.type_id(n).unwrap(), id);
+            assert_eq!(idx.type_id(n.as_bytes()).unwrap(), id);
             assert_eq!(idx.type_ids[n.as_str()], id);
             assert_eq!(&*idx.type_names[id as usize], n.as_str());
         }
@@ -798,6 +811,44 @@ mod tests {
             }
         }
         out
+    }
+
+    #[test]
+    fn names_are_checked_for_utf8_when_first_seen() {
+        let t = 1_700_000_000_000_000;
+        // A known stream and type: indexed.
+        let mut idx = Index::default();
+        idx.add_frame(&body(&[("orders", 0, &["Created"])], t), 4096)
+            .expect("valid frame");
+        // The same names again, then a new stream whose id is not UTF-8: rejected.
+        let mut bad_stream = body(
+            &[
+                ("orders", 1, &["Created"]),
+                ("ord\u{e9}rs", 0, &["Created"]),
+            ],
+            t,
+        );
+        let second = frame::batch_header_size("orders".len()) + frame::event_size(7, 4, 0);
+        let at = second + frame::batch_header_size(0) + 3;
+        assert_eq!(&bad_stream[at..at + 2], "\u{e9}".as_bytes());
+        bad_stream[at] = 0xFF; // a lone continuation-less lead byte: invalid UTF-8
+        let e = idx
+            .add_frame(&bad_stream, 8192)
+            .expect_err("invalid stream id");
+        let malformed = |what| frame::FrameError::Malformed(what).to_string();
+        assert_eq!(
+            (e.body_offset, e.what),
+            (second, malformed(frame::BAD_STREAM_ID))
+        );
+        // A new event type that is not UTF-8: rejected; the known one is not re-checked.
+        let mut idx = Index::default();
+        let mut bad_type = body(&[("s", 0, &["Known", "N\u{e9}w"])], t);
+        let len = bad_type.len();
+        let at = len - 4 - "N\u{e9}w".len() + 1; // the é, before the 4-byte payload
+        assert_eq!(&bad_type[at..at + 2], "\u{e9}".as_bytes());
+        bad_type[at + 1] = b'x'; // lead byte without its continuation
+        let e = idx.add_frame(&bad_type, 4096).expect_err("invalid type");
+        assert_eq!(e.what, malformed(frame::BAD_EVENT_TYPE));
     }
 
     /// Names that stress the table: short, long with a shared prefix, differing only in the

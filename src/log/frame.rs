@@ -197,20 +197,67 @@ pub struct EventRecord<'a> {
 }
 
 fn name<'a>(bytes: &'a [u8], what: &'static str) -> Result<&'a str, FrameError> {
-    if bytes.is_empty() {
-        return Err(FrameError::Malformed(what));
-    }
     std::str::from_utf8(bytes).map_err(|_| FrameError::Malformed(what))
+}
+
+/// Why a stream id fails [`check_stream_name`] (also [`decode_batch_header`]'s message).
+pub const BAD_STREAM_ID: &str = "stream id is empty or not UTF-8";
+/// Why an event type fails [`check_event_type`] (also [`decode_event`]'s message).
+pub const BAD_EVENT_TYPE: &str = "event type is empty or not UTF-8";
+
+/// The UTF-8 check [`decode_batch_header`] applies to [`RawBatchHeader::stream`].
+pub fn check_stream_name(bytes: &[u8]) -> Result<&str, FrameError> {
+    name(bytes, BAD_STREAM_ID)
+}
+
+/// The UTF-8 check [`decode_event`] applies to [`RawEventRecord::event_type`].
+pub fn check_event_type(bytes: &[u8]) -> Result<&str, FrameError> {
+    name(bytes, BAD_EVENT_TYPE)
+}
+
+/// A batch header with every check but the stream id's UTF-8 validity (bytes equal to an
+/// already validated name need none: the index checks new names only).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RawBatchHeader<'a> {
+    pub event_count: u32,
+    pub first_version: u64,
+    pub recorded_at_us: i64,
+    /// Non-empty; UTF-8 not checked.
+    pub stream: &'a [u8],
+    pub events_offset: usize,
+}
+
+/// An event record with every check but the type's UTF-8 validity (see [`RawBatchHeader`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RawEventRecord<'a> {
+    pub event_id: [u8; 16],
+    /// Non-empty; UTF-8 not checked.
+    pub event_type: &'a [u8],
+    pub data: &'a [u8],
+    pub metadata: &'a [u8],
+    pub size: usize,
 }
 
 /// Decode the batch header at the start of `b`.
 pub fn decode_batch_header(b: &[u8]) -> Result<BatchHeader<'_>, FrameError> {
+    let h = decode_batch_header_raw(b)?;
+    Ok(BatchHeader {
+        event_count: h.event_count,
+        first_version: h.first_version,
+        recorded_at_us: h.recorded_at_us,
+        stream: check_stream_name(h.stream)?,
+        events_offset: h.events_offset,
+    })
+}
+
+/// [`decode_batch_header`] without the UTF-8 check of the stream id.
+pub fn decode_batch_header_raw(b: &[u8]) -> Result<RawBatchHeader<'_>, FrameError> {
     const SHORT: FrameError = FrameError::Malformed("batch header runs past the body");
     let event_count = read_u32(b, 0).ok_or(SHORT)?;
     let stream_len = *b.get(4).ok_or(SHORT)? as usize;
     let first_version = read_u64(b, 5).ok_or(SHORT)?;
     let recorded_at_us = read_u64(b, 13).ok_or(SHORT)? as i64;
-    let stream_bytes = b
+    let stream = b
         .get(BATCH_HEADER_FIXED..BATCH_HEADER_FIXED + stream_len)
         .ok_or(SHORT)?;
     if event_count == 0 || event_count as usize > MAX_EVENTS_PER_BATCH {
@@ -219,8 +266,10 @@ pub fn decode_batch_header(b: &[u8]) -> Result<BatchHeader<'_>, FrameError> {
     if first_version.checked_add(u64::from(event_count)).is_none() {
         return Err(FrameError::Malformed("batch versions overflow"));
     }
-    let stream = name(stream_bytes, "stream id is empty or not UTF-8")?;
-    Ok(BatchHeader {
+    if stream.is_empty() {
+        return Err(FrameError::Malformed(BAD_STREAM_ID));
+    }
+    Ok(RawBatchHeader {
         event_count,
         first_version,
         recorded_at_us,
@@ -231,6 +280,18 @@ pub fn decode_batch_header(b: &[u8]) -> Result<BatchHeader<'_>, FrameError> {
 
 /// Decode the event record at the start of `b`.
 pub fn decode_event(b: &[u8]) -> Result<EventRecord<'_>, FrameError> {
+    let e = decode_event_raw(b)?;
+    Ok(EventRecord {
+        event_id: e.event_id,
+        event_type: check_event_type(e.event_type)?,
+        data: e.data,
+        metadata: e.metadata,
+        size: e.size,
+    })
+}
+
+/// [`decode_event`] without the UTF-8 check of the event type.
+pub fn decode_event_raw(b: &[u8]) -> Result<RawEventRecord<'_>, FrameError> {
     const SHORT: FrameError = FrameError::Malformed("event record runs past the body");
     let id = b.get(..16).ok_or(SHORT)?;
     let type_len = *b.get(16).ok_or(SHORT)? as usize;
@@ -242,14 +303,14 @@ pub fn decode_event(b: &[u8]) -> Result<EventRecord<'_>, FrameError> {
     if meta_end > b.len() {
         return Err(SHORT);
     }
+    if type_len == 0 {
+        return Err(FrameError::Malformed(BAD_EVENT_TYPE));
+    }
     let mut event_id = [0u8; 16];
     event_id.copy_from_slice(id);
-    Ok(EventRecord {
+    Ok(RawEventRecord {
         event_id,
-        event_type: name(
-            &b[EVENT_FIXED..type_end],
-            "event type is empty or not UTF-8",
-        )?,
+        event_type: &b[EVENT_FIXED..type_end],
         data: &b[type_end..data_end],
         metadata: &b[data_end..meta_end],
         size: meta_end,
