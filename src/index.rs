@@ -570,7 +570,11 @@ impl Index {
                     .push(Location::new(batch_file_offset, i).to_raw());
                 self.streams.stream_mut(stream_idx).push(position);
                 let type_id = match self.last_type {
-                    Some(id) if self.type_names[id as usize].as_bytes() == ev.event_type => id,
+                    Some(id)
+                        if same_name(self.type_names[id as usize].as_bytes(), ev.event_type) =>
+                    {
+                        id
+                    }
                     _ => {
                         let id = self.type_id(ev.event_type).map_err(err)?;
                         self.last_type = Some(id);
@@ -594,7 +598,7 @@ impl Index {
             if let Some(i) = self
                 .type_names
                 .iter()
-                .position(|n| n.as_bytes() == event_type)
+                .position(|n| same_name(n.as_bytes(), event_type))
             {
                 return Ok(i as u32);
             }

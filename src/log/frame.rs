@@ -101,8 +101,22 @@ fn read_u64(b: &[u8], at: usize) -> Option<u64> {
     Some(u64::from_le_bytes(bytes.try_into().ok()?))
 }
 
+/// A CRC-32 hasher, cloned from one made once: `Hasher::new` detects CPU features on every
+/// call, which is measurable at two small CRCs per frame.
+fn crc_hasher() -> crc32fast::Hasher {
+    static TEMPLATE: std::sync::OnceLock<crc32fast::Hasher> = std::sync::OnceLock::new();
+    TEMPLATE.get_or_init(crc32fast::Hasher::new).clone()
+}
+
+/// CRC-32 of `bytes` (what `crc32fast::hash` computes).
+pub fn crc32(bytes: &[u8]) -> u32 {
+    let mut h = crc_hasher();
+    h.update(bytes);
+    h.finalize()
+}
+
 fn header_crc(file_id: &[u8; 16], rest: &[u8]) -> u32 {
-    let mut h = crc32fast::Hasher::new();
+    let mut h = crc_hasher();
     h.update(file_id);
     h.update(rest);
     h.finalize()
@@ -168,7 +182,7 @@ pub fn check_frame<'a>(
         });
     }
     let body = &seg_rest[FRAME_HEADER_SIZE..FRAME_HEADER_SIZE + header.body_len as usize];
-    if crc32fast::hash(body) != header.body_crc {
+    if crc32(body) != header.body_crc {
         return Err(FrameError::BodyChecksum);
     }
     Ok((header, body))

@@ -206,7 +206,7 @@ impl LogWriter {
                     let body_len = u32::try_from(body.len()).map_err(|_| {
                         io::Error::new(io::ErrorKind::InvalidInput, "frame body exceeds 4 GiB")
                     })?;
-                    let body_crc = crc32fast::hash(&self.buf[body.clone()]);
+                    let body_crc = frame::crc32(&self.buf[body.clone()]);
                     let seq = self.next_seq;
                     let lag = u32::try_from(seq - self.durable_seq).unwrap_or(u32::MAX);
                     let file_id = self.header.file_id;
