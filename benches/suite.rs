@@ -1055,7 +1055,9 @@ fn build_dataset(n: usize, with_sqlite: bool) -> Dataset {
     // Flush the data set before anything is timed, so writeback of the setup's dirty pages
     // does not compete with the measured opens and reads (the log is synced by close).
     if let Some(p) = &sqlite {
-        File::open(p).and_then(|f| f.sync_all()).expect("sync sqlite");
+        File::open(p)
+            .and_then(|f| f.sync_all())
+            .expect("sync sqlite");
     }
     Dataset {
         _dir: dir,
