@@ -63,7 +63,10 @@ pub struct Store {
     segments: Arc<SegmentTable>,
     index: RwLock<Index>,
     state: Mutex<WriterState>,
-    published: Condvar,
+    /// Appenders wait here for their group to be published: group `g` on `group_done[g % 2]`
+    /// (a batch queued while group `g` is being written goes into group `g + 1`), so a
+    /// publish wakes the appenders it completed and not those queued for the next group.
+    group_done: [Condvar; 2],
     /// `None` when opened read-only.
     writer: Mutex<Option<LogWriter>>,
     recovery: RecoveryReport,
@@ -98,6 +101,9 @@ struct WriterState {
     recent: Option<RecentAppend>,
     /// Events published (visible): positions below this are in the index.
     published: u64,
+    /// End position of the batches the running (or last) group took: a waiting appender whose
+    /// batch ends at or below it is in group `groups`, otherwise queued for `groups + 1`.
+    taken_end: u64,
     leader: bool,
     poisoned: bool,
     appends: u64,
@@ -316,12 +322,13 @@ impl Store {
                 recent_stream: String::new(),
                 recent: None,
                 published: events,
+                taken_end: events,
                 leader: false,
                 poisoned: false,
                 appends: 0,
                 groups: 0,
             }),
-            published: Condvar::new(),
+            group_done: [Condvar::new(), Condvar::new()],
             writer: Mutex::new(writer),
             recovery: RecoveryReport {
                 frames: outcome.frames,
@@ -452,13 +459,27 @@ impl Store {
                 return Err(Error::Poisoned);
             }
             if st.leader {
-                self.published.wait(&mut st);
+                // In the group being written, or queued for the next one.
+                let group = if end <= st.taken_end {
+                    st.groups
+                } else {
+                    st.groups + 1
+                };
+                self.group_done[(group % 2) as usize].wait(&mut st);
                 continue;
             }
             self.lead(&mut st)?;
-            if st.published >= end {
-                self.keep_leading(&mut st);
-            }
+            // The group took every queued batch, this one included.
+            debug_assert!(st.published >= end, "a leader's group holds its own batch");
+            self.keep_leading(&mut st);
+        }
+    }
+
+    /// Called by a leader about to return: if batches are queued and nobody leads, wake their
+    /// appenders so one of them leads.
+    fn hand_off(&self, st: &mut MutexGuard<'_, WriterState>) {
+        if !st.leader && !st.poisoned && !st.queue.is_empty() {
+            self.group_done[((st.groups + 1) % 2) as usize].notify_all();
         }
     }
 
@@ -472,12 +493,13 @@ impl Store {
     fn keep_leading(&self, st: &mut MutexGuard<'_, WriterState>) {
         for _ in 0..EXTRA_LEADER_ROUNDS {
             if st.leader || st.poisoned || st.queue.is_empty() {
-                return;
+                break;
             }
             if self.lead(st).is_err() {
-                return;
+                break;
             }
         }
+        self.hand_off(st);
     }
 
     /// Run one group commit as leader: every queued batch. Called with `state` locked;
@@ -521,6 +543,7 @@ impl Store {
         debug_assert!(!st.leader, "one leader at a time");
         st.leader = true;
         st.groups += 1;
+        st.taken_end = group_end;
         let outcome = MutexGuard::unlocked(st, || {
             // A panic here (an internal invariant broke) must not leave `leader` set, or every
             // other appender would wait forever: catch it, poison the store, then re-raise.
@@ -548,23 +571,31 @@ impl Store {
             Err(panic) => {
                 st.leader = false;
                 st.poisoned = true;
-                self.published.notify_all();
+                self.wake_everyone();
                 std::panic::resume_unwind(panic);
             }
         };
         st.leader = false;
-        self.published.notify_all();
         match outcome {
             Ok(()) => {
                 st.published = group_end;
+                self.group_done[(st.groups % 2) as usize].notify_all();
                 *self.visible.lock() = group_end;
                 self.visible_changed.notify_all();
                 Ok(())
             }
             Err(e) => {
                 st.poisoned = true;
+                self.wake_everyone();
                 Err(Error::Io(e))
             }
+        }
+    }
+
+    /// Wake every waiting appender (the store was poisoned: they all return an error).
+    fn wake_everyone(&self) {
+        for cv in &self.group_done {
+            cv.notify_all();
         }
     }
 
