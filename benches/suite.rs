@@ -1157,6 +1157,19 @@ fn open_rows(rep: &mut Report, label: &str, ds: &Dataset, reps: usize) -> Store 
     store
 }
 
+/// SQLite's side of read_stream: one aggregate's rows in version order.
+const SQL_AGGREGATE_ROWS: &str = "SELECT event_id, event_type, event_data, timestamp, version \
+     FROM events WHERE aggregate_id = ?1 ORDER BY version";
+
+/// The disk's side of read_stream: 10 `pread`s of 200 B at random 8-aligned offsets of the log.
+fn ten_random_preads(f: &File, buf: &mut [u8], rng: &mut Rng, span: u64) {
+    for _ in 0..10 {
+        let at = 4096 + (rng.next() % span) / 8 * 8;
+        f.read_exact_at(buf, at).expect("pread");
+    }
+    black_box(&*buf);
+}
+
 fn section_open_read(cfg: &Cfg, rep: &mut Report) {
     let n = cfg.dataset();
     let ds = build_dataset(n, cfg.wants("read"));
@@ -1207,23 +1220,14 @@ fn section_open_read(cfg: &Cfg, rep: &mut Report) {
     let raw_f = File::open(&ds.log).expect("log");
     let mut rbuf = vec![0u8; 200];
     let span = ds.log_bytes.saturating_sub(200).max(1);
-    let mut stmt = conn
-        .prepare_cached(
-            "SELECT event_id, event_type, event_data, timestamp, version FROM events \
-             WHERE aggregate_id = ?1 ORDER BY version",
-        )
-        .expect("prepare");
+    let mut stmt = conn.prepare_cached(SQL_AGGREGATE_ROWS).expect("prepare");
     let streams = ds.streams;
     let rates = alternate(
         rounds,
         vec![
             &mut || {
                 block(budget, 10, || {
-                    for _ in 0..10 {
-                        let at = 4096 + (rng_a.next() % span) / 8 * 8;
-                        raw_f.read_exact_at(&mut rbuf, at).expect("pread");
-                    }
-                    black_box(&rbuf);
+                    ten_random_preads(&raw_f, &mut rbuf, &mut rng_a, span)
                 })
             },
             &mut || {
@@ -1272,22 +1276,13 @@ fn section_open_read(cfg: &Cfg, rep: &mut Report) {
     // (read_stream_with), SQLite's rows are read with get_ref (no copies); both consume every
     // field so nothing is optimised away.
     let (mut rng_a, mut rng_b, mut rng_c) = (Rng::new(197), Rng::new(198), Rng::new(199));
-    let mut stmt = conn
-        .prepare_cached(
-            "SELECT event_id, event_type, event_data, timestamp, version FROM events \
-             WHERE aggregate_id = ?1 ORDER BY version",
-        )
-        .expect("prepare");
+    let mut stmt = conn.prepare_cached(SQL_AGGREGATE_ROWS).expect("prepare");
     let rates = alternate(
         rounds,
         vec![
             &mut || {
                 block(budget, 10, || {
-                    for _ in 0..10 {
-                        let at = 4096 + (rng_a.next() % span) / 8 * 8;
-                        raw_f.read_exact_at(&mut rbuf, at).expect("pread");
-                    }
-                    black_box(&rbuf);
+                    ten_random_preads(&raw_f, &mut rbuf, &mut rng_a, span)
                 })
             },
             &mut || {

@@ -7,6 +7,27 @@ use std::sync::{Arc, Barrier};
 use common::*;
 use evstore::{Durability, Error, ExpectedVersion, Store};
 
+/// Run `body(thread, store)` on `threads` threads that start together; their results in
+/// thread order.
+fn together<T: Send + 'static>(
+    threads: usize,
+    store: &Arc<Store>,
+    body: impl Fn(usize, &Store) -> T + Send + Sync + 'static,
+) -> Vec<T> {
+    let barrier = Arc::new(Barrier::new(threads));
+    let body = Arc::new(body);
+    let handles: Vec<_> = (0..threads)
+        .map(|t| {
+            let (store, barrier, body) = (store.clone(), barrier.clone(), body.clone());
+            std::thread::spawn(move || {
+                barrier.wait();
+                body(t, &store)
+            })
+        })
+        .collect();
+    handles.into_iter().map(|h| h.join().unwrap()).collect()
+}
+
 fn wrong(r: evstore::Result<evstore::AppendResult>) -> (ExpectedVersion, Option<u64>) {
     match r {
         Err(Error::WrongExpectedVersion {
@@ -75,48 +96,39 @@ fn race(durability: Durability) {
     let dir = tempfile::tempdir().unwrap();
     let store =
         Arc::new(Store::open_with(dir.path().join("s.evs"), small_options(durability)).unwrap());
-    let barrier = Arc::new(Barrier::new(THREADS));
-    let handles: Vec<_> = (0..THREADS)
-        .map(|t| {
-            let store = store.clone();
-            let barrier = barrier.clone();
-            std::thread::spawn(move || {
-                barrier.wait();
-                let mut wins = Vec::new();
-                let mut losses = 0usize;
-                for a in 0..ATTEMPTS {
-                    let expected = match store.stream_version("hot") {
-                        None => ExpectedVersion::NoStream,
-                        Some(v) => ExpectedVersion::Exact(v),
-                    };
-                    match store.append("hot", expected, &[event("T", &format!("{t}-{a}"))]) {
-                        Ok(r) => {
-                            assert_eq!(r.first_version, r.last_version);
-                            wins.push((r.first_version, format!("{t}-{a}")));
-                        }
-                        Err(Error::WrongExpectedVersion {
-                            actual, expected, ..
-                        }) => {
-                            losses += 1;
-                            // The actual version reported is newer than what we expected.
-                            let actual = actual.expect("the stream exists once anyone won");
-                            match expected {
-                                ExpectedVersion::Exact(v) => assert!(actual > v),
-                                ExpectedVersion::NoStream => {}
-                                other => panic!("unexpected {other:?}"),
-                            }
-                        }
-                        Err(e) => panic!("unexpected error {e}"),
+    let results = together(THREADS, &store, |t, store| {
+        let mut wins = Vec::new();
+        let mut losses = 0usize;
+        for a in 0..ATTEMPTS {
+            let expected = match store.stream_version("hot") {
+                None => ExpectedVersion::NoStream,
+                Some(v) => ExpectedVersion::Exact(v),
+            };
+            match store.append("hot", expected, &[event("T", &format!("{t}-{a}"))]) {
+                Ok(r) => {
+                    assert_eq!(r.first_version, r.last_version);
+                    wins.push((r.first_version, format!("{t}-{a}")));
+                }
+                Err(Error::WrongExpectedVersion {
+                    actual, expected, ..
+                }) => {
+                    losses += 1;
+                    // The actual version reported is newer than what we expected.
+                    let actual = actual.expect("the stream exists once anyone won");
+                    match expected {
+                        ExpectedVersion::Exact(v) => assert!(actual > v),
+                        ExpectedVersion::NoStream => {}
+                        other => panic!("unexpected {other:?}"),
                     }
                 }
-                (wins, losses)
-            })
-        })
-        .collect();
+                Err(e) => panic!("unexpected error {e}"),
+            }
+        }
+        (wins, losses)
+    });
     let mut wins = Vec::new();
     let mut losses = 0;
-    for h in handles {
-        let (w, l) = h.join().unwrap();
+    for (w, l) in results {
         wins.extend(w);
         losses += l;
     }
@@ -154,44 +166,33 @@ fn any_race(durability: Durability) {
     let dir = tempfile::tempdir().unwrap();
     let store =
         Arc::new(Store::open_with(dir.path().join("s.evs"), small_options(durability)).unwrap());
-    let barrier = Arc::new(Barrier::new(THREADS));
-    let handles: Vec<_> = (0..THREADS)
-        .map(|t| {
-            let store = store.clone();
-            let barrier = barrier.clone();
-            std::thread::spawn(move || {
-                barrier.wait();
-                let mut got = Vec::new();
-                for a in 0..APPENDS {
-                    let stream = if (a + t) % 3 == 0 { "left" } else { "right" };
-                    let n = 1 + (a % 3);
-                    let events: Vec<_> = (0..n)
-                        .map(|i| event("T", &format!("{t}-{a}-{i}")))
-                        .collect();
-                    let r = store.append(stream, ExpectedVersion::Any, &events).unwrap();
-                    assert_eq!(r.last_version - r.first_version + 1, n as u64);
-                    got.push((stream, r.first_version, format!("{t}-{a}")));
-                    // Exact right after: wins unless another thread appended in between.
-                    match store.append(
-                        stream,
-                        ExpectedVersion::Exact(r.last_version),
-                        &[event("T", &format!("{t}-{a}-x"))],
-                    ) {
-                        Ok(x) => got.push((stream, x.first_version, format!("{t}-{a}-x"))),
-                        Err(Error::WrongExpectedVersion { actual, .. }) => {
-                            assert!(actual.expect("stream exists") > r.last_version)
-                        }
-                        Err(e) => panic!("unexpected error {e}"),
-                    }
+    let results = together(THREADS, &store, |t, store| {
+        let mut got = Vec::new();
+        for a in 0..APPENDS {
+            let stream = if (a + t) % 3 == 0 { "left" } else { "right" };
+            let n = 1 + (a % 3);
+            let events: Vec<_> = (0..n)
+                .map(|i| event("T", &format!("{t}-{a}-{i}")))
+                .collect();
+            let r = store.append(stream, ExpectedVersion::Any, &events).unwrap();
+            assert_eq!(r.last_version - r.first_version + 1, n as u64);
+            got.push((stream, r.first_version, format!("{t}-{a}")));
+            // Exact right after: wins unless another thread appended in between.
+            match store.append(
+                stream,
+                ExpectedVersion::Exact(r.last_version),
+                &[event("T", &format!("{t}-{a}-x"))],
+            ) {
+                Ok(x) => got.push((stream, x.first_version, format!("{t}-{a}-x"))),
+                Err(Error::WrongExpectedVersion { actual, .. }) => {
+                    assert!(actual.expect("stream exists") > r.last_version)
                 }
-                got
-            })
-        })
-        .collect();
-    let mut got: Vec<_> = handles
-        .into_iter()
-        .flat_map(|h| h.join().unwrap())
-        .collect();
+                Err(e) => panic!("unexpected error {e}"),
+            }
+        }
+        got
+    });
+    let mut got: Vec<_> = results.into_iter().flatten().collect();
     got.sort();
     for stream in ["left", "right"] {
         let events = store.read_stream(stream, 0).unwrap();
