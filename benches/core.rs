@@ -8,12 +8,15 @@
 //! one takes 200 bytes on disk (docs/FORMAT.md §3). Results and their reading are in
 //! docs/PERFORMANCE.md. Lines starting with `STATS` report `Store::stats()` deltas.
 
+mod common;
+
 use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::os::unix::fs::FileExt;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
+use common::{bench_dir, stream_id};
 use criterion::{black_box, criterion_group, criterion_main, BatchSize, Criterion, Throughput};
 use evstore::{Durability, ExpectedVersion, NewEvent, Options, Store, StoreStats};
 use tempfile::TempDir;
@@ -29,45 +32,6 @@ const THREADS: usize = 8;
 
 fn test_mode() -> bool {
     std::env::args().any(|a| a == "--test")
-}
-
-/// A 20-byte stream id.
-fn stream_id(i: usize) -> String {
-    let s = format!("bench-stream-{i:07}");
-    debug_assert_eq!(s.len(), 20);
-    s
-}
-
-/// Whether `path` lies on a tmpfs (where fsync is free), by the longest matching mount point.
-fn on_tmpfs(path: &Path) -> bool {
-    let Ok(mounts) = std::fs::read_to_string("/proc/mounts") else {
-        return false;
-    };
-    let path = path.canonicalize().unwrap_or_else(|_| path.to_path_buf());
-    let mut best: Option<(usize, bool)> = None;
-    for line in mounts.lines() {
-        let mut f = line.split_whitespace();
-        let (Some(_dev), Some(mnt), Some(fstype)) = (f.next(), f.next(), f.next()) else {
-            continue;
-        };
-        if path.starts_with(mnt) && best.is_none_or(|(len, _)| mnt.len() > len) {
-            best = Some((mnt.len(), fstype == "tmpfs"));
-        }
-    }
-    best.is_some_and(|(_, tmpfs)| tmpfs)
-}
-
-/// A temporary directory on a real disk: the system temp dir unless it is a tmpfs, else
-/// `target-bench-tmp` in the crate root.
-fn bench_dir() -> TempDir {
-    let tmp = std::env::temp_dir();
-    if on_tmpfs(&tmp) {
-        let base = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target-bench-tmp");
-        std::fs::create_dir_all(&base).expect("create target-bench-tmp");
-        tempfile::tempdir_in(base).expect("tempdir")
-    } else {
-        tempfile::tempdir().expect("tempdir")
-    }
 }
 
 fn open_store(dir: &TempDir, durability: Durability) -> Store {

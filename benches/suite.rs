@@ -23,6 +23,8 @@
 //! A counting global allocator (switched on only around `Store::open`) measures the index's
 //! heap bytes per event.
 
+mod common;
+
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::fmt::Write as _;
 use std::fs::{File, OpenOptions};
@@ -33,6 +35,7 @@ use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Barrier, Mutex};
 use std::time::{Duration, Instant};
 
+use common::{bench_dir, stream_id};
 use criterion::black_box;
 use evstore::aggregate::{Aggregate, CommandContext, Root};
 use evstore::order::{upcasters, Order, OrderCommand, OrderEvent};
@@ -227,11 +230,6 @@ fn frame_bytes(n: usize, payload: usize) -> usize {
     (24 + 21 + 20 + n * (25 + 10 + payload)).div_ceil(8) * 8
 }
 
-/// A 20-byte stream id.
-fn stream_id(i: usize) -> String {
-    format!("bench-stream-{i:07}")
-}
-
 /// A 20-byte aggregate stream id.
 fn agg_id(i: usize) -> String {
     format!("agg-{i:016}")
@@ -260,37 +258,6 @@ impl Rng {
     }
     fn below(&mut self, n: usize) -> usize {
         (self.next() % n as u64) as usize
-    }
-}
-
-/// Whether `path` lies on a tmpfs (where fsync is free), by the longest matching mount point.
-fn on_tmpfs(path: &Path) -> bool {
-    let Ok(mounts) = std::fs::read_to_string("/proc/mounts") else {
-        return false;
-    };
-    let path = path.canonicalize().unwrap_or_else(|_| path.to_path_buf());
-    let mut best: Option<(usize, bool)> = None;
-    for line in mounts.lines() {
-        let mut f = line.split_whitespace();
-        let (Some(_dev), Some(mnt), Some(fstype)) = (f.next(), f.next(), f.next()) else {
-            continue;
-        };
-        if path.starts_with(mnt) && best.is_none_or(|(len, _)| mnt.len() > len) {
-            best = Some((mnt.len(), fstype == "tmpfs"));
-        }
-    }
-    best.is_some_and(|(_, tmpfs)| tmpfs)
-}
-
-/// A temporary directory on a real disk.
-fn bench_dir() -> TempDir {
-    let tmp = std::env::temp_dir();
-    if on_tmpfs(&tmp) {
-        let base = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target-bench-tmp");
-        std::fs::create_dir_all(&base).expect("create target-bench-tmp");
-        tempfile::tempdir_in(base).expect("tempdir")
-    } else {
-        tempfile::tempdir().expect("tempdir")
     }
 }
 
