@@ -296,6 +296,21 @@ fn verdict(
     Ok(first_garbage)
 }
 
+/// The bytes of the batch at file offset `batch_offset` to the end of its segment.
+fn batch_bytes<'a>(
+    header: &FileHeader,
+    segments: &'a [Arc<Segment>],
+    batch_offset: u64,
+) -> Result<&'a [u8]> {
+    let (k, off) = header.split(batch_offset);
+    let seg = segments
+        .get(k as usize)
+        .ok_or_else(|| Error::corruption(k, off, "index points past the mapped segments"))?;
+    seg.bytes()
+        .get(off as usize..)
+        .ok_or_else(|| Error::corruption(k, off, "index points past the segment end"))
+}
+
 /// Decodes events at index [`Location`]s. Remembers the last batch it decoded, so walking a
 /// batch's events in order costs O(1) per event.
 pub struct EventReader {
@@ -358,14 +373,7 @@ impl EventReader {
     }
 
     fn batch_bytes(&self, batch_offset: u64) -> Result<&[u8]> {
-        let (k, off) = self.header.split(batch_offset);
-        let seg = self
-            .segments
-            .get(k as usize)
-            .ok_or_else(|| Error::corruption(k, off, "index points past the mapped segments"))?;
-        seg.bytes()
-            .get(off as usize..)
-            .ok_or_else(|| Error::corruption(k, off, "index points past the segment end"))
+        batch_bytes(&self.header, &self.segments, batch_offset)
     }
 
     fn corrupt(&self, offset: u64, e: FrameError) -> Error {
@@ -451,12 +459,10 @@ impl EventReader {
         let Some(c) = self.cache.as_mut() else {
             unreachable!("cursor positioned");
         };
+        // Field by field, not through `&self` methods: the view borrows the cursor's name and
+        // the segment bytes at once.
+        let bytes = batch_bytes(&self.header, &self.segments, c.batch_offset)?;
         let (k, off) = self.header.split(c.batch_offset);
-        let bytes = self
-            .segments
-            .get(k as usize)
-            .and_then(|seg| seg.bytes().get(off as usize..))
-            .ok_or_else(|| Error::corruption(k, off, "index points past the mapped segments"))?;
         let corrupt = |e: FrameError| Error::corruption(k, off, e.to_string());
         let ev = frame::decode_event(bytes.get(c.next_byte..).unwrap_or(&[])).map_err(corrupt)?;
         let recorded_at = DateTime::from_timestamp_micros(c.recorded_at_us)

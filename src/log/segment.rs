@@ -199,21 +199,10 @@ pub fn allocate(file: &File, offset: u64, len: u64) -> io::Result<()> {
 /// ext4 and XFS report an unwritten extent as data when the page cache holds data for it
 /// (written but not yet flushed), so a process crash right after a `pwrite` still shows it.
 pub fn next_data(file: &File, offset: u64) -> Option<u64> {
-    use std::os::fd::AsRawFd;
-    let Ok(off) = libc::off_t::try_from(offset) else {
-        return Some(offset);
-    };
-    // SAFETY: plain syscall wrapper on a file descriptor we own; no memory is passed. Moving
-    // the file position is harmless: every read and write of the log names its offset
-    // (pread/pwrite/mmap).
-    let rc = unsafe { libc::lseek(file.as_raw_fd(), off, libc::SEEK_DATA) };
-    if rc >= 0 {
-        // The kernel may round down to a block boundary; never report less than asked.
-        return Some(u64::try_from(rc).map_or(offset, |d| d.max(offset)));
-    }
-    match io::Error::last_os_error().raw_os_error() {
-        Some(libc::ENXIO) => None,
-        _ => Some(offset),
+    match seek(file, offset, libc::SEEK_DATA) {
+        Ok(d) => Some(d.max(offset)),
+        Err(Some(libc::ENXIO)) => None,
+        Err(_) => Some(offset),
     }
 }
 
@@ -222,13 +211,19 @@ pub fn next_data(file: &File, offset: u64) -> Option<u64> {
 /// file systems without support (or any error) returns `u64::MAX`: "data everywhere", which is
 /// always safe for its use (bounding read-ahead to log data).
 pub fn next_hole(file: &File, offset: u64) -> u64 {
+    seek(file, offset, libc::SEEK_HOLE).map_or(u64::MAX, |h| h.max(offset))
+}
+
+/// `lseek(file, offset, whence)`: the resulting offset, or the errno (`None`: not a syscall
+/// error, e.g. an offset beyond `off_t`).
+fn seek(file: &File, offset: u64, whence: libc::c_int) -> Result<u64, Option<i32>> {
     use std::os::fd::AsRawFd;
-    let Ok(off) = libc::off_t::try_from(offset) else {
-        return u64::MAX;
-    };
-    // SAFETY: as in `next_data`: a syscall on our descriptor, no memory passed.
-    let rc = unsafe { libc::lseek(file.as_raw_fd(), off, libc::SEEK_HOLE) };
-    u64::try_from(rc).map_or(u64::MAX, |h| h.max(offset))
+    let off = libc::off_t::try_from(offset).map_err(|_| None)?;
+    // SAFETY: plain syscall wrapper on a file descriptor we own; no memory is passed. Moving
+    // the file position is harmless: every read and write of the log names its offset
+    // (pread/pwrite/mmap).
+    let rc = unsafe { libc::lseek(file.as_raw_fd(), off, whence) };
+    u64::try_from(rc).map_err(|_| io::Error::last_os_error().raw_os_error())
 }
 
 /// Read-ahead for a recovery scan of segment `k` (mapped as `seg`): [`Segment::will_need`]
