@@ -68,6 +68,14 @@ pub enum Error {
     #[error("the store is open read-only")]
     ReadOnly,
 
+    /// An internal invariant broke: a bug in evstore, or an [`EventSource`] implementation
+    /// that breaks its contract (e.g. a gap in positions). This is not damage in the file;
+    /// nothing was written by the failed call. Retrying may succeed; please report it.
+    ///
+    /// [`EventSource`]: crate::subscription::EventSource
+    #[error("internal error (not damage in the file): {0}")]
+    Internal(String),
+
     /// An operating-system I/O error.
     #[error("I/O error: {0}")]
     Io(#[from] std::io::Error),

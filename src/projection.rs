@@ -557,11 +557,9 @@ impl<P: Projection, S: EventSource> ProjectionRunner<P, S> {
             (Some(_), Some(id)) => Some(id),
             (Some(p), None) => {
                 Some(event_id_at(self.subscription.source(), p)?.ok_or_else(|| {
-                    Error::Corruption {
-                        segment: None,
-                        offset: 0,
-                        what: format!("position {p} was delivered but cannot be read back"),
-                    }
+                    Error::Internal(format!(
+                        "position {p} was delivered but cannot be read back"
+                    ))
                 })?)
             }
         };

@@ -86,19 +86,28 @@ struct WriterState {
     last_stamp_us: i64,
     /// Batches assigned but not yet taken by a leader, in position order.
     queue: Vec<EncodedBatch>,
-    /// Stream and last version of each queued batch.
-    queue_streams: Vec<(Arc<str>, u64)>,
+    /// What each queued batch is (stream, result, event ids), in the same order as `queue`.
+    queue_batches: Vec<InflightBatch>,
+    /// The batches of the group a leader is writing now (taken from `queue_batches`), kept
+    /// here so that an identical append arriving meanwhile finds them (idempotent retry).
+    writing: Vec<InflightBatch>,
     /// Last assigned version of streams with batches not yet published (queued batches).
     inflight: HashMap<Arc<str>, u64>,
     /// The batch a solo leader is writing (see `Store::append`): its stream (a reused buffer)
     /// and last version; `None` when there is none.
     solo_stream: String,
     solo_last: Option<u64>,
+    /// The solo batch's result and event ids (a reused buffer); valid while `solo_last` is set.
+    solo_result: AppendResult,
+    solo_ids: Vec<Uuid>,
     /// The most recent append if it was a solo one and nothing was published since: its
     /// stream (a reused buffer) and versions. Lets the next append to the same stream skip the
     /// index lookup and the idempotent-retry read. Cleared by every group commit.
     recent_stream: String,
     recent: Option<RecentAppend>,
+    /// The event ids of the cached most recent append (a reused buffer); valid while `recent`
+    /// is set.
+    recent_ids: Vec<Uuid>,
     /// Events published (visible): positions below this are in the index.
     published: u64,
     /// End position of the batches the running (or last) group took: a waiting appender whose
@@ -115,13 +124,81 @@ struct WriterState {
 struct RecentAppend {
     first_version: u64,
     last_version: u64,
-    first_id: Uuid,
+}
+
+/// A batch assigned versions and positions but not yet published: queued, or in the group a
+/// leader is writing. Its event ids let an identical append (a client's retry while the first
+/// attempt still waits for its fsync) find it and share its result instead of writing twice.
+#[derive(Debug)]
+struct InflightBatch {
+    stream: Arc<str>,
+    result: AppendResult,
+    ids: Vec<Uuid>,
+}
+
+/// What the in-flight batches say about an append (see `WriterState::inflight_match`).
+enum InflightMatch {
+    /// No in-flight batch of the stream starts with the append's first event id.
+    None,
+    /// An identical batch is in flight, where `expected` puts it: its result.
+    Duplicate(AppendResult),
 }
 
 impl WriterState {
     /// The cached most recent append, if it went to `stream`.
     fn recent_append(&self, stream: &str) -> Option<RecentAppend> {
         self.recent.filter(|_| self.recent_stream == stream)
+    }
+
+    /// Every batch not yet published, the solo leader's included.
+    fn inflight_batches(&self) -> impl Iterator<Item = (&str, &AppendResult, &[Uuid])> {
+        let solo = self.solo_last.map(|_| {
+            (
+                self.solo_stream.as_str(),
+                &self.solo_result,
+                &self.solo_ids[..],
+            )
+        });
+        let others = self
+            .writing
+            .iter()
+            .chain(&self.queue_batches)
+            .map(|b| (&*b.stream, &b.result, &b.ids[..]));
+        solo.into_iter().chain(others)
+    }
+
+    /// Whether an append of `events` to `stream` with `expected` repeats a batch still in
+    /// flight: the same event ids, in the same order, at the versions `expected` implies
+    /// (any for `Any` and `StreamExists`). A batch whose first id matches an in-flight batch
+    /// but whose other ids differ is an [`Error::IdempotencyConflict`].
+    fn inflight_match(
+        &self,
+        stream: &str,
+        expected: ExpectedVersion,
+        events: &[NewEvent],
+    ) -> Result<InflightMatch> {
+        let first_id = events[0].event_id;
+        let found = self
+            .inflight_batches()
+            .find(|(s, _, ids)| *s == stream && ids.first() == Some(&first_id));
+        let Some((_, result, ids)) = found else {
+            return Ok(InflightMatch::None);
+        };
+        let same_ids =
+            ids.len() == events.len() && ids.iter().zip(events).all(|(id, e)| *id == e.event_id);
+        if !same_ids {
+            return Err(partial_repeat(stream, ids.len(), events.len()));
+        }
+        let placed = match expected {
+            ExpectedVersion::Any | ExpectedVersion::StreamExists => true,
+            ExpectedVersion::NoStream => result.first_version == 0,
+            ExpectedVersion::Exact(v) => v.checked_add(1) == Some(result.first_version),
+        };
+        Ok(if placed {
+            InflightMatch::Duplicate(*result)
+        } else {
+            InflightMatch::None
+        })
     }
 
     /// The last version assigned to `stream` by a batch not yet published, if any: a queued
@@ -315,12 +392,16 @@ impl Store {
                 next_position: events,
                 last_stamp_us,
                 queue: Vec::new(),
-                queue_streams: Vec::new(),
+                queue_batches: Vec::new(),
+                writing: Vec::new(),
                 inflight: HashMap::new(),
                 solo_stream: String::new(),
                 solo_last: None,
+                solo_result: AppendResult::default(),
+                solo_ids: Vec::new(),
                 recent_stream: String::new(),
                 recent: None,
+                recent_ids: Vec::new(),
                 published: events,
                 taken_end: events,
                 leader: false,
@@ -341,11 +422,28 @@ impl Store {
         })
     }
 
-    /// Append `events` to `stream`, atomically, if the stream's version matches `expected`.
+    /// Append `events` to `stream`, atomically, if the stream's version matches `expected`
+    /// (as KurrentDB's expected revision: `Any`, `NoStream`, `StreamExists`, `Exact(v)`).
     ///
     /// Returns after the events are durable ([`Durability::Sync`]) or written to the OS
-    /// ([`Durability::Buffered`]). Repeating an append whose events (by id) are already in the
-    /// stream at the versions `expected` implies returns the original result and writes nothing.
+    /// ([`Durability::Buffered`]).
+    ///
+    /// **Idempotent retry.** Repeating an append (the same event ids in the same order) returns
+    /// the original [`AppendResult`] and writes nothing, whether the first call has returned
+    /// or is still waiting for its write or fsync (the repeat then waits for it too):
+    /// * `Exact(v)` / `NoStream`: when the events sit at the versions `expected` puts them;
+    /// * `Any` / `StreamExists`: when the events are the stream's most recent ones, or a batch
+    ///   of the stream still in flight (an `Any` repeat after later appends to the same stream
+    ///   is not recognised; use `Exact` when retries matter).
+    ///
+    /// A batch that only partly repeats one (its first event id matches but the rest does not,
+    /// or it repeats the stream's last events and adds more) is an
+    /// [`Error::IdempotencyConflict`], and nothing is written.
+    ///
+    /// # Errors
+    /// [`Error::WrongExpectedVersion`] with the actual version; [`Error::InvalidInput`] for
+    /// bad names, an empty or oversized batch; [`Error::IdempotencyConflict`];
+    /// [`Error::ReadOnly`]; [`Error::Poisoned`] after an earlier I/O error; [`Error::Io`].
     pub fn append(
         &self,
         stream: &str,
@@ -356,54 +454,15 @@ impl Store {
             return Err(Error::ReadOnly);
         }
         let mut bytes = encode_batch(stream, events, self.header.segment_size)?;
-        let n = events.len() as u64;
         let mut st = self.state.lock();
         if st.poisoned {
             return Err(Error::Poisoned);
         }
-        let inflight = st.inflight_version(stream);
-        let recent = st.recent_append(stream);
-        let current = match (inflight, recent) {
-            (Some(v), _) => Some(v),
-            // The most recent solo append is still the stream's last published batch.
-            (None, Some(r)) => Some(r.last_version),
-            (None, None) => self.index.read().stream_version(stream),
+        let current = match self.check_append(&mut st, stream, expected, events)? {
+            Checked::Repeat(result) => return Ok(result),
+            Checked::Proceed(current) => current,
         };
-        let matches = match expected {
-            ExpectedVersion::Any => true,
-            ExpectedVersion::NoStream => current.is_none(),
-            ExpectedVersion::StreamExists => current.is_some(),
-            ExpectedVersion::Exact(v) => current == Some(v),
-        };
-        if !matches {
-            if let Some(r) = self.check_retry(stream, expected, current, events)? {
-                return Ok(r);
-            }
-            return Err(Error::WrongExpectedVersion {
-                stream: stream.to_string(),
-                expected,
-                actual: current,
-            });
-        }
-        if matches!(
-            expected,
-            ExpectedVersion::Any | ExpectedVersion::StreamExists
-        ) && inflight.is_none()
-        {
-            // A retry of the stream's most recent append starts `n` events before its end. When
-            // that batch is the cached solo append and its first id differs, this cannot be a
-            // retry: skip reading the id back from the log.
-            let not_a_retry = recent.is_some_and(|r| {
-                (r.last_version + 1).checked_sub(n) == Some(r.first_version)
-                    && r.first_id != events[0].event_id
-            });
-            if !not_a_retry {
-                if let Some(r) = self.check_retry(stream, expected, current, events)? {
-                    return Ok(r);
-                }
-            }
-        }
-
+        let n = events.len() as u64;
         let first_version = current.map_or(0, |v| v + 1);
         let last_version = first_version + n - 1;
         let first_position = st.next_position;
@@ -420,40 +479,120 @@ impl Store {
         };
         st.appends += 1;
         if !st.leader && st.queue.is_empty() {
-            // Solo leader: nobody is writing and nothing is queued, so this append leads a
-            // group of one, its own batch, without the queue: no shared copy of the stream
-            // name, no in-flight map entry, no hand-off. Appenders arriving meanwhile see the
-            // batch's version in the solo slot and queue behind it as usual.
-            st.solo_stream.clear();
-            st.solo_stream.push_str(stream);
-            st.solo_last = Some(last_version);
-            let outcome =
-                self.run_group(&mut st, std::slice::from_ref(&EncodedBatch { bytes }), end);
-            st.solo_last = None;
-            if outcome.is_ok() {
-                // Remember it: the next append to this stream needs no index lookup.
-                {
-                    let st = &mut *st;
-                    std::mem::swap(&mut st.solo_stream, &mut st.recent_stream);
-                    st.recent = Some(RecentAppend {
-                        first_version,
-                        last_version,
-                        first_id: events[0].event_id,
-                    });
-                }
-                self.keep_leading(&mut st);
-            }
-            return outcome.map(|()| result);
+            self.append_solo(&mut st, stream, events, bytes, result)?;
+            return Ok(result);
         }
         // One shared copy of the name for both records.
         let name: Arc<str> = Arc::from(stream);
         st.inflight.insert(name.clone(), last_version);
         st.queue.push(EncodedBatch { bytes });
-        st.queue_streams.push((name, last_version));
+        st.queue_batches.push(InflightBatch {
+            stream: name,
+            result,
+            ids: events.iter().map(|e| e.event_id).collect(),
+        });
+        self.wait_published(&mut st, end)?;
+        Ok(result)
+    }
+
+    /// The checks an append makes under `state` before it is assigned versions: an identical
+    /// batch in flight or already in the stream (idempotent retry: its result), then the
+    /// expected version against the stream's version including batches in flight. Waits for
+    /// an identical in-flight batch to be published before returning its result.
+    fn check_append(
+        &self,
+        st: &mut MutexGuard<'_, WriterState>,
+        stream: &str,
+        expected: ExpectedVersion,
+        events: &[NewEvent],
+    ) -> Result<Checked> {
+        let inflight = st.inflight_version(stream);
+        if inflight.is_some() {
+            if let InflightMatch::Duplicate(result) = st.inflight_match(stream, expected, events)? {
+                self.wait_published(st, result.last_position + 1)?;
+                return Ok(Checked::Repeat(result));
+            }
+        }
+        let recent = st.recent_append(stream);
+        let current = match (inflight, recent) {
+            (Some(v), _) => Some(v),
+            // The most recent solo append is still the stream's last published batch.
+            (None, Some(r)) => Some(r.last_version),
+            (None, None) => self.index.read().stream_version(stream),
+        };
+        let matches = match expected {
+            ExpectedVersion::Any => true,
+            ExpectedVersion::NoStream => current.is_none(),
+            ExpectedVersion::StreamExists => current.is_some(),
+            ExpectedVersion::Exact(v) => current == Some(v),
+        };
+        if !matches {
+            if let Some(r) = self.check_retry(stream, expected, current, events)? {
+                return Ok(Checked::Repeat(r));
+            }
+            return Err(Error::WrongExpectedVersion {
+                stream: stream.to_string(),
+                expected,
+                actual: current,
+            });
+        }
+        if let (ExpectedVersion::Any | ExpectedVersion::StreamExists, None, Some(c)) =
+            (expected, inflight, current)
+        {
+            // With nothing in flight, `current` is the stream's published tail: an identical
+            // append there is a retry; one that repeats only part of it is an error.
+            let cached = recent.map(|r| (r, &st.recent_ids[..]));
+            if let Some(r) = self.check_tail_retry(stream, c, events, cached)? {
+                return Ok(Checked::Repeat(r));
+            }
+        }
+        Ok(Checked::Proceed(current))
+    }
+
+    /// The solo path: nobody is writing and nothing is queued, so this append leads a group
+    /// of one, its own batch, without the queue: no shared copy of the stream name, no
+    /// in-flight map entry, no hand-off. Appenders arriving meanwhile see the batch in the
+    /// solo slot (its version, result and ids) and queue behind it, or wait for it if they
+    /// repeat it.
+    fn append_solo(
+        &self,
+        st: &mut MutexGuard<'_, WriterState>,
+        stream: &str,
+        events: &[NewEvent],
+        bytes: Vec<u8>,
+        result: AppendResult,
+    ) -> Result<()> {
+        st.solo_stream.clear();
+        st.solo_stream.push_str(stream);
+        st.solo_last = Some(result.last_version);
+        st.solo_result = result;
+        st.solo_ids.clear();
+        st.solo_ids.extend(events.iter().map(|e| e.event_id));
+        let end = result.last_position + 1;
+        let outcome = self.run_group(st, std::slice::from_ref(&EncodedBatch { bytes }), end);
+        st.solo_last = None;
+        outcome?;
+        // Remember it: the next append to this stream needs no index lookup.
+        {
+            let st = &mut **st;
+            std::mem::swap(&mut st.solo_stream, &mut st.recent_stream);
+            std::mem::swap(&mut st.solo_ids, &mut st.recent_ids);
+            st.recent = Some(RecentAppend {
+                first_version: result.first_version,
+                last_version: result.last_version,
+            });
+        }
+        self.keep_leading(st);
+        Ok(())
+    }
+
+    /// Wait until every position below `end` is published, leading a group commit when
+    /// nobody else does. `Err(Poisoned)` if the store is poisoned first.
+    fn wait_published(&self, st: &mut MutexGuard<'_, WriterState>, end: u64) -> Result<()> {
         // Bounded: each round either returns or waits for a leader that publishes or poisons.
         loop {
             if st.published >= end {
-                return Ok(result);
+                return Ok(());
             }
             if st.poisoned {
                 return Err(Error::Poisoned);
@@ -465,13 +604,16 @@ impl Store {
                 } else {
                     st.groups + 1
                 };
-                self.group_done[(group % 2) as usize].wait(&mut st);
+                self.group_done[(group % 2) as usize].wait(st);
                 continue;
             }
-            self.lead(&mut st)?;
-            // The group took every queued batch, this one included.
-            debug_assert!(st.published >= end, "a leader's group holds its own batch");
-            self.keep_leading(&mut st);
+            // Not published and nobody leads: the batch is queued; this group takes it.
+            self.lead(st)?;
+            debug_assert!(
+                st.published >= end,
+                "a leader's group holds every queued batch"
+            );
+            self.keep_leading(st);
         }
     }
 
@@ -506,15 +648,22 @@ impl Store {
     /// returns with it locked.
     fn lead(&self, st: &mut MutexGuard<'_, WriterState>) -> Result<()> {
         let mut batches = std::mem::take(&mut st.queue);
-        let mut streams = std::mem::take(&mut st.queue_streams);
+        debug_assert!(st.writing.is_empty(), "one group is written at a time");
+        st.writing = std::mem::take(&mut st.queue_batches);
+        debug_assert_eq!(
+            st.writing.len(),
+            batches.len(),
+            "one record per queued batch"
+        );
         let group_end = st.next_position;
         let outcome = self.run_group(st, &batches, group_end);
         // The group may have appended to the cached stream.
         st.recent = None;
+        let mut written = std::mem::take(&mut st.writing);
         if outcome.is_ok() {
-            for (stream, last) in streams.drain(..) {
-                if st.inflight.get(&stream) == Some(&last) {
-                    st.inflight.remove(&stream);
+            for b in written.drain(..) {
+                if st.inflight.get(&b.stream) == Some(&b.result.last_version) {
+                    st.inflight.remove(&b.stream);
                 }
             }
             // Hand the emptied vectors back for the next group unless appenders queued
@@ -523,8 +672,8 @@ impl Store {
             if st.queue.capacity() == 0 {
                 st.queue = batches;
             }
-            if st.queue_streams.capacity() == 0 {
-                st.queue_streams = streams;
+            if st.queue_batches.capacity() == 0 {
+                st.queue_batches = written;
             }
         }
         outcome
@@ -599,9 +748,10 @@ impl Store {
         }
     }
 
-    /// The idempotent-retry check. `Ok(Some)` when `events` are already in the stream where
-    /// `expected` puts them; `Ok(None)` when they are not; `Err(IdempotencyConflict)` when they
-    /// only partly are.
+    /// The idempotent-retry check of an `Exact` or `NoStream` append whose expected version
+    /// no longer holds: `Ok(Some)` when `events` are already in the stream where `expected`
+    /// puts them; `Ok(None)` when they are not; `Err(IdempotencyConflict)` when they only
+    /// partly are.
     fn check_retry(
         &self,
         stream: &str,
@@ -609,67 +759,83 @@ impl Store {
         current: Option<u64>,
         events: &[NewEvent],
     ) -> Result<Option<AppendResult>> {
-        let Some(current) = current else {
-            return Ok(None);
+        let start = match (expected, current) {
+            (ExpectedVersion::Exact(v), Some(c)) if v < c => v + 1,
+            (ExpectedVersion::NoStream, Some(_)) => 0,
+            _ => return Ok(None),
         };
-        let n = events.len() as u64;
         let index = self.index.read();
-        // Only published events can be compared.
+        // Only published events can be compared (in-flight ones were checked before).
         let Some(visible) = index.stream_version(stream) else {
             return Ok(None);
         };
-        let mut reader = EventReader::new(self.header, self.segments.snapshot());
-        let mut id_at = |version: u64| -> Result<Option<Uuid>> {
-            let Some(pos) = index.stream_position(stream, version) else {
-                return Ok(None);
-            };
-            match index.location(pos) {
-                Some(loc) => reader.event_id(loc).map(Some),
-                None => Ok(None),
-            }
-        };
-        let start = match expected {
-            ExpectedVersion::Exact(v) if v < current => v + 1,
-            ExpectedVersion::NoStream => 0,
-            // A retry of the stream's most recent append: its first event sits exactly `n`
-            // events from the end. (An `Any` retry after other appends to the same stream is
-            // not recognised: use `Exact` when retries matter.) One id read per append.
-            ExpectedVersion::Any | ExpectedVersion::StreamExists => {
-                match (visible + 1).checked_sub(n) {
-                    Some(start) => start,
-                    None => return Ok(None),
+        let mut ids = StreamIds::new(&index, self.reader(&index), stream);
+        if start > visible || ids.at(start)? != Some(events[0].event_id) {
+            return Ok(None);
+        }
+        let overlap = (visible - start + 1).min(events.len() as u64);
+        ids.compare(start, &events[..overlap as usize])?;
+        if overlap < events.len() as u64 {
+            return Err(partial_repeat(stream, overlap as usize, events.len()));
+        }
+        Ok(repeat_result(&index, stream, start, events.len() as u64))
+    }
+
+    /// The idempotent-retry check of an `Any` or `StreamExists` append while the stream has
+    /// nothing in flight and its last version is `current`: whether `events` repeat the
+    /// stream's tail. The first event id is looked for among the last `events.len()` events;
+    /// found at version `s`, the batch must match versions `s..=current` and end there
+    /// (`Ok(Some)`, the original result), else it only partly repeats them
+    /// (`Err(IdempotencyConflict)`). `cached` is the most recent append if it is the stream's
+    /// last and was cached with its ids: a first id that is not among them needs no log read.
+    fn check_tail_retry(
+        &self,
+        stream: &str,
+        current: u64,
+        events: &[NewEvent],
+        cached: Option<(RecentAppend, &[Uuid])>,
+    ) -> Result<Option<AppendResult>> {
+        let n = events.len() as u64;
+        let window_start = (current + 1).saturating_sub(n);
+        let first_id = events[0].event_id;
+        if let Some((r, ids)) = cached {
+            debug_assert_eq!(r.last_version, current, "the cache holds the stream's tail");
+            if r.first_version <= window_start {
+                let skip = (window_start - r.first_version) as usize;
+                if !ids.get(skip..).unwrap_or(&[]).contains(&first_id) {
+                    return Ok(None);
                 }
             }
-            ExpectedVersion::Exact(_) => return Ok(None),
-        };
-        if id_at(start)? != Some(events[0].event_id) {
+        }
+        let index = self.index.read();
+        if index.stream_version(stream) != Some(current) {
             return Ok(None);
         }
-        for (j, e) in events.iter().enumerate().skip(1) {
-            let v = start + j as u64;
-            if v > visible || id_at(v)? != Some(e.event_id) {
-                return Err(Error::IdempotencyConflict {
-                    stream: stream.to_string(),
-                    detail: format!(
-                        "event {} of {} (id {}) does not match version {v}",
-                        j + 1,
-                        n,
-                        e.event_id
-                    ),
-                });
+        let mut ids = StreamIds::new(&index, self.reader(&index), stream);
+        let mut found = None;
+        for v in window_start..=current {
+            if ids.at(v)? == Some(first_id) {
+                found = Some(v);
+                break;
             }
         }
-        let positions = index.stream_positions(stream, start, start + n);
-        let (Some(&first_position), Some(&last_position)) = (positions.first(), positions.last())
-        else {
+        let Some(start) = found else {
             return Ok(None);
         };
-        Ok(Some(AppendResult {
-            first_version: start,
-            last_version: start + n - 1,
-            first_position,
-            last_position,
-        }))
+        let overlap = (current - start + 1) as usize;
+        ids.compare(start, &events[..overlap])?;
+        if overlap < events.len() {
+            return Err(partial_repeat(stream, overlap, events.len()));
+        }
+        Ok(repeat_result(&index, stream, start, n))
+    }
+
+    /// An event reader over every segment the index can point into. Take it while holding
+    /// the index guard: the writer maps a segment before it indexes a frame in it, so a table
+    /// snapshot taken after the guard covers every location the guard's index holds (taken
+    /// before, it may miss the newest segment).
+    fn reader(&self, _index: &Index) -> EventReader {
+        EventReader::new(self.header, self.segments.snapshot())
     }
 
     /// Events of `stream` from `from_version` on, in version order (empty if none).
@@ -684,8 +850,8 @@ impl Store {
         from_version: u64,
         to_version: u64,
     ) -> Result<Vec<RecordedEvent>> {
-        let (positions, locations) = self.stream_locations(stream, from_version, to_version)?;
-        let mut reader = EventReader::new(self.header, self.segments.snapshot());
+        let (positions, locations, mut reader) =
+            self.stream_locations(stream, from_version, to_version)?;
         let mut out = Vec::with_capacity(positions.len());
         for (&p, loc) in positions.iter().zip(locations) {
             let loc = loc.ok_or_else(|| missing_location(p))?;
@@ -695,18 +861,18 @@ impl Store {
     }
 
     /// Positions and locations of `stream`'s versions `[from_version, to_version)`, copied out
-    /// under the index read lock.
+    /// under the index read lock, with a reader that maps all of them.
     fn stream_locations(
         &self,
         stream: &str,
         from_version: u64,
         to_version: u64,
-    ) -> Result<(Vec<u64>, Vec<Option<Location>>)> {
+    ) -> Result<(Vec<u64>, Vec<Option<Location>>, EventReader)> {
         validate_name(stream, "stream id")?;
         let index = self.index.read();
         let positions = index.stream_positions(stream, from_version, to_version);
         let locations = positions.iter().map(|&p| index.location(p)).collect();
-        Ok((positions, locations))
+        Ok((positions, locations, self.reader(&index)))
     }
 
     /// Call `f` with each event of `stream` with versions in `[from_version, to_version)`, in
@@ -737,8 +903,8 @@ impl Store {
         to_version: u64,
         mut f: impl FnMut(EventView<'_>) -> Result<()>,
     ) -> Result<()> {
-        let (positions, locations) = self.stream_locations(stream, from_version, to_version)?;
-        let mut reader = EventReader::new(self.header, self.segments.snapshot());
+        let (positions, locations, mut reader) =
+            self.stream_locations(stream, from_version, to_version)?;
         for (&p, loc) in positions.iter().zip(locations) {
             let loc = loc.ok_or_else(|| missing_location(p))?;
             f(reader.view(loc, p)?)?;
@@ -767,9 +933,10 @@ impl Store {
         since: Option<DateTime<Utc>>,
     ) -> Result<Vec<RecordedEvent>> {
         validate_name(event_type, "event type")?;
-        let mut reader = EventReader::new(self.header, self.segments.snapshot());
+        let mut reader;
         let items: Vec<(u64, Option<Location>)> = {
             let index = self.index.read();
+            reader = self.reader(&index);
             let Some(positions) = index.type_positions(event_type) else {
                 return Ok(Vec::new());
             };
@@ -954,15 +1121,8 @@ impl Store {
 
     /// The event id at `version` of `stream`, if the stream has that version.
     pub fn event_id_at(&self, stream: &str, version: u64) -> Result<Option<Uuid>> {
-        let loc = {
-            let index = self.index.read();
-            let Some(pos) = index.stream_position(stream, version) else {
-                return Ok(None);
-            };
-            index.location(pos).ok_or_else(|| missing_location(pos))?
-        };
-        let mut reader = EventReader::new(self.header, self.segments.snapshot());
-        reader.event_id(loc).map(Some)
+        let index = self.index.read();
+        StreamIds::new(&index, self.reader(&index), stream).at(version)
     }
 
     fn with_snapshots<T>(&self, f: impl FnOnce(&mut SnapshotStore) -> Result<T>) -> Result<T> {
@@ -1091,15 +1251,15 @@ impl Iterator for ReadAll<'_> {
         }
         if self.locations.is_empty() {
             let mut buf = Vec::with_capacity(READ_ALL_BATCH);
-            self.store
-                .index
-                .read()
-                .locations_from(self.next, READ_ALL_BATCH, &mut buf);
+            let snapshot = {
+                let index = self.store.index.read();
+                index.locations_from(self.next, READ_ALL_BATCH, &mut buf);
+                // Taken under the index guard, so it maps every listed location.
+                self.store.segments.snapshot()
+            };
             if buf.is_empty() {
                 return None;
             }
-            // The snapshot is taken after the index read, so it maps every listed location.
-            let snapshot = self.store.segments.snapshot();
             let reader = match &mut self.reader {
                 Some(r) => {
                     r.refresh(snapshot);
@@ -1136,12 +1296,10 @@ fn now_us() -> i64 {
         .map_or(0, |d| i64::try_from(d.as_micros()).unwrap_or(i64::MAX))
 }
 
+/// The index lists `position` but holds no location for it: an in-memory invariant, not
+/// damage in the file.
 fn missing_location(position: u64) -> Error {
-    Error::Corruption {
-        segment: None,
-        offset: 0,
-        what: format!("index has no location for position {position}"),
-    }
+    Error::Internal(format!("the index has no location for position {position}"))
 }
 
 fn validate_name(name: &str, what: &str) -> Result<()> {
@@ -1270,4 +1428,85 @@ pub(crate) fn read_header(file: &File, path: &Path, file_len: u64) -> Result<Fil
         });
     }
     Ok(header)
+}
+
+/// The result of the checks an append makes before it is assigned versions.
+enum Checked {
+    /// An identical batch is already written (or in flight): its result.
+    Repeat(AppendResult),
+    /// Go ahead; the stream's current version (in-flight batches included).
+    Proceed(Option<u64>),
+}
+
+/// The event ids of one stream's published events, read through the index.
+struct StreamIds<'a> {
+    index: &'a Index,
+    reader: EventReader,
+    stream: &'a str,
+}
+
+impl<'a> StreamIds<'a> {
+    fn new(index: &'a Index, reader: EventReader, stream: &'a str) -> StreamIds<'a> {
+        StreamIds {
+            index,
+            reader,
+            stream,
+        }
+    }
+
+    /// The id of the event at `version`, `None` if the stream has no such version.
+    fn at(&mut self, version: u64) -> Result<Option<Uuid>> {
+        let Some(pos) = self.index.stream_position(self.stream, version) else {
+            return Ok(None);
+        };
+        let loc = self
+            .index
+            .location(pos)
+            .ok_or_else(|| missing_location(pos))?;
+        self.reader.event_id(loc).map(Some)
+    }
+
+    /// `Ok` if `events` are at versions `start..`, else an `IdempotencyConflict` naming the
+    /// first event that differs.
+    fn compare(&mut self, start: u64, events: &[NewEvent]) -> Result<()> {
+        for (j, e) in events.iter().enumerate() {
+            let v = start + j as u64;
+            if self.at(v)? != Some(e.event_id) {
+                return Err(Error::IdempotencyConflict {
+                    stream: self.stream.to_string(),
+                    detail: format!(
+                        "event {} of {} (id {}) does not match version {v}",
+                        j + 1,
+                        events.len(),
+                        e.event_id
+                    ),
+                });
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The original result of an append of `n` events at versions `start..` that is repeated.
+fn repeat_result(index: &Index, stream: &str, start: u64, n: u64) -> Option<AppendResult> {
+    let positions = index.stream_positions(stream, start, start + n);
+    let (&first_position, &last_position) = (positions.first()?, positions.last()?);
+    Some(AppendResult {
+        first_version: start,
+        last_version: start + n - 1,
+        first_position,
+        last_position,
+    })
+}
+
+/// The error for a batch that repeats `matched` events of an earlier append but is
+/// `batch` events long or differs after them.
+fn partial_repeat(stream: &str, matched: usize, batch: usize) -> Error {
+    Error::IdempotencyConflict {
+        stream: stream.to_string(),
+        detail: format!(
+            "its first event repeats an earlier append of {matched} events, but the batch of \
+             {batch} events does not repeat that append exactly"
+        ),
+    }
 }

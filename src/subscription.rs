@@ -427,12 +427,9 @@ impl<S: EventSource> Iterator for Subscription<S> {
     }
 }
 
+/// The source delivered positions out of order: its contract broke (not file damage).
 fn order_violation(what: String) -> Error {
-    Error::Corruption {
-        segment: None,
-        offset: 0,
-        what,
-    }
+    Error::Internal(what)
 }
 
 #[cfg(test)]
@@ -468,7 +465,7 @@ mod tests {
         let mut sub = Subscription::new(Gappy, 0, SubscriptionFilter::all());
         assert!(matches!(
             sub.next_timeout(Duration::ZERO),
-            Err(Error::Corruption { .. })
+            Err(Error::Internal(_))
         ));
         assert_eq!(sub.position(), 0);
         assert!(sub.next().is_some_and(|r| r.is_err()));

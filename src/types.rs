@@ -262,7 +262,7 @@ impl EventView<'_> {
 }
 
 /// Where an append's events landed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub struct AppendResult {
     pub first_version: u64,
     pub last_version: u64,

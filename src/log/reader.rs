@@ -303,12 +303,18 @@ fn batch_bytes<'a>(
     batch_offset: u64,
 ) -> Result<&'a [u8]> {
     let (k, off) = header.split(batch_offset);
-    let seg = segments
-        .get(k as usize)
-        .ok_or_else(|| Error::corruption(k, off, "index points past the mapped segments"))?;
-    seg.bytes()
-        .get(off as usize..)
-        .ok_or_else(|| Error::corruption(k, off, "index points past the segment end"))
+    // Both are in-memory inconsistencies (the index and the segment table disagree), not
+    // damage in the file.
+    let seg = segments.get(k as usize).ok_or_else(|| {
+        Error::Internal(format!(
+            "the index points at segment {k} offset {off}, past the mapped segments"
+        ))
+    })?;
+    seg.bytes().get(off as usize..).ok_or_else(|| {
+        Error::Internal(format!(
+            "the index points at segment {k} offset {off}, past the segment end"
+        ))
+    })
 }
 
 /// Decodes events at index [`Location`]s. Remembers the last batch it decoded, so walking a
