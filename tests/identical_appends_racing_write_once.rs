@@ -110,7 +110,7 @@ fn a_batch_extending_the_streams_tail_is_a_conflict() {
     let b = event("B", "b");
     let c = event("C", "c");
     store
-        .append("s", ExpectedVersion::Any, &[a.clone()])
+        .append("s", ExpectedVersion::Any, std::slice::from_ref(&a))
         .unwrap();
     // [A] stored, then [A, B]: A would be written twice.
     let err = store
@@ -118,7 +118,7 @@ fn a_batch_extending_the_streams_tail_is_a_conflict() {
         .unwrap_err();
     assert!(matches!(err, Error::IdempotencyConflict { .. }), "{err}");
     store
-        .append("s", ExpectedVersion::Any, &[b.clone()])
+        .append("s", ExpectedVersion::Any, std::slice::from_ref(&b))
         .unwrap();
     // [A, B] stored, then [B, C] repeats the tail's B and adds C.
     let err = store
@@ -134,7 +134,7 @@ fn a_batch_extending_the_streams_tail_is_a_conflict() {
     assert!(matches!(err, Error::IdempotencyConflict { .. }), "{err}");
     // An exact repeat of the tail is still the idempotent answer, and nothing was written.
     let r = store
-        .append("s", ExpectedVersion::Any, &[b.clone()])
+        .append("s", ExpectedVersion::Any, std::slice::from_ref(&b))
         .unwrap();
     assert_eq!((r.first_version, r.last_version), (1, 1));
     assert_eq!(store.read_stream("s", 0).unwrap().len(), 2);
