@@ -1,0 +1,554 @@
+//! Operator commands: `stats`, `verify`, `dump`, `tail`, `repair`.
+
+use std::io::{IsTerminal, Read, Write};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use clap::Args;
+
+use crate::json::Json;
+use crate::text::{bytes, group, time, EventDecoder};
+use crate::{check_log_path, line, open_error, open_existing, open_read_only, CliError, CliResult};
+use evstore::maintenance::{self, Verdict, VerifyReport};
+use evstore::{Durability, Error, RecordedEvent, Store};
+
+pub const VERIFY_HELP: &str = "\
+Reads the whole file through a shared lock and changes nothing (the snapshot sidecar is
+checked on a temporary copy). Shows a progress bar when stdout is a terminal.
+
+Exit codes: 0 clean; 3 corruption (where, and what is wrong); 4 only a torn tail, which the
+next open trims (no acknowledged event is lost); 1 the file cannot be read, is not an
+evstore log, or is in use by another process.
+
+Example:
+  evstore verify evstore-demo.evs && echo ok";
+
+pub const DUMP_HELP: &str = "\
+Order events are decoded into their fields (older schemas upcast); other events show their
+payload in base64. Opens the store (exclusive lock), so the file must not be in use.
+
+Examples:
+  evstore dump evstore-demo.evs --limit 20
+  evstore dump evstore-demo.evs --stream Order-3f2a... --json
+  evstore dump evstore-demo.evs --type OrderCancelled --from 1000 --json | jq .data.reason";
+
+pub const TAIL_HELP: &str = "\
+--follow keeps printing events as they are appended, but only events appended through this
+process: an evstore log is opened by one process at a time (an exclusive lock guards the
+writer), and evstore has no lock-free reader mode yet. So `tail --follow` on a file another
+process has open exits 1 with \"in use by another process\"; to follow a live store, subscribe
+from inside the application that owns it (Store::wait_for_position, subscriptions).
+
+Examples:
+  evstore tail evstore-demo.evs -n 20
+  evstore tail evstore-demo.evs --follow --json";
+
+pub const REPAIR_HELP: &str = "\
+Only a log that `evstore verify` reports as corrupt (exit 3) is changed: it is copied to
+FILE.bak-<UTC time> first, then cut at the damaged frame. Every frame before the damage is
+kept; the frames after it are listed (stream and versions) because they are gone. A clean log
+or one with only a torn tail is left as it is.
+
+Example:
+  evstore verify shop.evs || evstore repair shop.evs";
+
+#[derive(Debug, Args)]
+pub struct DumpArgs {
+    /// The log file.
+    file: PathBuf,
+    /// Only this stream.
+    #[arg(long)]
+    stream: Option<String>,
+    /// Only this event type.
+    #[arg(long = "type", value_name = "TYPE")]
+    event_type: Option<String>,
+    /// Start at this global position.
+    #[arg(long, default_value_t = 0, value_name = "POSITION")]
+    from: u64,
+    /// Print at most N events.
+    #[arg(long, value_name = "N")]
+    limit: Option<u64>,
+    /// Print JSON lines (one object per event).
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct TailArgs {
+    /// The log file.
+    file: PathBuf,
+    /// How many of the newest events to print.
+    #[arg(short = 'n', long = "lines", default_value_t = 10, value_name = "N")]
+    count: u64,
+    /// Keep printing new events as they are appended (in-process only; see below).
+    #[arg(short, long)]
+    follow: bool,
+    /// Print JSON lines.
+    #[arg(long)]
+    json: bool,
+}
+
+// ---------------------------------------------------------------------------------------------
+// stats
+
+pub fn stats(file: &Path, json: bool, out: &mut dyn Write) -> CliResult<()> {
+    let store = open_read_only(file)?;
+    let st = store.stats();
+    let file_bytes = std::fs::metadata(file).map(|m| m.len()).unwrap_or(0);
+    let segment_size = store.options().segment_size;
+    let head = store.head_position();
+    let first = first_event(&store, 0)?;
+    let last = match head {
+        Some(h) => first_event(&store, h)?,
+        None => None,
+    };
+    let types = store.event_types();
+    let sidecar_path = evstore::snapshot::sidecar_path(file);
+    let sidecar = evstore::maintenance::inspect_sidecar(file)?.map(|r| (r.bytes, r));
+    if json {
+        let doc = Json::obj([
+            ("file", file.display().to_string().into()),
+            ("file_bytes", file_bytes.into()),
+            ("segment_size", segment_size.into()),
+            ("segments", st.segments.into()),
+            ("events", st.events.into()),
+            ("streams", st.streams.into()),
+            ("head_position", Json::opt(head)),
+            (
+                "first_recorded_at",
+                Json::opt(first.as_ref().map(|e| time(e.recorded_at))),
+            ),
+            (
+                "last_recorded_at",
+                Json::opt(last.as_ref().map(|e| time(e.recorded_at))),
+            ),
+            (
+                "event_types",
+                Json::obj(types.iter().map(|(t, n)| (t.clone(), Json::UInt(*n)))),
+            ),
+            (
+                "sidecar",
+                match &sidecar {
+                    None => Json::Null,
+                    Some((len, s)) => Json::obj([
+                        ("path", sidecar_path.display().to_string().into()),
+                        ("bytes", (*len).into()),
+                        ("live_snapshots", s.live_snapshots.into()),
+                        ("corrupt_records", s.corrupt_records.into()),
+                        ("reset", s.reset.into()),
+                    ]),
+                },
+            ),
+        ]);
+        return line(out, doc.render());
+    }
+    line(out, format!("file           {}", file.display()))?;
+    line(
+        out,
+        format!(
+            "size           {} ({} bytes), {} segment{} of {}",
+            bytes(file_bytes),
+            group(file_bytes),
+            st.segments,
+            if st.segments == 1 { "" } else { "s" },
+            bytes(segment_size)
+        ),
+    )?;
+    line(out, format!("events         {}", group(st.events)))?;
+    line(out, format!("streams        {}", group(st.streams)))?;
+    line(
+        out,
+        format!(
+            "head position  {}",
+            head.map_or("none (empty store)".into(), |h| h.to_string())
+        ),
+    )?;
+    if let (Some(f), Some(l)) = (&first, &last) {
+        line(out, format!("first event    {}", time(f.recorded_at)))?;
+        line(out, format!("last event     {}", time(l.recorded_at)))?;
+    }
+    if !types.is_empty() {
+        line(out, "event types")?;
+        let width = types.iter().map(|(t, _)| t.len()).max().unwrap_or(0);
+        for (t, n) in &types {
+            line(out, format!("  {t:<width$}  {:>12}", group(*n)))?;
+        }
+    }
+    match &sidecar {
+        None => line(out, "snapshots      none (no sidecar file)"),
+        Some((len, s)) => line(
+            out,
+            format!(
+                "snapshots      {}: {}, {} live snapshot{}, {} damaged record{}",
+                sidecar_path.display(),
+                bytes(*len),
+                group(s.live_snapshots),
+                if s.live_snapshots == 1 { "" } else { "s" },
+                s.corrupt_records,
+                if s.corrupt_records == 1 { "" } else { "s" }
+            ),
+        ),
+    }
+}
+
+fn first_event(store: &Store, from: u64) -> CliResult<Option<RecordedEvent>> {
+    Ok(store.read_all(from).next().transpose()?)
+}
+
+// ---------------------------------------------------------------------------------------------
+// verify
+
+pub fn verify(file: &Path, out: &mut dyn Write) -> CliResult<u8> {
+    check_log_path(file)?;
+    let terminal = std::io::stdout().is_terminal();
+    if terminal {
+        warm_with_progress(file)?;
+    }
+    let spinner = terminal.then(|| {
+        let pb = indicatif::ProgressBar::new_spinner();
+        pb.set_draw_target(indicatif::ProgressDrawTarget::stderr());
+        pb.set_message(format!("checking frames of {}", file.display()));
+        pb.enable_steady_tick(Duration::from_millis(100));
+        pb
+    });
+    let result = maintenance::verify(file);
+    if let Some(pb) = spinner {
+        pb.finish_and_clear();
+    }
+    let report = match result {
+        Ok(r) => r,
+        Err(Error::Corruption {
+            segment,
+            offset,
+            what,
+        }) => {
+            // Damage before any frame could be read (e.g. the file header).
+            let place = match segment {
+                Some(s) => format!("segment {s} offset {offset}"),
+                None => format!("the file header (offset {offset})"),
+            };
+            line(
+                out,
+                format!("{}: CORRUPT at {place}: {what}", file.display()),
+            )?;
+            line(
+                out,
+                "The store refuses to open this file; its header cannot be trusted, so `evstore repair` cannot salvage it either.",
+            )?;
+            return Ok(3);
+        }
+        Err(e) => return Err(open_error(file, e)),
+    };
+    print_verify(file, &report, out)
+}
+
+/// Read the file once with a byte progress bar (this also warms the page cache for the
+/// checking pass, which has no progress hook of its own).
+fn warm_with_progress(file: &Path) -> CliResult<()> {
+    let Ok(mut f) = std::fs::File::open(file) else {
+        return Ok(()); // verify reports the error itself
+    };
+    let len = f.metadata().map(|m| m.len()).unwrap_or(0);
+    let pb = indicatif::ProgressBar::with_draw_target(
+        Some(len),
+        indicatif::ProgressDrawTarget::stderr(),
+    );
+    if let Ok(style) =
+        indicatif::ProgressStyle::with_template("reading {msg} [{wide_bar}] {bytes}/{total_bytes}")
+    {
+        pb.set_style(style.progress_chars("=> "));
+    }
+    pb.set_message(file.file_name().map_or_else(
+        || file.display().to_string(),
+        |n| n.to_string_lossy().into_owned(),
+    ));
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        match f.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => pb.inc(n as u64),
+        }
+    }
+    pb.finish_and_clear();
+    Ok(())
+}
+
+fn print_verify(file: &Path, r: &VerifyReport, out: &mut dyn Write) -> CliResult<u8> {
+    let summary = format!(
+        "{} events in {} frames, {} streams, {} segment{} of {}, {} bytes",
+        group(r.events),
+        group(r.frames),
+        group(r.streams),
+        r.segments,
+        if r.segments == 1 { "" } else { "s" },
+        bytes(r.segment_size),
+        group(r.file_bytes)
+    );
+    let code = match &r.verdict {
+        Verdict::Clean => {
+            line(out, format!("{}: clean: {summary}", file.display()))?;
+            0
+        }
+        Verdict::TornTail {
+            segment,
+            offset,
+            reason,
+        } => {
+            line(
+                out,
+                format!(
+                    "{}: TORN TAIL at segment {segment} offset {offset}: {reason}",
+                    file.display()
+                ),
+            )?;
+            line(out, format!("  before it: {summary}"))?;
+            line(
+                out,
+                "  The bytes after the last valid frame were never made durable (an interrupted write). \
+                 The next open trims them; no acknowledged event is lost.",
+            )?;
+            4
+        }
+        Verdict::Corrupt {
+            segment,
+            offset,
+            what,
+        } => {
+            let place = match segment {
+                Some(s) => format!("segment {s} offset {offset}"),
+                None => format!("the file header (offset {offset})"),
+            };
+            line(
+                out,
+                format!("{}: CORRUPT at {place}: {what}", file.display()),
+            )?;
+            line(out, format!("  valid before the damage: {summary}"))?;
+            line(
+                out,
+                format!(
+                    "  The log proves these bytes were durable, so this is damage, not a torn write: the store refuses to open.\n  \
+                     `evstore repair {}` keeps a backup and cuts the log at the damage (reporting what is lost).",
+                    file.display()
+                ),
+            )?;
+            3
+        }
+    };
+    if let Some(s) = &r.sidecar {
+        let health = if s.reset {
+            "unusable header (it will be reset on open; snapshots are a cache)".to_string()
+        } else if s.corrupt_records > 0 {
+            format!(
+                "{} damaged record{} (cut on open; snapshots are a cache, the log is not affected)",
+                s.corrupt_records,
+                if s.corrupt_records == 1 { "" } else { "s" }
+            )
+        } else {
+            "ok".to_string()
+        };
+        line(
+            out,
+            format!(
+                "snapshots: {}: {}, {} live snapshot{}, {health}",
+                s.path.display(),
+                bytes(s.bytes),
+                group(s.live_snapshots),
+                if s.live_snapshots == 1 { "" } else { "s" },
+            ),
+        )?;
+    }
+    Ok(code)
+}
+
+// ---------------------------------------------------------------------------------------------
+// dump and tail
+
+pub fn dump(args: DumpArgs, out: &mut dyn Write) -> CliResult<()> {
+    let store = open_read_only(&args.file)?;
+    let decoder = EventDecoder::new(&store);
+    let limit = args.limit.unwrap_or(u64::MAX);
+    let mut printed = 0u64;
+    let mut out = std::io::BufWriter::new(out);
+    let mut emit = |e: &RecordedEvent, out: &mut dyn Write| -> CliResult<bool> {
+        if printed >= limit {
+            return Ok(false);
+        }
+        if args.json {
+            line(out, decoder.json(e).render())?;
+        } else {
+            line(out, decoder.line(e))?;
+        }
+        printed += 1;
+        Ok(true)
+    };
+    match (&args.stream, &args.event_type) {
+        (Some(stream), ty) => {
+            for e in store.read_stream(stream, 0)? {
+                if e.position >= args.from
+                    && ty.as_ref().is_none_or(|t| *t == e.event_type)
+                    && !emit(&e, &mut out)?
+                {
+                    break;
+                }
+            }
+        }
+        (None, Some(ty)) => {
+            for e in store.read_by_type(ty, None)? {
+                if e.position >= args.from && !emit(&e, &mut out)? {
+                    break;
+                }
+            }
+        }
+        (None, None) => {
+            for e in store.read_all(args.from) {
+                if !emit(&e?, &mut out)? {
+                    break;
+                }
+            }
+        }
+    }
+    out.flush()?;
+    Ok(())
+}
+
+pub fn tail(args: TailArgs, out: &mut dyn Write) -> CliResult<()> {
+    // Without --follow, a read-only look; --follow owns the store to wait for new events.
+    let opened = if args.follow {
+        open_existing(&args.file, Durability::Sync)
+    } else {
+        open_read_only(&args.file)
+    };
+    let store = match opened {
+        Err(e) if args.follow && e.message.contains("in use by another process") => {
+            return Err(CliError::msg(format!(
+                "{} is in use by another process (locked): tail --follow can only follow a store \
+                 this process opens, because a log has one exclusive writer and evstore has no \
+                 lock-free reader yet; follow it from inside the owning application instead \
+                 (Store::wait_for_position / subscriptions)",
+                args.file.display()
+            )));
+        }
+        other => other?,
+    };
+    let decoder = EventDecoder::new(&store);
+    let print = |e: &RecordedEvent, out: &mut dyn Write| -> CliResult<()> {
+        if args.json {
+            line(out, decoder.json(e).render())
+        } else {
+            line(out, decoder.line(e))
+        }
+    };
+    let end = store.head_position().map_or(0, |h| h + 1);
+    let mut next = end.saturating_sub(args.count);
+    for e in store.read_all(next) {
+        let e = e?;
+        next = e.position + 1;
+        print(&e, out)?;
+    }
+    out.flush()?;
+    if !args.follow {
+        return Ok(());
+    }
+    loop {
+        if store.wait_for_position(next, Duration::from_millis(500)) {
+            for e in store.read_all(next) {
+                let e = e?;
+                next = e.position + 1;
+                print(&e, out)?;
+            }
+            out.flush()?;
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// repair
+
+pub fn repair(file: &Path, out: &mut dyn Write) -> CliResult<()> {
+    check_log_path(file)?;
+    let report = match maintenance::repair(file) {
+        Ok(r) => r,
+        Err(Error::Corruption { segment: None, .. }) => {
+            return Err(CliError::new(
+                3,
+                format!(
+                    "{}: the file header is damaged; repair cannot tell where frames are, nothing was changed",
+                    file.display()
+                ),
+            ))
+        }
+        Err(e) => return Err(open_error(file, e)),
+    };
+    if report.backup.as_os_str().is_empty() {
+        return line(
+            out,
+            format!(
+                "{}: nothing to repair ({} events; no corruption). A torn tail, if any, is trimmed by the next open.",
+                file.display(),
+                group(report.events_kept)
+            ),
+        );
+    }
+    line(out, format!("backup: {}", report.backup.display()))?;
+    line(
+        out,
+        format!(
+            "{}: cut at segment {} offset {}; kept {} events (positions 0..{})",
+            file.display(),
+            report.cut_segment,
+            report.cut_offset,
+            group(report.events_kept),
+            report.events_kept
+        ),
+    )?;
+    if report.damaged_frame_unreadable {
+        line(
+            out,
+            "lost: the damaged frame itself (unreadable: its streams and events are unknown)",
+        )?;
+    }
+    let lost_events: u64 = report
+        .lost_frames
+        .iter()
+        .flat_map(|f| f.appends.iter())
+        .map(|(_, _, n)| u64::from(*n))
+        .sum();
+    if report.lost_frames.is_empty() {
+        line(out, "lost: no readable frames after the damage")?;
+    } else {
+        line(
+            out,
+            format!(
+                "lost: {} readable frame{} after the damage, {} event{}:",
+                report.lost_frames.len(),
+                if report.lost_frames.len() == 1 {
+                    ""
+                } else {
+                    "s"
+                },
+                lost_events,
+                if lost_events == 1 { "" } else { "s" }
+            ),
+        )?;
+        for f in &report.lost_frames {
+            for (stream, first, n) in &f.appends {
+                let versions = if *n <= 1 {
+                    format!("version {first}")
+                } else {
+                    format!("versions {first}..={}", first + u64::from(*n) - 1)
+                };
+                line(
+                    out,
+                    format!(
+                        "  frame {} (segment {} offset {}): {stream} {versions}",
+                        f.seq, f.segment, f.offset
+                    ),
+                )?;
+            }
+        }
+    }
+    line(
+        out,
+        "The store opens again; `evstore verify` should now report it clean.",
+    )
+}

@@ -1,0 +1,445 @@
+//! `evstore orders`: the Order service from the shell.
+
+use std::io::Write;
+use std::path::PathBuf;
+
+use chrono::{DateTime, Utc};
+use clap::{Args, Subcommand};
+
+use crate::json::Json;
+use crate::text::{self, money, order_event_fields, parse_price_cents, time};
+use crate::{line, open_existing, open_or_create, CliError, CliResult};
+use evstore::aggregate::{CommandContext, Root};
+use evstore::repository::RepositoryError;
+use evstore::{Durability, Store};
+use evstore_orders::{Order, OrderCommand, OrderError, OrderEvent, OrderService};
+
+pub const EXAMPLES: &str = "\
+Examples:
+  ID=$(evstore orders create --user alice)
+  evstore orders add-item $ID --product book --quantity 2 --price 12.50
+  evstore orders confirm $ID
+  evstore orders show $ID --json
+  evstore orders show $ID --at-version 0
+  evstore orders show $ID --as-of 2026-05-01T10:00:00Z
+  evstore orders history $ID
+  evstore orders list --user alice
+  evstore orders --file shop.evs cancel $ID --reason \"out of stock\"
+
+Prices are decimal amounts in major units, parsed exactly into cents (12, 12.5, 12.50).
+Refused commands (e.g. shipping a pending order) print one line on stderr and exit 1.";
+
+#[derive(Debug, Args)]
+pub struct OrdersArgs {
+    /// The store file (created by `create` if missing).
+    #[arg(long, global = true, default_value = "evstore-demo.evs")]
+    file: PathBuf,
+    /// Print one JSON document instead of text.
+    #[arg(long, global = true)]
+    json: bool,
+    #[command(subcommand)]
+    command: OrdersCommand,
+}
+
+#[derive(Debug, Subcommand)]
+enum OrdersCommand {
+    /// Create an order for a user; prints the new order id.
+    #[command(after_help = "Example:\n  evstore orders create --user alice")]
+    Create {
+        /// The customer.
+        #[arg(long)]
+        user: String,
+        /// Use this order id instead of a new random one.
+        #[arg(long)]
+        id: Option<String>,
+    },
+    /// Add a line to a pending order.
+    #[command(
+        after_help = "Example:\n  evstore orders add-item ID --product book --quantity 2 --price 12.50"
+    )]
+    AddItem {
+        /// The order id.
+        order: String,
+        /// The product id.
+        #[arg(long)]
+        product: String,
+        /// Units (greater than zero).
+        #[arg(long, default_value_t = 1)]
+        quantity: u32,
+        /// Unit price, a decimal amount like 12.50 (exact; at most 2 decimal places).
+        #[arg(long, value_parser = parse_price_cents)]
+        price: i64,
+    },
+    /// Confirm a pending order that has items.
+    #[command(after_help = "Example:\n  evstore orders confirm ID")]
+    Confirm {
+        /// The order id.
+        order: String,
+    },
+    /// Cancel a pending or confirmed order.
+    #[command(after_help = "Example:\n  evstore orders cancel ID --reason \"out of stock\"")]
+    Cancel {
+        /// The order id.
+        order: String,
+        /// Why.
+        #[arg(long, default_value = "cancelled by operator")]
+        reason: String,
+    },
+    /// Ship a confirmed order.
+    #[command(after_help = "Example:\n  evstore orders ship ID")]
+    Ship {
+        /// The order id.
+        order: String,
+    },
+    /// Mark a shipped order delivered.
+    #[command(after_help = "Example:\n  evstore orders deliver ID")]
+    Deliver {
+        /// The order id.
+        order: String,
+    },
+    /// Show an order now, or as it was (time travel).
+    #[command(
+        after_help = "Examples:\n  evstore orders show ID\n  evstore orders show ID --at-version 2\n  evstore orders show ID --as-of 2026-05-01T10:00:00Z --json"
+    )]
+    Show {
+        /// The order id.
+        order: String,
+        /// The order right after its event at this version (0 = just created).
+        #[arg(long, conflicts_with = "as_of")]
+        at_version: Option<u64>,
+        /// The order as it was at this time (RFC 3339, e.g. 2026-05-01T10:00:00Z).
+        #[arg(long, value_parser = parse_time)]
+        as_of: Option<DateTime<Utc>>,
+    },
+    /// List a user's orders.
+    #[command(after_help = "Example:\n  evstore orders list --user alice --json")]
+    List {
+        /// The customer.
+        #[arg(long)]
+        user: String,
+    },
+    /// Every event of an order, decoded, with the state after it.
+    #[command(after_help = "Example:\n  evstore orders history ID")]
+    History {
+        /// The order id.
+        order: String,
+    },
+}
+
+fn parse_time(s: &str) -> Result<DateTime<Utc>, String> {
+    DateTime::parse_from_rfc3339(s)
+        .map(|t| t.with_timezone(&Utc))
+        .map_err(|e| format!("invalid RFC 3339 time {s:?} ({e}); example: 2026-05-01T10:00:00Z"))
+}
+
+pub fn run(args: OrdersArgs, out: &mut dyn Write) -> CliResult<()> {
+    let json = args.json;
+    let store = match &args.command {
+        OrdersCommand::Create { .. } => open_or_create(&args.file, Durability::Sync)?,
+        _ => open_existing(&args.file, Durability::Sync)?,
+    };
+    let service = OrderService::new(&store);
+    match args.command {
+        OrdersCommand::Create { user, id } => {
+            let order_id = id.unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+            let root = execute(
+                &service,
+                &order_id,
+                OrderCommand::Create {
+                    order_id: order_id.clone(),
+                    user_id: user,
+                },
+            )?;
+            if json {
+                line(out, Json::obj([("order_id", root.id().into())]).render())
+            } else {
+                line(out, root.id())
+            }
+        }
+        OrdersCommand::AddItem {
+            order,
+            product,
+            quantity,
+            price,
+        } => {
+            let command = OrderCommand::AddItem {
+                product_id: product,
+                quantity,
+                price_cents: price,
+            };
+            let root = execute(&service, &order, command)?;
+            print_change(out, &root, json)
+        }
+        OrdersCommand::Confirm { order } => {
+            let root = execute(&service, &order, OrderCommand::Confirm)?;
+            print_change(out, &root, json)
+        }
+        OrdersCommand::Cancel { order, reason } => {
+            let root = execute(&service, &order, OrderCommand::Cancel { reason })?;
+            print_change(out, &root, json)
+        }
+        OrdersCommand::Ship { order } => {
+            let root = execute(&service, &order, OrderCommand::Ship)?;
+            print_change(out, &root, json)
+        }
+        OrdersCommand::Deliver { order } => {
+            let root = execute(&service, &order, OrderCommand::Deliver)?;
+            print_change(out, &root, json)
+        }
+        OrdersCommand::Show {
+            order,
+            at_version,
+            as_of,
+        } => {
+            let repo = service.repository();
+            let root = match (at_version, as_of) {
+                (Some(v), _) => repo.load_at_version(&order, v)?,
+                (None, Some(t)) => repo.load_as_of(&order, t)?,
+                (None, None) => repo.load(&order)?,
+            };
+            let Some(root) = root else {
+                return Err(match (at_version, as_of) {
+                    (None, Some(t)) if store.stream_version(&stream_of(&order)).is_some() => {
+                        CliError::msg(format!("order {order:?} did not exist yet at {}", time(t)))
+                    }
+                    _ => CliError::msg(format!("order {order:?} not found")),
+                });
+            };
+            if json {
+                line(out, order_json(&root).render())
+            } else {
+                print_order(out, &root)
+            }
+        }
+        OrdersCommand::List { user } => {
+            let orders = user_orders(&store, &service, &user)?;
+            if json {
+                let list = orders.iter().map(summary_json).collect::<Vec<_>>();
+                line(out, Json::obj([("orders", Json::Arr(list))]).render())
+            } else if orders.is_empty() {
+                line(out, format!("no orders for user {user:?}"))
+            } else {
+                line(
+                    out,
+                    format!(
+                        "{:<36}  {:<9}  {:>5}  {:>10}  {:>7}",
+                        "ORDER", "STATUS", "ITEMS", "TOTAL", "VERSION"
+                    ),
+                )?;
+                for r in &orders {
+                    let o = r.state();
+                    line(
+                        out,
+                        format!(
+                            "{:<36}  {:<9}  {:>5}  {:>10}  {:>7}",
+                            r.id(),
+                            o.status().to_string(),
+                            o.items().len(),
+                            money(o.total_cents()),
+                            r.version().map_or("-".into(), |v| v.to_string())
+                        ),
+                    )?;
+                }
+                let n = orders.len();
+                line(out, format!("{n} order{}", if n == 1 { "" } else { "s" }))
+            }
+        }
+        OrdersCommand::History { order } => {
+            let history = service.history(&order)?;
+            if history.is_empty() {
+                return Err(CliError::msg(format!("order {order:?} not found")));
+            }
+            if json {
+                let events = history
+                    .iter()
+                    .map(|h| {
+                        Json::obj([
+                            ("version", h.recorded.version.into()),
+                            ("position", h.recorded.position.into()),
+                            ("recorded_at", time(h.recorded.recorded_at).into()),
+                            ("type", h.recorded.event_type.as_str().into()),
+                            ("event_id", h.recorded.event_id.to_string().into()),
+                            ("data", order_event_fields(&h.event)),
+                            ("status", h.state.status().to_string().into()),
+                            ("total_cents", h.state.total_cents().into()),
+                        ])
+                    })
+                    .collect::<Vec<_>>();
+                line(
+                    out,
+                    Json::obj([
+                        ("order_id", order.as_str().into()),
+                        ("events", Json::Arr(events)),
+                    ])
+                    .render(),
+                )
+            } else {
+                for h in &history {
+                    line(
+                        out,
+                        history_line(
+                            h.recorded.version,
+                            h.recorded.recorded_at,
+                            &h.event,
+                            &h.state,
+                        ),
+                    )?;
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
+fn stream_of(order_id: &str) -> String {
+    <Order as evstore::aggregate::Aggregate>::stream_id(order_id)
+}
+
+fn execute(
+    service: &OrderService<&Store>,
+    order_id: &str,
+    command: OrderCommand,
+) -> CliResult<Root<Order>> {
+    service
+        .execute(order_id, &command, &CommandContext::new_request())
+        .map_err(|e| match e {
+            RepositoryError::Domain(OrderError::NotFound { .. }) => CliError::from(e),
+            RepositoryError::Domain(d) => CliError::msg(format!("order {order_id}: {d}")),
+            other => CliError::from(other),
+        })
+}
+
+/// One line of an order's history: version, time, event, fields, and the state after it.
+pub fn history_line(version: u64, at: DateTime<Utc>, event: &OrderEvent, state: &Order) -> String {
+    use evstore::aggregate::DomainEvent;
+    format!(
+        "v{:<3} {}  {:<17} {:<45} → {}, total {}",
+        version,
+        time(at),
+        event.event_type(),
+        text::fields_text(&order_event_fields(event)),
+        state.status(),
+        money(state.total_cents())
+    )
+}
+
+/// The `show` JSON document of an order.
+pub fn order_json(root: &Root<Order>) -> Json {
+    let o = root.state();
+    let items = o
+        .items()
+        .iter()
+        .map(|i| {
+            Json::obj([
+                ("product_id", i.product_id.as_str().into()),
+                ("quantity", i.quantity.into()),
+                ("price_cents", i.price_cents.into()),
+            ])
+        })
+        .collect::<Vec<_>>();
+    Json::obj([
+        ("order_id", root.id().into()),
+        ("user_id", o.user_id().into()),
+        ("status", o.status().to_string().into()),
+        ("total_cents", o.total_cents().into()),
+        ("items", Json::Arr(items)),
+        ("version", Json::opt(root.version())),
+        ("cancel_reason", Json::opt(o.cancel_reason())),
+        ("created_at", Json::opt(o.created_at().map(time))),
+        ("updated_at", Json::opt(o.updated_at().map(time))),
+    ])
+}
+
+/// The `list` JSON summary of an order.
+pub fn summary_json(root: &Root<Order>) -> Json {
+    let o = root.state();
+    Json::obj([
+        ("order_id", root.id().into()),
+        ("user_id", o.user_id().into()),
+        ("status", o.status().to_string().into()),
+        ("total_cents", o.total_cents().into()),
+        ("item_count", (o.items().len() as u64).into()),
+        ("version", Json::opt(root.version())),
+        ("created_at", Json::opt(o.created_at().map(time))),
+    ])
+}
+
+fn print_change(out: &mut dyn Write, root: &Root<Order>, json: bool) -> CliResult<()> {
+    if json {
+        return line(out, order_json(root).render());
+    }
+    let o = root.state();
+    line(
+        out,
+        format!(
+            "order {}: {}, {} item{}, total {} (version {})",
+            root.id(),
+            o.status(),
+            o.items().len(),
+            if o.items().len() == 1 { "" } else { "s" },
+            money(o.total_cents()),
+            root.version().map_or("-".into(), |v| v.to_string())
+        ),
+    )
+}
+
+fn print_order(out: &mut dyn Write, root: &Root<Order>) -> CliResult<()> {
+    let o = root.state();
+    line(out, format!("order    {}", root.id()))?;
+    line(out, format!("user     {}", o.user_id()))?;
+    let status = match o.cancel_reason() {
+        Some(r) => format!("{} ({r})", o.status()),
+        None => o.status().to_string(),
+    };
+    line(out, format!("status   {status}"))?;
+    line(
+        out,
+        format!(
+            "version  {}",
+            root.version().map_or("-".into(), |v| v.to_string())
+        ),
+    )?;
+    if let Some(t) = o.created_at() {
+        line(out, format!("created  {}", time(t)))?;
+    }
+    if o.items().is_empty() {
+        line(out, "items    (none)")?;
+    }
+    for (i, item) in o.items().iter().enumerate() {
+        line(
+            out,
+            format!(
+                "{}{:>3} × {:<20} @ {:>9} = {:>10}",
+                if i == 0 { "items   " } else { "        " },
+                item.quantity,
+                item.product_id,
+                money(item.price_cents),
+                item.line_total_cents().map_or("overflow".into(), money)
+            ),
+        )?;
+    }
+    line(out, format!("total    {}", money(o.total_cents())))
+}
+
+/// The orders of `user`, found by replaying `OrderCreated` events (type index), each loaded.
+pub fn user_orders<S: evstore::EventStorage>(
+    store: &Store,
+    service: &OrderService<S>,
+    user: &str,
+) -> CliResult<Vec<Root<Order>>> {
+    let mut out = Vec::new();
+    for recorded in store.read_by_type(OrderEvent::ORDER_CREATED, None)? {
+        let Ok((OrderEvent::OrderCreated(created), _)) =
+            service.repository().decode_event(&recorded)
+        else {
+            continue;
+        };
+        if created.user_id != user {
+            continue;
+        }
+        if let Some(root) = service.repository().load(&created.order_id)? {
+            out.push(root);
+        }
+    }
+    Ok(out)
+}

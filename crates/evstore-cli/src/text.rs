@@ -1,0 +1,289 @@
+//! Formatting helpers of the CLI: exact decimal prices, money, numbers, times, base64, and
+//! decoding stored events into readable fields.
+
+use std::sync::Arc;
+
+use chrono::{DateTime, SecondsFormat, Utc};
+
+use crate::json::{quote, Json};
+use evstore::aggregate::EventMetadata;
+use evstore::repository::Repository;
+use evstore::{RecordedEvent, Store};
+use evstore_orders::{upcasters, Order, OrderEvent};
+
+/// Parse a non-negative decimal price in major units ("12", "12.5", "12.50") into cents,
+/// exactly (never through a float). More than two decimals are refused unless they are zeros
+/// ("12.500" is 1250; "12.505" is an error).
+pub fn parse_price_cents(text: &str) -> Result<i64, String> {
+    let bad = || {
+        format!(
+            "invalid price {text:?}: expected a non-negative decimal amount like 12, 12.5 or 12.50"
+        )
+    };
+    let (int_part, frac_part) = match text.split_once('.') {
+        Some((i, f)) => (i, Some(f)),
+        None => (text, None),
+    };
+    if int_part.is_empty() || !int_part.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(bad());
+    }
+    let mut cents: i64 = 0;
+    let too_large = || format!("invalid price {text:?}: too large");
+    for b in int_part.bytes() {
+        cents = cents
+            .checked_mul(10)
+            .and_then(|c| c.checked_add(i64::from(b - b'0')))
+            .ok_or_else(too_large)?;
+    }
+    let frac = frac_part.unwrap_or("");
+    if frac_part.is_some() && (frac.is_empty() || !frac.bytes().all(|b| b.is_ascii_digit())) {
+        return Err(bad());
+    }
+    if frac.len() > 2 && frac.bytes().skip(2).any(|b| b != b'0') {
+        return Err(format!(
+            "invalid price {text:?}: prices are exact to the cent (at most 2 decimal places)"
+        ));
+    }
+    let mut digits = frac.bytes().chain(std::iter::repeat(b'0')).take(2);
+    for _ in 0..2 {
+        let d = digits.next().unwrap_or(b'0');
+        cents = cents
+            .checked_mul(10)
+            .and_then(|c| c.checked_add(i64::from(d - b'0')))
+            .ok_or_else(too_large)?;
+    }
+    Ok(cents)
+}
+
+/// Cents as a decimal amount: `1250` → `12.50`, `-5` → `-0.05`.
+pub fn money(cents: i64) -> String {
+    let sign = if cents < 0 { "-" } else { "" };
+    let abs = cents.unsigned_abs();
+    format!("{sign}{}.{:02}", abs / 100, abs % 100)
+}
+
+/// `1234567` → `1,234,567`.
+pub fn group(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// Bytes in a human unit: `1536` → `1.5 KiB`.
+pub fn bytes(n: u64) -> String {
+    const UNITS: [&str; 5] = ["bytes", "KiB", "MiB", "GiB", "TiB"];
+    if n < 1024 {
+        return format!("{n} bytes");
+    }
+    let mut v = n as f64;
+    let mut unit = 0;
+    while v >= 1024.0 && unit < UNITS.len() - 1 {
+        v /= 1024.0;
+        unit += 1;
+    }
+    format!("{v:.1} {}", UNITS[unit])
+}
+
+/// A timestamp as RFC 3339 with microseconds, UTC (`2026-05-01T10:00:00.123456Z`).
+pub fn time(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::Micros, true)
+}
+
+/// Standard base64 (RFC 4648, with padding).
+pub fn base64(data: &[u8]) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::with_capacity(data.len().div_ceil(3) * 4);
+    for chunk in data.chunks(3) {
+        let b = [
+            chunk[0],
+            chunk.get(1).copied().unwrap_or(0),
+            chunk.get(2).copied().unwrap_or(0),
+        ];
+        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(ALPHABET[((n >> (18 - 6 * i)) & 63) as usize] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+/// Decodes stored events of the Order domain (upcasting old schemas) into readable fields.
+pub struct EventDecoder<'a> {
+    repo: Repository<Order, &'a Store>,
+}
+
+impl<'a> EventDecoder<'a> {
+    pub fn new(store: &'a Store) -> EventDecoder<'a> {
+        EventDecoder {
+            repo: Repository::new(store).with_upcasters(Arc::new(upcasters())),
+        }
+    }
+
+    /// The decoded Order event, or `None` for other or undecodable events.
+    pub fn order_event(&self, e: &RecordedEvent) -> Option<(OrderEvent, EventMetadata)> {
+        self.repo.decode_event(e).ok()
+    }
+
+    /// The event as a JSON object: position, stream, version, type, ids, time, and either
+    /// `data` (decoded fields) or `data_base64`.
+    pub fn json(&self, e: &RecordedEvent) -> Json {
+        let mut pairs: Vec<(String, Json)> = vec![
+            ("position".into(), e.position.into()),
+            ("stream".into(), e.stream_id.as_str().into()),
+            ("version".into(), e.version.into()),
+            ("type".into(), e.event_type.as_str().into()),
+            ("event_id".into(), e.event_id.to_string().into()),
+            ("recorded_at".into(), time(e.recorded_at).into()),
+        ];
+        match self.order_event(e) {
+            Some((event, meta)) => {
+                pairs.push(("data".into(), order_event_fields(&event)));
+                pairs.push((
+                    "metadata".into(),
+                    Json::obj([
+                        ("schema_version", u64::from(meta.schema_version).into()),
+                        (
+                            "correlation_id",
+                            Json::opt(meta.correlation_id.map(|u| u.to_string())),
+                        ),
+                        (
+                            "causation_id",
+                            Json::opt(meta.causation_id.map(|u| u.to_string())),
+                        ),
+                    ]),
+                ));
+            }
+            None => {
+                pairs.push(("data_base64".into(), base64(&e.data).into()));
+                if !e.metadata.is_empty() {
+                    pairs.push(("metadata_base64".into(), base64(&e.metadata).into()));
+                }
+            }
+        }
+        Json::Obj(pairs)
+    }
+
+    /// The event as one line of text.
+    pub fn line(&self, e: &RecordedEvent) -> String {
+        let fields = match self.order_event(e) {
+            Some((event, _)) => fields_text(&order_event_fields(&event)),
+            None if e.data.is_empty() => "(empty payload)".to_string(),
+            None => format!("data_base64={}", base64(&e.data)),
+        };
+        let head = format!(
+            "#{:<6} {}  {} v{}  {}",
+            e.position,
+            time(e.recorded_at),
+            e.stream_id,
+            e.version,
+            e.event_type
+        );
+        if fields.is_empty() {
+            head
+        } else {
+            format!("{head}  {fields}")
+        }
+    }
+}
+
+/// The payload fields of an Order event.
+pub fn order_event_fields(event: &OrderEvent) -> Json {
+    match event {
+        OrderEvent::OrderCreated(e) => Json::obj([
+            ("order_id", e.order_id.as_str().into()),
+            ("user_id", e.user_id.as_str().into()),
+            ("at", time(e.at).into()),
+        ]),
+        OrderEvent::ItemAddedToOrder(e) => Json::obj([
+            ("product_id", e.product_id.as_str().into()),
+            ("quantity", e.quantity.into()),
+            ("price_cents", e.price_cents.into()),
+            ("at", time(e.at).into()),
+        ]),
+        OrderEvent::OrderCancelled(e) => Json::obj([
+            ("reason", e.reason.as_str().into()),
+            ("at", time(e.at).into()),
+        ]),
+        OrderEvent::OrderConfirmed(e) => Json::obj([("at", time(e.at).into())]),
+        OrderEvent::OrderShipped(e) => Json::obj([("at", time(e.at).into())]),
+        OrderEvent::OrderDelivered(e) => Json::obj([("at", time(e.at).into())]),
+    }
+}
+
+/// An object's fields as `key=value` pairs (strings quoted), skipping `at`.
+pub fn fields_text(fields: &Json) -> String {
+    let Json::Obj(pairs) = fields else {
+        return fields.render();
+    };
+    pairs
+        .iter()
+        .filter(|(k, _)| k != "at")
+        .map(|(k, v)| match v {
+            Json::Str(s) => format!("{k}={}", quote(s)),
+            other => format!("{k}={}", other.render()),
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prices_parse_exactly() {
+        for (text, cents) in [
+            ("12", 1200),
+            ("12.5", 1250),
+            ("12.50", 1250),
+            ("0.01", 1),
+            ("0", 0),
+            ("12.500", 1250),
+            ("007.10", 710),
+        ] {
+            assert_eq!(parse_price_cents(text), Ok(cents), "{text}");
+        }
+        for bad in [
+            "12.505",
+            "-1",
+            "-0.5",
+            "abc",
+            "",
+            ".5",
+            "12.",
+            "1e3",
+            "+3",
+            "1.2.3",
+            " 1",
+            "0x10",
+            "99999999999999999999",
+        ] {
+            assert!(parse_price_cents(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn money_numbers_and_base64() {
+        assert_eq!(money(1250), "12.50");
+        assert_eq!(money(5), "0.05");
+        assert_eq!(money(-105), "-1.05");
+        assert_eq!(group(1234567), "1,234,567");
+        assert_eq!(group(12), "12");
+        assert_eq!(base64(b""), "");
+        assert_eq!(base64(b"f"), "Zg==");
+        assert_eq!(base64(b"fo"), "Zm8=");
+        assert_eq!(base64(b"foo"), "Zm9v");
+        assert_eq!(base64(b"foobar"), "Zm9vYmFy");
+        assert_eq!(base64(&[0xff, 0xfe]), "//4=");
+    }
+}

@@ -1,0 +1,48 @@
+//! # evstore — an embedded, crash-safe event store
+//!
+//! One log file, many streams, optimistic concurrency, group commit, no server.
+//!
+//! ```
+//! use evstore::{ExpectedVersion, NewEvent, Store};
+//! # let dir = tempfile::tempdir().unwrap();
+//! let store = Store::open(dir.path().join("app.evs"))?;
+//! store.append("account-42", ExpectedVersion::NoStream, &[NewEvent::new("Opened", b"{}".to_vec())])?;
+//! store.append("account-42", ExpectedVersion::Exact(0), &[NewEvent::new("Deposited", b"100".to_vec())])?;
+//! for event in store.read_all(0) {
+//!     let event = event?;
+//!     println!("{} {} v{}", event.position, event.event_type, event.version);
+//! }
+//! # Ok::<(), evstore::Error>(())
+//! ```
+//!
+//! The on-disk format is specified in `docs/FORMAT.md`; the guarantees in the `Store` docs.
+
+#![forbid(unsafe_op_in_unsafe_fn)]
+
+pub mod aggregate;
+pub mod codec;
+mod error;
+#[cfg(feature = "fuzzing")]
+pub mod fuzzing;
+mod index;
+mod log;
+pub mod maintenance;
+pub mod projection;
+pub mod repository;
+pub mod saga;
+pub mod snapshot;
+mod storage;
+mod store;
+pub mod subscription;
+#[cfg(feature = "test-support")]
+pub mod testing;
+mod types;
+pub mod upcast;
+
+pub use error::{Error, Result};
+pub use storage::EventStorage;
+pub use store::{ReadAll, RecoveryReport, Store, StoreStats, TrimReport};
+pub use types::{
+    new_event_id, AppendResult, Durability, EventView, ExpectedVersion, NewEvent, Options,
+    RecordedEvent, DEFAULT_SEGMENT_SIZE, MAX_SEGMENT_SIZE, MIN_SEGMENT_SIZE,
+};

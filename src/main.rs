@@ -1,7 +1,0 @@
-//! The `evstore` command-line tool.
-
-use std::process::ExitCode;
-
-fn main() -> ExitCode {
-    evstore::cli::run()
-}
