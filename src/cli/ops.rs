@@ -8,7 +8,9 @@ use clap::Args;
 
 use super::json::Json;
 use super::text::{bytes, group, time, EventDecoder};
-use super::{check_log_path, line, open_error, open_existing, open_read_only, CliError, CliResult};
+use super::{
+    check_log_path, json_line, line, open_error, open_existing, open_read_only, CliError, CliResult,
+};
 use crate::maintenance::{self, Verdict, VerifyReport};
 use crate::{Durability, Error, RecordedEvent, Store};
 
@@ -140,7 +142,7 @@ pub fn stats(file: &Path, json: bool, out: &mut dyn Write) -> CliResult<()> {
                 },
             ),
         ]);
-        return line(out, doc.render());
+        return json_line(out, &doc);
     }
     line(out, format!("file           {}", file.display()))?;
     line(
@@ -207,7 +209,9 @@ pub fn verify(file: &Path, out: &mut dyn Write) -> CliResult<u8> {
     let spinner = terminal.then(|| {
         let pb = indicatif::ProgressBar::new_spinner();
         pb.set_draw_target(indicatif::ProgressDrawTarget::stderr());
-        pb.set_message(format!("checking frames of {}", file.display()));
+        pb.set_message(
+            super::text::escape(&format!("checking frames of {}", file.display())).into_owned(),
+        );
         pb.enable_steady_tick(Duration::from_millis(100));
         pb
     });
@@ -258,10 +262,11 @@ fn warm_with_progress(file: &Path) -> CliResult<()> {
     {
         pb.set_style(style.progress_chars("=> "));
     }
-    pb.set_message(file.file_name().map_or_else(
+    let name = file.file_name().map_or_else(
         || file.display().to_string(),
         |n| n.to_string_lossy().into_owned(),
-    ));
+    );
+    pb.set_message(super::text::escape(&name).into_owned());
     let mut buf = vec![0u8; 1 << 20];
     loop {
         match f.read(&mut buf) {
@@ -325,9 +330,12 @@ fn print_verify(file: &Path, r: &VerifyReport, out: &mut dyn Write) -> CliResult
             line(out, format!("  valid before the damage: {summary}"))?;
             line(
                 out,
+                "  The log proves these bytes were durable, so this is damage, not a torn write: the store refuses to open.",
+            )?;
+            line(
+                out,
                 format!(
-                    "  The log proves these bytes were durable, so this is damage, not a torn write: the store refuses to open.\n  \
-                     `evstore repair {}` keeps a backup and cuts the log at the damage (reporting what is lost).",
+                    "  `evstore repair {}` keeps a backup and cuts the log at the damage (reporting what is lost).",
                     file.display()
                 ),
             )?;
@@ -374,7 +382,7 @@ pub fn dump(args: DumpArgs, out: &mut dyn Write) -> CliResult<()> {
             return Ok(false);
         }
         if args.json {
-            line(out, decoder.json(e).render())?;
+            json_line(out, &decoder.json(e))?;
         } else {
             line(out, decoder.line(e))?;
         }
@@ -433,7 +441,7 @@ pub fn tail(args: TailArgs, out: &mut dyn Write) -> CliResult<()> {
     let decoder = EventDecoder::new(&store);
     let print = |e: &RecordedEvent, out: &mut dyn Write| -> CliResult<()> {
         if args.json {
-            line(out, decoder.json(e).render())
+            json_line(out, &decoder.json(e))
         } else {
             line(out, decoder.line(e))
         }
