@@ -70,6 +70,9 @@ enum Command {
     Verify {
         /// The log file.
         file: PathBuf,
+        /// Print one JSON document (the same exit codes).
+        #[arg(long)]
+        json: bool,
     },
     /// Print events, as text or JSON lines (Order events decoded).
     #[command(after_help = ops::DUMP_HELP)]
@@ -128,7 +131,7 @@ pub fn run() -> ExitCode {
         Command::Demo(args) => demo::run(args, &mut out).map(|()| 0),
         Command::Orders(args) => orders::run(args, &mut out).map(|()| 0),
         Command::Stats { file, json } => ops::stats(&file, json, &mut out).map(|()| 0),
-        Command::Verify { file } => ops::verify(&file, &mut out),
+        Command::Verify { file, json } => ops::verify(&file, json, &mut out),
         Command::Dump(args) => ops::dump(args, &mut out).map(|()| 0),
         Command::Tail(args) => ops::tail(args, &mut out).map(|()| 0),
         Command::Repair { file } => ops::repair(&file, &mut out).map(|()| 0),

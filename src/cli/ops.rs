@@ -11,19 +11,22 @@ use super::text::{bytes, group, time, EventDecoder};
 use super::{
     check_log_path, json_line, line, open_error, open_existing, open_read_only, CliError, CliResult,
 };
-use crate::maintenance::{self, Verdict, VerifyReport};
+use crate::maintenance::{self, SidecarReport, Verdict, VerifyReport};
 use crate::{Durability, Error, RecordedEvent, Store};
 
 pub const VERIFY_HELP: &str = "\
-Reads the whole file through a shared lock and changes nothing (the snapshot sidecar is
-checked on a temporary copy). Shows a progress bar when stdout is a terminal.
+Reads the whole file through a shared lock and changes nothing (the snapshot sidecar is only
+read). Every figure comes from the one pass: for a torn tail or corruption, the frames, events
+and streams before it. Shows a progress bar when stdout is a terminal. --json prints one JSON
+document with the same fields.
 
 Exit codes: 0 clean; 3 corruption (where, and what is wrong); 4 only a torn tail, which the
 next open trims (no acknowledged event is lost); 1 the file cannot be read, is not an
 evstore log, or is in use by another process.
 
 Example:
-  evstore verify evstore-demo.evs && echo ok";
+  evstore verify evstore-demo.evs && echo ok
+  evstore verify evstore-demo.evs --json | jq .verdict";
 
 pub const DUMP_HELP: &str = "\
 Order events are decoded into their fields (older schemas upcast); other events show their
@@ -105,8 +108,7 @@ pub fn stats(file: &Path, json: bool, out: &mut dyn Write) -> CliResult<()> {
         None => None,
     };
     let types = store.event_types();
-    let sidecar_path = crate::snapshot::sidecar_path(file);
-    let sidecar = crate::maintenance::inspect_sidecar(file)?.map(|r| (r.bytes, r));
+    let sidecar = crate::maintenance::inspect_sidecar(file)?;
     if json {
         let doc = Json::obj([
             ("file", file.display().to_string().into()),
@@ -128,19 +130,7 @@ pub fn stats(file: &Path, json: bool, out: &mut dyn Write) -> CliResult<()> {
                 "event_types",
                 Json::obj(types.iter().map(|(t, n)| (t.clone(), Json::UInt(*n)))),
             ),
-            (
-                "sidecar",
-                match &sidecar {
-                    None => Json::Null,
-                    Some((len, s)) => Json::obj([
-                        ("path", sidecar_path.display().to_string().into()),
-                        ("bytes", (*len).into()),
-                        ("live_snapshots", s.live_snapshots.into()),
-                        ("corrupt_records", s.corrupt_records.into()),
-                        ("reset", s.reset.into()),
-                    ]),
-                },
-            ),
+            ("sidecar", sidecar.as_ref().map_or(Json::Null, sidecar_json)),
         ]);
         return json_line(out, &doc);
     }
@@ -178,12 +168,12 @@ pub fn stats(file: &Path, json: bool, out: &mut dyn Write) -> CliResult<()> {
     }
     match &sidecar {
         None => line(out, "snapshots      none (no sidecar file)"),
-        Some((len, s)) => line(
+        Some(s) => line(
             out,
             format!(
                 "snapshots      {}: {}, {} live snapshot{}, {} damaged record{}",
-                sidecar_path.display(),
-                bytes(*len),
+                s.path.display(),
+                bytes(s.bytes),
                 group(s.live_snapshots),
                 if s.live_snapshots == 1 { "" } else { "s" },
                 s.corrupt_records,
@@ -200,7 +190,7 @@ fn first_event(store: &Store, from: u64) -> CliResult<Option<RecordedEvent>> {
 // ---------------------------------------------------------------------------------------------
 // verify
 
-pub fn verify(file: &Path, out: &mut dyn Write) -> CliResult<u8> {
+pub fn verify(file: &Path, json: bool, out: &mut dyn Write) -> CliResult<u8> {
     check_log_path(file)?;
     let terminal = std::io::stdout().is_terminal();
     if terminal {
@@ -227,6 +217,22 @@ pub fn verify(file: &Path, out: &mut dyn Write) -> CliResult<u8> {
             what,
         }) => {
             // Damage before any frame could be read (e.g. the file header).
+            if json {
+                json_line(
+                    out,
+                    &Json::obj([
+                        ("file", file.display().to_string().into()),
+                        ("verdict", "corrupt".into()),
+                        ("segment", Json::opt(segment)),
+                        ("offset", offset.into()),
+                        ("what", what.into()),
+                        ("frames", 0u64.into()),
+                        ("events", 0u64.into()),
+                        ("streams", 0u64.into()),
+                    ]),
+                )?;
+                return Ok(3);
+            }
             let place = match segment {
                 Some(s) => format!("segment {s} offset {offset}"),
                 None => format!("the file header (offset {offset})"),
@@ -243,7 +249,71 @@ pub fn verify(file: &Path, out: &mut dyn Write) -> CliResult<u8> {
         }
         Err(e) => return Err(open_error(file, e)),
     };
+    if json {
+        json_line(out, &verify_json(file, &report))?;
+        return Ok(verify_code(&report.verdict));
+    }
     print_verify(file, &report, out)
+}
+
+/// The exit code of a verdict (see `VERIFY_HELP`).
+fn verify_code(verdict: &Verdict) -> u8 {
+    match verdict {
+        Verdict::Clean => 0,
+        Verdict::TornTail { .. } => 4,
+        Verdict::Corrupt { .. } => 3,
+    }
+}
+
+/// The `verify --json` document: every field of the report.
+fn verify_json(file: &Path, r: &VerifyReport) -> Json {
+    let mut pairs: Vec<(String, Json)> = vec![("file".into(), file.display().to_string().into())];
+    match &r.verdict {
+        Verdict::Clean => pairs.push(("verdict".into(), "clean".into())),
+        Verdict::TornTail {
+            segment,
+            offset,
+            reason,
+        } => pairs.extend([
+            ("verdict".into(), "torn_tail".into()),
+            ("segment".into(), (*segment).into()),
+            ("offset".into(), (*offset).into()),
+            ("reason".into(), reason.as_str().into()),
+        ]),
+        Verdict::Corrupt {
+            segment,
+            offset,
+            what,
+        } => pairs.extend([
+            ("verdict".into(), "corrupt".into()),
+            ("segment".into(), Json::opt(*segment)),
+            ("offset".into(), (*offset).into()),
+            ("what".into(), what.as_str().into()),
+        ]),
+    }
+    pairs.extend([
+        ("frames".into(), r.frames.into()),
+        ("events".into(), r.events.into()),
+        ("streams".into(), r.streams.into()),
+        ("segments".into(), r.segments.into()),
+        ("segment_size".into(), r.segment_size.into()),
+        ("file_bytes".into(), r.file_bytes.into()),
+        (
+            "sidecar".into(),
+            r.sidecar.as_ref().map_or(Json::Null, sidecar_json),
+        ),
+    ]);
+    Json::Obj(pairs)
+}
+
+fn sidecar_json(s: &SidecarReport) -> Json {
+    Json::obj([
+        ("path", s.path.display().to_string().into()),
+        ("bytes", s.bytes.into()),
+        ("live_snapshots", s.live_snapshots.into()),
+        ("corrupt_records", s.corrupt_records.into()),
+        ("reset", s.reset.into()),
+    ])
 }
 
 /// Read the file once with a byte progress bar (this also warms the page cache for the
