@@ -134,12 +134,20 @@ pub fn run(args: DemoArgs, out: &mut dyn Write) -> CliResult<()> {
     line(
         out,
         format!(
-            "  {} orders for {} users from {} threads (Sync durability, snapshot every 10 events);\n  \
-             the order saga and a simulated payment/shipping service fulfil confirmed orders live\n  \
-             (payments above {} fail and the saga cancels the order)...",
+            "  {} orders for {} users from {} threads (Sync durability, snapshot every 10 events);",
             group(args.orders),
             users,
             threads,
+        ),
+    )?;
+    line(
+        out,
+        "  the order saga and a simulated payment/shipping service fulfil confirmed orders live",
+    )?;
+    line(
+        out,
+        format!(
+            "  (payments above {} fail and the saga cancels the order)...",
             money(PAYMENT_LIMIT_CENTS)
         ),
     )?;

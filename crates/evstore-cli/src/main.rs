@@ -71,6 +71,9 @@ enum Command {
     Verify {
         /// The log file.
         file: PathBuf,
+        /// Print one JSON document (the same exit codes).
+        #[arg(long)]
+        json: bool,
     },
     /// Print events, as text or JSON lines (Order events decoded).
     #[command(after_help = ops::DUMP_HELP)]
@@ -133,7 +136,7 @@ fn run() -> ExitCode {
         Command::Demo(args) => demo::run(args, &mut out).map(|()| 0),
         Command::Orders(args) => orders::run(args, &mut out).map(|()| 0),
         Command::Stats { file, json } => ops::stats(&file, json, &mut out).map(|()| 0),
-        Command::Verify { file } => ops::verify(&file, &mut out),
+        Command::Verify { file, json } => ops::verify(&file, json, &mut out),
         Command::Dump(args) => ops::dump(args, &mut out).map(|()| 0),
         Command::Tail(args) => ops::tail(args, &mut out).map(|()| 0),
         Command::Repair { file } => ops::repair(&file, &mut out).map(|()| 0),
@@ -149,9 +152,15 @@ fn run() -> ExitCode {
 
 fn report(e: CliError) -> ExitCode {
     if e.code != 0 && !e.message.is_empty() {
-        eprintln!("evstore: {}", e.message);
+        note(&e.message);
     }
     ExitCode::from(e.code)
+}
+
+/// Print `evstore: {message}` on stderr, escaped like every text line ([`text::escape`]):
+/// messages carry paths, names and library errors.
+fn note(message: &str) {
+    eprintln!("evstore: {}", text::escape(message));
 }
 
 /// An error to report: a one-line message and the exit code.
@@ -240,13 +249,13 @@ fn open_read_only(path: &Path) -> CliResult<Store> {
     )
     .map_err(|e| open_error(path, e))?;
     if let Some(t) = &store.recovery_report().trimmed {
-        eprintln!(
-            "evstore: note: {}: a torn tail at segment {} offset {} ({}) is skipped; the next writer will trim it",
+        note(&format!(
+            "note: {}: a torn tail at segment {} offset {} ({}) is skipped; the next writer will trim it",
             path.display(),
             t.segment,
             t.offset,
             t.reason
-        );
+        ));
     }
     Ok(store)
 }
@@ -271,13 +280,13 @@ fn open_or_create(path: &Path, durability: Durability) -> CliResult<Store> {
 fn open_with(path: &Path, options: Options) -> CliResult<Store> {
     let store = Store::open_with(path, options).map_err(|e| open_error(path, e))?;
     if let Some(t) = &store.recovery_report().trimmed {
-        eprintln!(
-            "evstore: note: {}: trimmed a torn tail at segment {} offset {} ({}); no acknowledged event was lost",
+        note(&format!(
+            "note: {}: trimmed a torn tail at segment {} offset {} ({}); no acknowledged event was lost",
             path.display(),
             t.segment,
             t.offset,
             t.reason
-        );
+        ));
     }
     Ok(store)
 }
@@ -321,9 +330,18 @@ fn check_log_path(path: &Path) -> CliResult<()> {
     }
 }
 
-/// Write one line.
+/// Write one line of text for a person. Control and other non-printing characters in it are
+/// escaped ([`text::escape`]), so nothing taken from a file or the command line (stream ids,
+/// event types, payloads, ids, paths, error messages) can break the line or drive the terminal.
 fn line(out: &mut dyn Write, text: impl AsRef<str>) -> CliResult<()> {
-    out.write_all(text.as_ref().as_bytes())?;
+    out.write_all(text::escape(text.as_ref()).as_bytes())?;
+    out.write_all(b"\n")?;
+    Ok(())
+}
+
+/// Write one JSON document as a line (`--json` output: valid JSON, not escaped again).
+fn json_line(out: &mut dyn Write, doc: &json::Json) -> CliResult<()> {
+    out.write_all(doc.render().as_bytes())?;
     out.write_all(b"\n")?;
     Ok(())
 }

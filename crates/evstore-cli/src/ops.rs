@@ -8,20 +8,25 @@ use clap::Args;
 
 use crate::json::Json;
 use crate::text::{bytes, group, time, EventDecoder};
-use crate::{check_log_path, line, open_error, open_existing, open_read_only, CliError, CliResult};
-use evstore::maintenance::{self, Verdict, VerifyReport};
+use crate::{
+    check_log_path, json_line, line, open_error, open_existing, open_read_only, CliError, CliResult,
+};
+use evstore::maintenance::{self, SidecarReport, Verdict, VerifyReport};
 use evstore::{Durability, Error, RecordedEvent, Store};
 
 pub const VERIFY_HELP: &str = "\
-Reads the whole file through a shared lock and changes nothing (the snapshot sidecar is
-checked on a temporary copy). Shows a progress bar when stdout is a terminal.
+Reads the whole file through a shared lock and changes nothing (the snapshot sidecar is only
+read). Every figure comes from the one pass: for a torn tail or corruption, the frames, events
+and streams before it. Shows a progress bar when stdout is a terminal. --json prints one JSON
+document with the same fields.
 
 Exit codes: 0 clean; 3 corruption (where, and what is wrong); 4 only a torn tail, which the
 next open trims (no acknowledged event is lost); 1 the file cannot be read, is not an
 evstore log, or is in use by another process.
 
 Example:
-  evstore verify evstore-demo.evs && echo ok";
+  evstore verify evstore-demo.evs && echo ok
+  evstore verify evstore-demo.evs --json | jq .verdict";
 
 pub const DUMP_HELP: &str = "\
 Order events are decoded into their fields (older schemas upcast); other events show their
@@ -103,8 +108,7 @@ pub fn stats(file: &Path, json: bool, out: &mut dyn Write) -> CliResult<()> {
         None => None,
     };
     let types = store.event_types();
-    let sidecar_path = evstore::snapshot::sidecar_path(file);
-    let sidecar = evstore::maintenance::inspect_sidecar(file)?.map(|r| (r.bytes, r));
+    let sidecar = evstore::maintenance::inspect_sidecar(file)?;
     if json {
         let doc = Json::obj([
             ("file", file.display().to_string().into()),
@@ -126,21 +130,9 @@ pub fn stats(file: &Path, json: bool, out: &mut dyn Write) -> CliResult<()> {
                 "event_types",
                 Json::obj(types.iter().map(|(t, n)| (t.clone(), Json::UInt(*n)))),
             ),
-            (
-                "sidecar",
-                match &sidecar {
-                    None => Json::Null,
-                    Some((len, s)) => Json::obj([
-                        ("path", sidecar_path.display().to_string().into()),
-                        ("bytes", (*len).into()),
-                        ("live_snapshots", s.live_snapshots.into()),
-                        ("corrupt_records", s.corrupt_records.into()),
-                        ("reset", s.reset.into()),
-                    ]),
-                },
-            ),
+            ("sidecar", sidecar.as_ref().map_or(Json::Null, sidecar_json)),
         ]);
-        return line(out, doc.render());
+        return json_line(out, &doc);
     }
     line(out, format!("file           {}", file.display()))?;
     line(
@@ -176,12 +168,12 @@ pub fn stats(file: &Path, json: bool, out: &mut dyn Write) -> CliResult<()> {
     }
     match &sidecar {
         None => line(out, "snapshots      none (no sidecar file)"),
-        Some((len, s)) => line(
+        Some(s) => line(
             out,
             format!(
                 "snapshots      {}: {}, {} live snapshot{}, {} damaged record{}",
-                sidecar_path.display(),
-                bytes(*len),
+                s.path.display(),
+                bytes(s.bytes),
                 group(s.live_snapshots),
                 if s.live_snapshots == 1 { "" } else { "s" },
                 s.corrupt_records,
@@ -198,7 +190,7 @@ fn first_event(store: &Store, from: u64) -> CliResult<Option<RecordedEvent>> {
 // ---------------------------------------------------------------------------------------------
 // verify
 
-pub fn verify(file: &Path, out: &mut dyn Write) -> CliResult<u8> {
+pub fn verify(file: &Path, json: bool, out: &mut dyn Write) -> CliResult<u8> {
     check_log_path(file)?;
     let terminal = std::io::stdout().is_terminal();
     if terminal {
@@ -207,7 +199,9 @@ pub fn verify(file: &Path, out: &mut dyn Write) -> CliResult<u8> {
     let spinner = terminal.then(|| {
         let pb = indicatif::ProgressBar::new_spinner();
         pb.set_draw_target(indicatif::ProgressDrawTarget::stderr());
-        pb.set_message(format!("checking frames of {}", file.display()));
+        pb.set_message(
+            crate::text::escape(&format!("checking frames of {}", file.display())).into_owned(),
+        );
         pb.enable_steady_tick(Duration::from_millis(100));
         pb
     });
@@ -223,6 +217,22 @@ pub fn verify(file: &Path, out: &mut dyn Write) -> CliResult<u8> {
             what,
         }) => {
             // Damage before any frame could be read (e.g. the file header).
+            if json {
+                json_line(
+                    out,
+                    &Json::obj([
+                        ("file", file.display().to_string().into()),
+                        ("verdict", "corrupt".into()),
+                        ("segment", Json::opt(segment)),
+                        ("offset", offset.into()),
+                        ("what", what.into()),
+                        ("frames", 0u64.into()),
+                        ("events", 0u64.into()),
+                        ("streams", 0u64.into()),
+                    ]),
+                )?;
+                return Ok(3);
+            }
             let place = match segment {
                 Some(s) => format!("segment {s} offset {offset}"),
                 None => format!("the file header (offset {offset})"),
@@ -239,7 +249,71 @@ pub fn verify(file: &Path, out: &mut dyn Write) -> CliResult<u8> {
         }
         Err(e) => return Err(open_error(file, e)),
     };
+    if json {
+        json_line(out, &verify_json(file, &report))?;
+        return Ok(verify_code(&report.verdict));
+    }
     print_verify(file, &report, out)
+}
+
+/// The exit code of a verdict (see `VERIFY_HELP`).
+fn verify_code(verdict: &Verdict) -> u8 {
+    match verdict {
+        Verdict::Clean => 0,
+        Verdict::TornTail { .. } => 4,
+        Verdict::Corrupt { .. } => 3,
+    }
+}
+
+/// The `verify --json` document: every field of the report.
+fn verify_json(file: &Path, r: &VerifyReport) -> Json {
+    let mut pairs: Vec<(String, Json)> = vec![("file".into(), file.display().to_string().into())];
+    match &r.verdict {
+        Verdict::Clean => pairs.push(("verdict".into(), "clean".into())),
+        Verdict::TornTail {
+            segment,
+            offset,
+            reason,
+        } => pairs.extend([
+            ("verdict".into(), "torn_tail".into()),
+            ("segment".into(), (*segment).into()),
+            ("offset".into(), (*offset).into()),
+            ("reason".into(), reason.as_str().into()),
+        ]),
+        Verdict::Corrupt {
+            segment,
+            offset,
+            what,
+        } => pairs.extend([
+            ("verdict".into(), "corrupt".into()),
+            ("segment".into(), Json::opt(*segment)),
+            ("offset".into(), (*offset).into()),
+            ("what".into(), what.as_str().into()),
+        ]),
+    }
+    pairs.extend([
+        ("frames".into(), r.frames.into()),
+        ("events".into(), r.events.into()),
+        ("streams".into(), r.streams.into()),
+        ("segments".into(), r.segments.into()),
+        ("segment_size".into(), r.segment_size.into()),
+        ("file_bytes".into(), r.file_bytes.into()),
+        (
+            "sidecar".into(),
+            r.sidecar.as_ref().map_or(Json::Null, sidecar_json),
+        ),
+    ]);
+    Json::Obj(pairs)
+}
+
+fn sidecar_json(s: &SidecarReport) -> Json {
+    Json::obj([
+        ("path", s.path.display().to_string().into()),
+        ("bytes", s.bytes.into()),
+        ("live_snapshots", s.live_snapshots.into()),
+        ("corrupt_records", s.corrupt_records.into()),
+        ("reset", s.reset.into()),
+    ])
 }
 
 /// Read the file once with a byte progress bar (this also warms the page cache for the
@@ -258,10 +332,11 @@ fn warm_with_progress(file: &Path) -> CliResult<()> {
     {
         pb.set_style(style.progress_chars("=> "));
     }
-    pb.set_message(file.file_name().map_or_else(
+    let name = file.file_name().map_or_else(
         || file.display().to_string(),
         |n| n.to_string_lossy().into_owned(),
-    ));
+    );
+    pb.set_message(crate::text::escape(&name).into_owned());
     let mut buf = vec![0u8; 1 << 20];
     loop {
         match f.read(&mut buf) {
@@ -325,9 +400,12 @@ fn print_verify(file: &Path, r: &VerifyReport, out: &mut dyn Write) -> CliResult
             line(out, format!("  valid before the damage: {summary}"))?;
             line(
                 out,
+                "  The log proves these bytes were durable, so this is damage, not a torn write: the store refuses to open.",
+            )?;
+            line(
+                out,
                 format!(
-                    "  The log proves these bytes were durable, so this is damage, not a torn write: the store refuses to open.\n  \
-                     `evstore repair {}` keeps a backup and cuts the log at the damage (reporting what is lost).",
+                    "  `evstore repair {}` keeps a backup and cuts the log at the damage (reporting what is lost).",
                     file.display()
                 ),
             )?;
@@ -374,7 +452,7 @@ pub fn dump(args: DumpArgs, out: &mut dyn Write) -> CliResult<()> {
             return Ok(false);
         }
         if args.json {
-            line(out, decoder.json(e).render())?;
+            json_line(out, &decoder.json(e))?;
         } else {
             line(out, decoder.line(e))?;
         }
@@ -433,7 +511,7 @@ pub fn tail(args: TailArgs, out: &mut dyn Write) -> CliResult<()> {
     let decoder = EventDecoder::new(&store);
     let print = |e: &RecordedEvent, out: &mut dyn Write| -> CliResult<()> {
         if args.json {
-            line(out, decoder.json(e).render())
+            json_line(out, &decoder.json(e))
         } else {
             line(out, decoder.line(e))
         }

@@ -8,7 +8,7 @@ use clap::{Args, Subcommand};
 
 use crate::json::Json;
 use crate::text::{self, money, order_event_fields, parse_price_cents, time};
-use crate::{line, open_existing, open_or_create, CliError, CliResult};
+use crate::{json_line, line, open_existing, open_or_create, CliError, CliResult};
 use evstore::aggregate::{CommandContext, Root};
 use evstore::repository::RepositoryError;
 use evstore::{Durability, Store};
@@ -151,7 +151,7 @@ pub fn run(args: OrdersArgs, out: &mut dyn Write) -> CliResult<()> {
                 },
             )?;
             if json {
-                line(out, Json::obj([("order_id", root.id().into())]).render())
+                json_line(out, &Json::obj([("order_id", root.id().into())]))
             } else {
                 line(out, root.id())
             }
@@ -206,7 +206,7 @@ pub fn run(args: OrdersArgs, out: &mut dyn Write) -> CliResult<()> {
                 });
             };
             if json {
-                line(out, order_json(&root).render())
+                json_line(out, &order_json(&root))
             } else {
                 print_order(out, &root)
             }
@@ -215,7 +215,7 @@ pub fn run(args: OrdersArgs, out: &mut dyn Write) -> CliResult<()> {
             let orders = user_orders(&store, &service, &user)?;
             if json {
                 let list = orders.iter().map(summary_json).collect::<Vec<_>>();
-                line(out, Json::obj([("orders", Json::Arr(list))]).render())
+                json_line(out, &Json::obj([("orders", Json::Arr(list))]))
             } else if orders.is_empty() {
                 line(out, format!("no orders for user {user:?}"))
             } else {
@@ -265,13 +265,12 @@ pub fn run(args: OrdersArgs, out: &mut dyn Write) -> CliResult<()> {
                         ])
                     })
                     .collect::<Vec<_>>();
-                line(
+                json_line(
                     out,
-                    Json::obj([
+                    &Json::obj([
                         ("order_id", order.as_str().into()),
                         ("events", Json::Arr(events)),
-                    ])
-                    .render(),
+                    ]),
                 )
             } else {
                 for h in &history {
@@ -366,7 +365,7 @@ pub fn summary_json(root: &Root<Order>) -> Json {
 
 fn print_change(out: &mut dyn Write, root: &Root<Order>, json: bool) -> CliResult<()> {
     if json {
-        return line(out, order_json(root).render());
+        return json_line(out, &order_json(root));
     }
     let o = root.state();
     line(

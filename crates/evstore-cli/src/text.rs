@@ -1,6 +1,7 @@
-//! Formatting helpers of the CLI: exact decimal prices, money, numbers, times, base64, and
-//! decoding stored events into readable fields.
+//! Formatting helpers of the CLI: escaping text for a terminal, exact decimal prices, money,
+//! numbers, times, base64, and decoding stored events into readable fields.
 
+use std::borrow::Cow;
 use std::sync::Arc;
 
 use chrono::{DateTime, SecondsFormat, Utc};
@@ -10,6 +11,50 @@ use evstore::aggregate::EventMetadata;
 use evstore::repository::Repository;
 use evstore::{RecordedEvent, Store};
 use evstore_orders::{upcasters, Order, OrderEvent};
+
+/// `text` made safe to print for a person: every control character and every other character
+/// that does not print visibly (line and paragraph separators, bidi overrides and other format
+/// characters, unassigned code points...) becomes a visible escape as Rust's `escape_debug`
+/// writes it (`\n`, `\t`, `\0`, `\u{1b}`, `\u{202e}`), so a stream id, event type, payload,
+/// path or error message taken from a file or the command line can neither break a line,
+/// fake another one, nor drive the terminal. Everything else, backslashes and quotes included,
+/// is kept as is, so text that is already escaped (a `{:?}`-quoted name in an error message, a
+/// JSON-quoted field) passes unchanged: escaping twice is escaping once.
+///
+/// This is the one escaping rule of the CLI's text output: every line written for a person
+/// goes through it (`cli::line`, and `cli::report` for stderr). `--json` output is not
+/// escaped again (it is valid JSON already).
+pub fn escape(text: &str) -> Cow<'_, str> {
+    if !text.chars().any(needs_escape) {
+        return Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len() + 16);
+    for c in text.chars() {
+        if needs_escape(c) {
+            out.extend(c.escape_debug());
+        } else {
+            out.push(c);
+        }
+    }
+    Cow::Owned(out)
+}
+
+/// Whether `escape` replaces `c`: ASCII control characters, and the non-ASCII characters that
+/// Rust's `str::escape_debug` escapes inside a string (it leaves combining marks alone there,
+/// which `char::escape_debug` on its own would escape).
+fn needs_escape(c: char) -> bool {
+    if c.is_ascii() {
+        return c.is_ascii_control();
+    }
+    let mut buf = [0u8; 8];
+    buf[0] = b'a';
+    let n = c.encode_utf8(&mut buf[1..]).len();
+    match std::str::from_utf8(&buf[..=n]) {
+        // After a first character, `str::escape_debug` yields `c` itself unless it escapes it.
+        Ok(pair) => pair.escape_debug().nth(1) != Some(c),
+        Err(_) => true,
+    }
+}
 
 /// Parse a non-negative decimal price in major units ("12", "12.5", "12.50") into cents,
 /// exactly (never through a float). More than two decimals are refused unless they are zeros
@@ -270,6 +315,28 @@ mod tests {
         ] {
             assert!(parse_price_cents(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn escape_makes_every_non_printing_character_visible() {
+        assert_eq!(escape("Order-1 ünïcode ✓ 注文"), "Order-1 ünïcode ✓ 注文");
+        assert!(matches!(escape("plain"), Cow::Borrowed(_)));
+        assert_eq!(
+            escape("with\nnewline\tand\0nul\r\u{1b}[31m\u{7f}"),
+            "with\\nnewline\\tand\\0nul\\r\\u{1b}[31m\\u{7f}"
+        );
+        assert_eq!(
+            escape("a\u{2028}b\u{2029}c\u{202e}d\u{200b}e\u{feff}\u{85}"),
+            "a\\u{2028}b\\u{2029}c\\u{202e}d\\u{200b}e\\u{feff}\\u{85}"
+        );
+        // Quotes, backslashes and combining marks inside text are kept.
+        assert_eq!(
+            escape("say \"hi\" \\ it's e\u{301}"),
+            "say \"hi\" \\ it's e\u{301}"
+        );
+        // Idempotent: already escaped text is left alone.
+        let once = escape("x\ny\u{202e}").into_owned();
+        assert_eq!(escape(&once), once);
     }
 
     #[test]

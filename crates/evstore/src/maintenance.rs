@@ -5,12 +5,12 @@ use std::fs::{File, OpenOptions};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::index::Index;
 use crate::log::frame::{self, FRAME_ALIGN, FRAME_HEADER_SIZE};
 use crate::log::reader;
 use crate::log::segment::{self, FileHeader, Segment, HEADER_SIZE};
-use crate::snapshot::{self, SnapshotStore};
+use crate::snapshot;
 use crate::Options;
 
 /// What [`verify`] found.
@@ -71,20 +71,20 @@ fn header_of(file: &File, path: &Path, file_len: u64) -> Result<FileHeader> {
     crate::store::read_header(file, path, file_len)
 }
 
-/// Scan the file read-only. `Ok((header, segments, outcome-or-corruption, index))`.
-fn scan_readonly(
-    file: &File,
-    path: &Path,
-) -> Result<(FileHeader, u64, u64, Result<reader::ScanOutcome>, Index)> {
+/// One read-only pass over a log file: its header, size, and the scan outcome (which carries
+/// the damage, if any, with the counts of the valid frames before it).
+struct ReadonlyScan {
+    header: FileHeader,
+    file_len: u64,
+    segments: u64,
+    outcome: reader::ScanOutcome,
+}
+
+/// Scan the file read-only. Errors only for a file whose header cannot be used (and I/O).
+fn scan_readonly(file: &File, path: &Path) -> Result<ReadonlyScan> {
     let file_len = file.metadata()?.len();
+    // Refuses a file shorter than its header, like `Store::open`.
     let header = header_of(file, path, file_len)?;
-    if file_len < HEADER_SIZE {
-        return Err(Error::Corruption {
-            segment: None,
-            offset: file_len,
-            what: "file shorter than its header".into(),
-        });
-    }
     let seg_size = header.segment_size;
     let seg_count = (file_len - HEADER_SIZE).div_ceil(seg_size);
     let mut maps = Vec::with_capacity(seg_count as usize);
@@ -93,18 +93,24 @@ fn scan_readonly(
         maps.push(Arc::new(Segment::map(file, &header, k, len)?));
     }
     let slices: Vec<&[u8]> = maps.iter().map(|m| m.bytes()).collect();
-    let mut index = Index::default();
     let hints = reader::FileHints {
         file,
         header: &header,
         maps: &maps,
     };
-    let outcome = reader::scan(&header, &slices, &mut index, &hints);
-    Ok((header, file_len, seg_count, outcome, index))
+    let outcome = reader::scan_report(&header, &slices, &mut Index::default(), &hints);
+    Ok(ReadonlyScan {
+        header,
+        file_len,
+        segments: seg_count,
+        outcome,
+    })
 }
 
 /// Check a log file (and its sidecar) without changing anything. Takes a shared lock, so it
-/// fails with [`Error::Locked`] while a store has the file open.
+/// fails with [`Error::Locked`](crate::Error::Locked) while a store has the file open. Every count and position of
+/// the report comes from one pass over the file (for damage: the valid frames before it).
+/// A file header that cannot be used is an error (`Corruption` with no segment, `NotALog`...).
 ///
 /// ```
 /// # let dir = tempfile::tempdir().unwrap();
@@ -118,50 +124,42 @@ pub fn verify(path: impl AsRef<Path>) -> Result<VerifyReport> {
     let path = path.as_ref();
     let file = File::open(path)?;
     crate::store::lock_file(&file, path, true, Options::default().lock_timeout)?;
-    let (header, file_len, seg_count, outcome, index) = scan_readonly(&file, path)?;
-    let (verdict, frames) = match outcome {
-        Ok(o) => match o.torn_at {
-            None => (Verdict::Clean, o.frames),
-            Some(_) => (
-                Verdict::TornTail {
-                    segment: o.end_segment,
-                    offset: o.end_offset,
-                    reason: o
-                        .torn_reason
-                        .unwrap_or_else(|| "non-zero bytes after the last valid frame".into()),
-                },
-                o.frames,
-            ),
+    let ReadonlyScan {
+        header,
+        file_len,
+        segments,
+        outcome: o,
+    } = scan_readonly(&file, path)?;
+    let verdict = match (o.damage, o.torn_at) {
+        (Some(d), _) => Verdict::Corrupt {
+            segment: Some(d.segment),
+            offset: d.offset,
+            what: d.what,
         },
-        Err(Error::Corruption {
-            segment,
-            offset,
-            what,
-        }) => (
-            Verdict::Corrupt {
-                segment,
-                offset,
-                what,
-            },
-            0,
-        ),
-        Err(e) => return Err(e),
+        (None, Some(_)) => Verdict::TornTail {
+            segment: o.end_segment,
+            offset: o.end_offset,
+            reason: o
+                .torn_reason
+                .unwrap_or_else(|| "non-zero bytes after the last valid frame".into()),
+        },
+        (None, None) => Verdict::Clean,
     };
     let sidecar = verify_sidecar(path, &header)?;
     Ok(VerifyReport {
         file_bytes: file_len,
         segment_size: header.segment_size,
-        segments: seg_count,
-        frames,
-        events: index.len(),
-        streams: index.stream_count() as u64,
+        segments,
+        frames: o.frames,
+        events: o.events,
+        streams: o.streams,
         verdict,
         sidecar,
     })
 }
 
 /// Inspect the snapshot sidecar of the log at `log_path` without changing either file (the
-/// sidecar is checked on a temporary copy). `None` when there is no sidecar.
+/// sidecar is read, never opened for writing). `None` when there is no sidecar.
 pub fn inspect_sidecar(log_path: impl AsRef<Path>) -> Result<Option<SidecarReport>> {
     let log_path = log_path.as_ref();
     let file = File::open(log_path)?;
@@ -170,27 +168,22 @@ pub fn inspect_sidecar(log_path: impl AsRef<Path>) -> Result<Option<SidecarRepor
     verify_sidecar(log_path, &header)
 }
 
-/// Check the sidecar on a copy (opening a sidecar repairs it, and verify changes nothing).
+/// Check the sidecar read-only, with the checks opening it applies (it is not opened for
+/// writing: opening repairs a sidecar, and verify changes nothing). Every field comes from one
+/// read of one file handle.
 fn verify_sidecar(log_path: &Path, header: &FileHeader) -> Result<Option<SidecarReport>> {
     let path = snapshot::sidecar_path(log_path);
-    let Ok(meta) = std::fs::metadata(&path) else {
-        return Ok(None);
+    let check = match snapshot::inspect(&path, header.file_id) {
+        Ok(c) => c,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e.into()),
     };
-    let tmp = std::env::temp_dir().join(format!(
-        "evstore-verify-{}-{}.snap",
-        std::process::id(),
-        uuid::Uuid::new_v4().simple()
-    ));
-    std::fs::copy(&path, &tmp)?;
-    let result = SnapshotStore::open(&tmp, header.file_id).map(|s| s.stats());
-    let _ = std::fs::remove_file(&tmp);
-    let stats = result?;
     Ok(Some(SidecarReport {
         path,
-        bytes: meta.len(),
-        live_snapshots: stats.live,
-        corrupt_records: stats.corrupt_records,
-        reset: stats.sidecar_resets > 0,
+        bytes: check.bytes,
+        live_snapshots: check.live,
+        corrupt_records: check.corrupt_records,
+        reset: check.reset,
     }))
 }
 
@@ -234,38 +227,23 @@ pub fn repair(path: impl AsRef<Path>) -> Result<RepairReport> {
         name.push(format!(".bak-{stamp}"));
         PathBuf::from(name)
     };
-    let (header, _len, seg_count, outcome, index) = scan_readonly(&file, path)?;
-    let (segment, offset) = match outcome {
-        Ok(o) => {
-            return Ok(RepairReport {
-                backup: PathBuf::new(),
-                cut_segment: o.end_segment,
-                cut_offset: o.end_offset,
-                events_kept: index.len(),
-                lost_frames: Vec::new(),
-                damaged_frame_unreadable: false,
-            })
-        }
-        Err(Error::Corruption {
-            segment: Some(s),
-            offset,
-            ..
-        }) => (s, offset),
-        Err(e) => return Err(e),
+    let ReadonlyScan {
+        header,
+        segments: seg_count,
+        outcome,
+        ..
+    } = scan_readonly(&file, path)?;
+    let Some(damage) = outcome.damage else {
+        return Ok(RepairReport {
+            backup: PathBuf::new(),
+            cut_segment: outcome.end_segment,
+            cut_offset: outcome.end_offset,
+            events_kept: outcome.events,
+            lost_frames: Vec::new(),
+            damaged_frame_unreadable: false,
+        });
     };
-    // The index holds exactly the frames before the damage (a failed frame never half-indexes:
-    // scan aborts on it, and add_frame may have taken part of that frame only).
-    let mut kept = Index::default();
-    {
-        let maps = map_all(&file, &header, seg_count)?;
-        let slices: Vec<&[u8]> = maps.iter().map(|m| m.bytes()).collect();
-        let _ = reader::scan(
-            &header,
-            &truncated_view(&header, &slices, segment, offset),
-            &mut kept,
-            &reader::ReadEverything,
-        );
-    }
+    let (segment, offset) = (damage.segment, damage.offset);
     // Salvage what follows, for the report.
     let (lost_frames, damaged_unreadable) = {
         let maps = map_all(&file, &header, seg_count)?;
@@ -281,7 +259,7 @@ pub fn repair(path: impl AsRef<Path>) -> Result<RepairReport> {
         backup,
         cut_segment: segment,
         cut_offset: offset,
-        events_kept: kept.len(),
+        events_kept: outcome.events,
         lost_frames,
         damaged_frame_unreadable: damaged_unreadable,
     })
@@ -297,20 +275,6 @@ fn map_all(file: &File, header: &FileHeader, seg_count: u64) -> Result<Vec<Segme
             Ok(seg)
         })
         .collect()
-}
-
-/// The segments as if the file ended at (`segment`, `offset`).
-fn truncated_view<'a>(
-    _header: &FileHeader,
-    slices: &[&'a [u8]],
-    segment: u64,
-    offset: u64,
-) -> Vec<&'a [u8]> {
-    let mut out: Vec<&[u8]> = slices.iter().take(segment as usize).copied().collect();
-    if let Some(s) = slices.get(segment as usize) {
-        out.push(&s[..(offset as usize).min(s.len())]);
-    }
-    out
 }
 
 /// Frames after the damage at (`segment`, `offset`) whose header and body both check out.

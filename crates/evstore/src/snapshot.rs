@@ -176,6 +176,98 @@ fn check_len(len: u32, remaining: u64) -> Option<usize> {
     Some(len)
 }
 
+/// Read the records of a sidecar of `len` bytes whose header checked out, calling `found`
+/// with (stream, offset, size, version) of each intact record in file order. Returns the
+/// offset where the intact records end: `len`, or the first damaged or torn record.
+fn scan_records(
+    file: &File,
+    len: u64,
+    mut found: impl FnMut(String, u64, u64, u64),
+) -> io::Result<u64> {
+    let mut reader = BufReader::with_capacity(256 * 1024, file);
+    std::io::Seek::rewind(&mut reader)?;
+    let mut skip = [0u8; SNAP_HEADER_SIZE as usize];
+    reader.read_exact(&mut skip)?;
+    let mut at = SNAP_HEADER_SIZE;
+    let mut body = Vec::new();
+    // Bounded by the file length: every iteration consumes at least one record header.
+    while at < len {
+        let mut h = [0u8; RECORD_HEADER];
+        if at + RECORD_HEADER as u64 > len || reader.read_exact(&mut h).is_err() {
+            break;
+        }
+        let crc = u32::from_le_bytes([h[0], h[1], h[2], h[3]]);
+        let raw_len = u32::from_le_bytes([h[4], h[5], h[6], h[7]]);
+        let Some(body_len) = check_len(raw_len, len - at - RECORD_HEADER as u64) else {
+            break;
+        };
+        body.resize(body_len, 0);
+        if reader.read_exact(&mut body).is_err() {
+            break;
+        }
+        let mut hasher = crc32fast::Hasher::new();
+        hasher.update(&h[4..8]);
+        hasher.update(&body);
+        if hasher.finalize() != crc {
+            break;
+        }
+        let Some(snap) = decode_body(&body) else {
+            break;
+        };
+        let size = (RECORD_HEADER + body_len) as u64;
+        found(snap.stream, at, size, snap.version);
+        at += size;
+    }
+    Ok(at)
+}
+
+/// What [`inspect`] found in a sidecar: what opening it would keep, cut or reset.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SidecarCheck {
+    /// Bytes of the file as read.
+    pub bytes: u64,
+    /// Streams with an intact snapshot record.
+    pub live: u64,
+    /// Damaged or torn records found (opening cuts the sidecar before the first; 0 or 1).
+    pub corrupt_records: u64,
+    /// Bytes opening would discard (cut off, or the whole file on a reset).
+    pub bytes_discarded: u64,
+    /// The header is damaged or names another log: opening starts the sidecar afresh.
+    pub reset: bool,
+}
+
+/// Check the sidecar at `path` for the log whose file id is `log_file_id` without changing
+/// it: the checks of [`SnapshotStore::open`], read-only, on one file handle (so every field
+/// describes the same bytes). A missing sidecar is an `io::ErrorKind::NotFound` error.
+pub fn inspect(path: &Path, log_file_id: [u8; 16]) -> io::Result<SidecarCheck> {
+    let file = File::open(path)?;
+    let len = file.metadata()?.len();
+    let mut check = SidecarCheck {
+        bytes: len,
+        ..SidecarCheck::default()
+    };
+    let mut header = [0u8; SNAP_HEADER_SIZE as usize];
+    let header_ok = len >= SNAP_HEADER_SIZE
+        && file.read_exact_at(&mut header, 0).is_ok()
+        && header == header_bytes(&log_file_id);
+    if !header_ok {
+        // As `open`: an empty file is simply new; anything else is reset.
+        check.reset = len > 0;
+        check.bytes_discarded = len;
+        return Ok(check);
+    }
+    let mut streams = std::collections::HashSet::new();
+    let at = scan_records(&file, len, |stream, _, _, _| {
+        streams.insert(stream);
+    })?;
+    check.live = streams.len() as u64;
+    if at < len {
+        check.corrupt_records = 1;
+        check.bytes_discarded = len - at;
+    }
+    Ok(check)
+}
+
 impl SnapshotStore {
     /// Open (or create) the sidecar at `path` for the log whose file id is `log_file_id`.
     /// Damage is repaired by cutting or resetting the sidecar and counted, never an error;
@@ -216,40 +308,10 @@ impl SnapshotStore {
     }
 
     fn scan(&mut self, len: u64) -> io::Result<()> {
-        let mut reader = BufReader::with_capacity(256 * 1024, self.file.try_clone()?);
-        std::io::Seek::rewind(&mut reader)?;
-        let mut skip = [0u8; SNAP_HEADER_SIZE as usize];
-        reader.read_exact(&mut skip)?;
-        let mut at = SNAP_HEADER_SIZE;
-        let mut body = Vec::new();
-        // Bounded by the file length: every iteration consumes at least one record header.
-        while at < len {
-            let mut h = [0u8; RECORD_HEADER];
-            if at + RECORD_HEADER as u64 > len || reader.read_exact(&mut h).is_err() {
-                break;
-            }
-            let crc = u32::from_le_bytes([h[0], h[1], h[2], h[3]]);
-            let raw_len = u32::from_le_bytes([h[4], h[5], h[6], h[7]]);
-            let Some(body_len) = check_len(raw_len, len - at - RECORD_HEADER as u64) else {
-                break;
-            };
-            body.resize(body_len, 0);
-            if reader.read_exact(&mut body).is_err() {
-                break;
-            }
-            let mut hasher = crc32fast::Hasher::new();
-            hasher.update(&h[4..8]);
-            hasher.update(&body);
-            if hasher.finalize() != crc {
-                break;
-            }
-            let Some(snap) = decode_body(&body) else {
-                break;
-            };
-            let size = (RECORD_HEADER + body_len) as u64;
-            self.insert_entry(snap.stream, at, size, snap.version);
-            at += size;
-        }
+        let file = self.file.try_clone()?;
+        let at = scan_records(&file, len, |stream, offset, size, version| {
+            self.insert_entry(stream, offset, size, version);
+        })?;
         if at < len {
             // Damaged or torn record: the cache loses it and everything after it.
             self.stats.corrupt_records += 1;

@@ -298,7 +298,14 @@ impl Store {
                     what: "the file is empty".into(),
                 });
             }
+            // In place (the file may be a path the caller prepared, with its owner and mode),
+            // then fsynced, and the directory fsynced again whatever `open_or_create` did: the
+            // name may be as new as the file, and a power cut must not take the log once an
+            // append is acknowledged. A crash before that leaves an empty file (initialised
+            // again on the next open) or a header whose segment 0 is missing or partial
+            // (allocated on the next open, below); docs/RELIABILITY.md lists the states.
             segment::initialize(&file, options.segment_size)?;
+            segment::sync_parent_dir(&path)?;
             file_len = file.metadata()?.len();
         }
         let header = read_header(&file, &path, file_len)?;
@@ -1391,10 +1398,23 @@ pub(crate) fn lock_file(
     }
 }
 
+/// Open the log for writing, creating it if missing (and allowed). First removes temporary
+/// files that interrupted creations of this log left behind
+/// ([`segment::remove_stale_creating_files`]). On return the file's directory entry is durable:
+/// a new file is linked into place and the directory fsynced by [`segment::create_file`]; for an
+/// existing file the directory is fsynced here, because nothing proves its name durable — it
+/// may be an empty file made just before (initialised in place by the caller), a file whose
+/// initialisation was interrupted, or a log whose creator died between linking it and fsyncing
+/// the directory — and a power cut must not take the log, acknowledged events included.
 fn open_or_create(path: &Path, options: &Options) -> Result<File> {
+    // Best effort: garbage costs space, never correctness (see the function's docs).
+    let _ = segment::remove_stale_creating_files(path);
     let open = || OpenOptions::new().read(true).write(true).open(path);
     match open() {
-        Ok(f) => Ok(f),
+        Ok(f) => {
+            segment::sync_parent_dir(path)?;
+            Ok(f)
+        }
         Err(e) if e.kind() == io::ErrorKind::NotFound && options.create_if_missing => {
             segment::create_file(path, options.segment_size)?;
             Ok(open()?)

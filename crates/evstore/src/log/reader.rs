@@ -33,6 +33,29 @@ pub struct ScanOutcome {
     pub torn_at: Option<(u64, u64)>,
     /// Why the frame at the end position was rejected (when there were bytes there).
     pub torn_reason: Option<String>,
+    /// Events in the valid frames (those before the end, or before the damage).
+    pub events: u64,
+    /// Streams in the valid frames.
+    pub streams: u64,
+    /// Damage the scan proved (docs/FORMAT.md §5) or a checked frame with invalid content:
+    /// `end_segment`/`end_offset` and the counts then describe the valid frames before it, and
+    /// `torn_at` is `None`. A store refuses to open such a log.
+    pub damage: Option<Damage>,
+}
+
+/// Where a log is damaged and how (the fields of [`Error::Corruption`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Damage {
+    pub segment: u64,
+    pub offset: u64,
+    pub what: String,
+}
+
+impl Damage {
+    /// As the error `Store::open` returns.
+    pub fn into_error(self) -> Error {
+        Error::corruption(self.segment, self.offset, self.what)
+    }
 }
 
 /// What the scan may ask of the file it reads: which ranges after the end of the log are
@@ -60,8 +83,10 @@ pub(crate) trait ScanHints {
 }
 
 /// No hints: every byte is read, nothing is prefetched.
+#[cfg(test)]
 pub(crate) struct ReadEverything;
 
+#[cfg(test)]
 impl ScanHints for ReadEverything {}
 
 /// Hints from the file system (`lseek` `SEEK_DATA` / `SEEK_HOLE`) and read-ahead of the log
@@ -94,15 +119,34 @@ impl ScanHints for FileHints<'_> {
 
 /// Scan `segments` (segment `k` is `segments[k]`; the last may be shorter than the segment
 /// size), feeding every valid frame body to `index`. Returns the outcome, or
-/// [`Error::Corruption`] when damage is proven durable or a checked frame is malformed.
-/// `hints` lets the verdict skip ranges after the end that are known to be zero, and reads
-/// ahead one segment in front of the scan.
+/// [`Error::Corruption`] when damage is proven durable or a checked frame is malformed (see
+/// [`scan_report`] for the counts before the damage).
 pub(crate) fn scan(
     header: &FileHeader,
     segments: &[&[u8]],
     index: &mut Index,
     hints: &dyn ScanHints,
 ) -> Result<ScanOutcome> {
+    let mut outcome = scan_report(header, segments, index, hints);
+    match outcome.damage.take() {
+        Some(d) => Err(d.into_error()),
+        None => Ok(outcome),
+    }
+}
+
+/// The scan of [`scan`], which always reports what it found: on damage, `damage` is set and
+/// the rest of the outcome describes the valid frames before it (the verdict of `verify`
+/// comes from this one pass). `index` may then also hold part of the damaged frame; use the
+/// outcome's counts, not the index's.
+///
+/// `hints` lets the verdict skip ranges after the end that are known to be zero, and reads
+/// ahead one segment in front of the scan.
+pub(crate) fn scan_report(
+    header: &FileHeader,
+    segments: &[&[u8]],
+    index: &mut Index,
+    hints: &dyn ScanHints,
+) -> ScanOutcome {
     let seg_size = header.segment_size;
     let mut k: usize = 0;
     let mut off: u64 = 0;
@@ -112,6 +156,10 @@ pub(crate) fn scan(
     let mut frames: u64 = 0;
     let mut frame_bytes: u64 = 0;
     let mut torn_reason = None;
+    let mut damage = None;
+    // The counts of the valid frames so far (the index may take part of a frame it refuses).
+    let mut events = index.len();
+    let mut streams = index.stream_count() as u64;
     hints.will_scan(0);
     hints.will_scan(1);
     // Every iteration consumes one valid frame (off grows by >= 24 bytes) or moves to the next
@@ -123,16 +171,19 @@ pub(crate) fn scan(
             Ok((h, body)) => {
                 let body_file_offset =
                     header.segment_start(k as u64) + off + FRAME_HEADER_SIZE as u64;
-                index.add_frame(body, body_file_offset).map_err(|e| {
-                    Error::corruption(
-                        k as u64,
-                        off,
-                        format!(
+                if let Err(e) = index.add_frame(body, body_file_offset) {
+                    damage = Some(Damage {
+                        segment: k as u64,
+                        offset: off,
+                        what: format!(
                             "frame {seq}: batch at body offset {}: {}",
                             e.body_offset, e.what
                         ),
-                    )
-                })?;
+                    });
+                    break;
+                }
+                events = index.len();
+                streams = index.stream_count() as u64;
                 proven = proven.max(h.durable_seq());
                 if h.body_len > 0 {
                     last_data_seq = Some(seq);
@@ -148,13 +199,14 @@ pub(crate) fn scan(
                     if let Ok((h, _)) = frame::check_frame(next, &header.file_id, seq) {
                         if h.size() > seg_size - off {
                             if let Some(nz) = first_nonzero(rest) {
-                                return Err(Error::corruption(
-                                    k as u64,
-                                    off + nz,
-                                    format!(
+                                damage = Some(Damage {
+                                    segment: k as u64,
+                                    offset: off + nz,
+                                    what: format!(
                                         "unexpected bytes before the segment switch to frame {seq}"
                                     ),
-                                ));
+                                });
+                                break;
                             }
                             k += 1;
                             off = 0;
@@ -179,11 +231,17 @@ pub(crate) fn scan(
     } else {
         (k as u64, off)
     };
-    let torn_at = verdict(header, segments, end_segment, end_offset, seq, hints)?;
+    let mut torn_at = None;
+    if damage.is_none() {
+        match verdict(header, segments, end_segment, end_offset, seq, hints) {
+            Ok(t) => torn_at = t,
+            Err(d) => damage = Some(d),
+        }
+    }
     if torn_at.is_none() {
         torn_reason = None;
     }
-    Ok(ScanOutcome {
+    ScanOutcome {
         end_segment,
         end_offset,
         next_seq: seq,
@@ -193,7 +251,10 @@ pub(crate) fn scan(
         frame_bytes,
         torn_at,
         torn_reason,
-    })
+        events,
+        streams,
+        damage,
+    }
 }
 
 /// Offset of the first non-zero byte.
@@ -216,7 +277,8 @@ fn first_nonzero(b: &[u8]) -> Option<u64> {
 
 /// The recovery verdict for the bytes after the end of the log at (`k`, `off`), where frame
 /// `next_seq` would go: `Ok(None)` when they are all zero, `Ok(Some(first non-zero))` for a
-/// torn tail to trim, `Err(Corruption)` when a later frame proves frame `next_seq` durable.
+/// torn tail to trim, `Err(damage at (k, off))` when a later frame proves frame `next_seq`
+/// durable.
 fn verdict(
     header: &FileHeader,
     segments: &[&[u8]],
@@ -224,7 +286,7 @@ fn verdict(
     off: u64,
     next_seq: u64,
     hints: &dyn ScanHints,
-) -> Result<Option<(u64, u64)>> {
+) -> std::result::Result<Option<(u64, u64)>, Damage> {
     let mut first_garbage: Option<(u64, u64)> = None;
     // The number of frames that could possibly follow bounds a plausible seq.
     let remaining_bytes: u64 = segments
@@ -271,15 +333,15 @@ fn verdict(
                             && h.seq <= max_plausible_seq
                             && h.durable_seq() > next_seq
                         {
-                            return Err(Error::corruption(
-                                k,
-                                off,
-                                format!(
+                            return Err(Damage {
+                                segment: k,
+                                offset: off,
+                                what: format!(
                                     "frame {next_seq} is damaged or missing, but frame {} (segment {j}, offset {q}) proves frames before {} were durable",
                                     h.seq,
                                     h.durable_seq()
                                 ),
-                            ));
+                            });
                         }
                     }
                 }

@@ -243,26 +243,51 @@ pub fn sync_parent_dir(path: &Path) -> io::Result<()> {
     File::open(dir)?.sync_all()
 }
 
-/// Create a new log file at `path`: header and segment 0 are written and made durable under a
-/// temporary name, which is then hard-linked into place, so the real path never shows a
-/// half-written header. Returns `Ok(false)` if another process created the file first.
-pub fn create_file(path: &Path, segment_size: u64) -> io::Result<bool> {
+/// The name prefix of the temporary files that build a new log at `path`:
+/// `.<file name>.creating-`, followed by 32 hex digits (a random UUID).
+fn creating_prefix(path: &Path) -> io::Result<std::ffi::OsString> {
     let file_name = path
         .file_name()
         .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "path has no file name"))?;
-    let tmp = path.with_file_name(format!(
-        ".{}.creating-{}",
-        file_name.to_string_lossy(),
-        uuid::Uuid::new_v4().simple()
-    ));
+    let mut prefix = std::ffi::OsString::from(".");
+    prefix.push(file_name);
+    prefix.push(".creating-");
+    Ok(prefix)
+}
+
+/// A temporary creation file of a dead creator must be at least this old to be removed when it
+/// is empty (see [`remove_stale_creating_files`]).
+pub const STALE_EMPTY_CREATING_FILE: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Create a new log file at `path`: header and segment 0 are written and made durable under a
+/// temporary name (`.<name>.creating-<uuid>`, beside it), which is then hard-linked into place
+/// and the directory fsynced, so the real path never shows a half-written header and its name
+/// is durable before the first append is acknowledged. Returns `Ok(false)` if another process
+/// created the file first (the directory is fsynced then too: that creator may have died before
+/// doing it).
+///
+/// The creator holds an exclusive `flock` on its temporary file from right after creating it
+/// until the temporary name is gone, which tells [`remove_stale_creating_files`] the file is in
+/// use. A crash can leave the temporary file behind (a whole preallocated segment); the next
+/// read-write open of the log removes it.
+pub fn create_file(path: &Path, segment_size: u64) -> io::Result<bool> {
+    let mut tmp_name = creating_prefix(path)?;
+    tmp_name.push(uuid::Uuid::new_v4().simple().to_string());
+    let tmp = path.with_file_name(tmp_name);
+    let f = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create_new(true)
+        .open(&tmp)?;
     let result = (|| {
-        let f = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create_new(true)
-            .open(&tmp)?;
+        f.try_lock().map_err(|e| match e {
+            std::fs::TryLockError::Error(e) => e,
+            // A name made a moment ago from a random UUID: nobody else can hold it.
+            std::fs::TryLockError::WouldBlock => {
+                io::Error::new(io::ErrorKind::WouldBlock, "temporary log file is locked")
+            }
+        })?;
         initialize(&f, segment_size)?;
-        drop(f);
         match std::fs::hard_link(&tmp, path) {
             Ok(()) => Ok(true),
             Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(false),
@@ -270,10 +295,75 @@ pub fn create_file(path: &Path, segment_size: u64) -> io::Result<bool> {
         }
     })();
     let _ = std::fs::remove_file(&tmp);
-    if let Ok(true) = result {
-        sync_parent_dir(path)?;
+    // Unlocks only now, with the temporary name gone. (Once linked, the temporary file is the
+    // log itself: the lock is on the log's inode and is released before anyone opens it here.)
+    drop(f);
+    let created = result?;
+    sync_parent_dir(path)?;
+    Ok(created)
+}
+
+/// Remove the temporary files that creations of the log at `path` left behind when they were
+/// killed (or lost power) before removing them: the names `.<file name>.creating-<32 hex>`
+/// beside `path`, and no others (not those of another log). Returns how many were removed.
+///
+/// A file is left alone while it may belong to a creator that is still running:
+/// * if it is locked: a creator holds an exclusive `flock` on its file until the file's
+///   temporary name is gone ([`create_file`]), and a dead process holds no lock (once linked,
+///   the file is also the log itself, whose open store holds its lock: kept until it closes);
+/// * if it is empty and younger than [`STALE_EMPTY_CREATING_FILE`]: a creator takes its lock
+///   right after creating the file and before writing anything, so only an empty file can be
+///   unlocked while in use, for that moment. (An empty file costs no space; a later open
+///   removes it.)
+///
+/// Removing a name that is a hard link to the log (a creator killed between linking and
+/// removing it) removes only that extra name. Best effort: an entry that cannot be read,
+/// opened or removed is skipped.
+pub fn remove_stale_creating_files(path: &Path) -> io::Result<usize> {
+    use std::os::unix::ffi::OsStrExt;
+    let prefix = creating_prefix(path)?;
+    let prefix = prefix.as_bytes();
+    let dir = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let mut removed = 0;
+    for entry in std::fs::read_dir(&dir)? {
+        let Ok(entry) = entry else { continue };
+        let name = entry.file_name();
+        let Some(suffix) = name.as_bytes().strip_prefix(prefix) else {
+            continue;
+        };
+        if suffix.len() != 32 || !suffix.iter().all(|b| b.is_ascii_hexdigit()) {
+            continue;
+        }
+        let candidate = dir.join(&name);
+        // Never follow a symlink planted under such a name; only regular files are ours.
+        match std::fs::symlink_metadata(&candidate) {
+            Ok(m) if m.file_type().is_file() => {}
+            _ => continue,
+        }
+        let Ok(f) = File::open(&candidate) else {
+            continue;
+        };
+        if f.try_lock().is_err() {
+            continue; // a creator (or the store, once linked) is using it
+        }
+        let Ok(meta) = f.metadata() else { continue };
+        let young = meta
+            .modified()
+            .ok()
+            .and_then(|t| t.elapsed().ok())
+            .is_none_or(|age| age < STALE_EMPTY_CREATING_FILE);
+        if meta.len() == 0 && young {
+            continue;
+        }
+        if std::fs::remove_file(&candidate).is_ok() {
+            removed += 1;
+        }
+        drop(f);
     }
-    result
+    Ok(removed)
 }
 
 /// Write a fresh header and allocate segment 0 in an empty file, then fsync it.

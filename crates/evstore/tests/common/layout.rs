@@ -93,3 +93,48 @@ pub fn walk_frames(file: &[u8]) -> Vec<FrameInfo> {
         return out;
     }
 }
+
+/// One event of [`encode_batch`]: (event id, type, data); no metadata.
+pub type RawEvent<'a> = ([u8; 16], &'a str, &'a [u8]);
+
+/// A batch (docs/FORMAT.md §3.2): the events of one append to `stream`, from `first_version`.
+pub fn encode_batch(
+    stream: &str,
+    first_version: u64,
+    recorded_at_us: i64,
+    events: &[RawEvent],
+) -> Vec<u8> {
+    let mut b = Vec::new();
+    b.extend_from_slice(&(events.len() as u32).to_le_bytes());
+    b.push(stream.len() as u8);
+    b.extend_from_slice(&first_version.to_le_bytes());
+    b.extend_from_slice(&recorded_at_us.to_le_bytes());
+    b.extend_from_slice(stream.as_bytes());
+    for (id, ty, data) in events {
+        b.extend_from_slice(id);
+        b.push(ty.len() as u8);
+        b.extend_from_slice(&(data.len() as u32).to_le_bytes());
+        b.extend_from_slice(&0u32.to_le_bytes());
+        b.extend_from_slice(ty.as_bytes());
+        b.extend_from_slice(data);
+    }
+    b
+}
+
+/// A whole frame (docs/FORMAT.md §3.1) with valid CRCs for the file whose header is `file`,
+/// padded to a multiple of 8.
+pub fn encode_frame(file: &[u8], seq: u64, durable_lag: u32, body: &[u8]) -> Vec<u8> {
+    let file_id = &file[24..40];
+    let mut f = vec![0u8; 24];
+    f[4..8].copy_from_slice(&(body.len() as u32).to_le_bytes());
+    f[8..16].copy_from_slice(&seq.to_le_bytes());
+    f[16..20].copy_from_slice(&crc32fast::hash(body).to_le_bytes());
+    f[20..24].copy_from_slice(&durable_lag.to_le_bytes());
+    let mut hasher = crc32fast::Hasher::new();
+    hasher.update(file_id);
+    hasher.update(&f[4..24]);
+    f[0..4].copy_from_slice(&hasher.finalize().to_le_bytes());
+    f.extend_from_slice(body);
+    f.resize(align8(f.len() as u64) as usize, 0);
+    f
+}
