@@ -18,7 +18,7 @@ pub type OrderServiceError = RepositoryError<OrderError>;
 pub type OrderResult<T> = Result<T, OrderServiceError>;
 
 /// Default number of attempts of a command that meets concurrent writers.
-pub const DEFAULT_MAX_ATTEMPTS: u32 = 5;
+pub const DEFAULT_MAX_ATTEMPTS: u32 = 100;
 
 /// Orders: create them, change them, read them now or as they were.
 ///

@@ -56,9 +56,14 @@ pub enum RepositoryError<E: std::error::Error + 'static> {
     /// The storage failed.
     #[error(transparent)]
     Store(Error),
-    /// `execute` gave up after this many conflicts in a row.
-    #[error("gave up on {stream:?} after {attempts} conflicting attempts")]
-    TooManyConflicts { stream: String, attempts: u32 },
+    /// `execute` gave up after `attempts` conflicts in a row; `actual` is the stream's version
+    /// the last conflict reported (`None`: the stream did not exist).
+    #[error("gave up on {stream:?} after {attempts} conflicting attempts (stream at version {})", .actual.map_or("none".to_string(), |v| v.to_string()))]
+    TooManyConflicts {
+        stream: String,
+        attempts: u32,
+        actual: Option<u64>,
+    },
 }
 
 impl<E: std::error::Error + 'static> From<Error> for RepositoryError<E> {
@@ -384,10 +389,22 @@ impl<A: Aggregate, S: EventStorage> Repository<A, S> {
     }
 
     /// Load aggregate `id` (or start a new one), run `command`, save; on a conflict reload and
-    /// try again, up to `max_attempts` times. Returns the saved root.
+    /// try again, up to `max_attempts` times (at least once). Returns the saved root.
     ///
     /// Re-running is safe because `handle` is a pure decision on the state: the retry sees the
     /// other writer's events and decides again (and may now refuse the command).
+    ///
+    /// After a conflict the retry first waits (up to [`CONFLICT_WAIT`]) until the version the
+    /// conflict reported is visible to reads ([`EventStorage::wait_for_version`]): the
+    /// concurrency check counts appends still being written, a reload only sees durable ones,
+    /// and reloading before the winner is durable would only conflict again. From the third
+    /// attempt on it also sleeps a short random pause (up to 2^attempt × 20 µs, at most
+    /// ~5 ms), so writers that keep colliding on one aggregate fall out of step.
+    ///
+    /// # Errors
+    /// [`RepositoryError::Domain`] when the command is refused; [`RepositoryError::TooManyConflicts`]
+    /// (with the stream's last reported version) after `max_attempts` conflicts in a row; the
+    /// load and save errors otherwise.
     pub fn execute(
         &self,
         id: &str,
@@ -396,18 +413,44 @@ impl<A: Aggregate, S: EventStorage> Repository<A, S> {
         max_attempts: u32,
     ) -> RepoResult<Root<A>, A> {
         let attempts = max_attempts.max(1);
-        for _ in 0..attempts {
+        let mut actual = None;
+        for attempt in 0..attempts {
             let mut root = self.load(id)?.unwrap_or_else(|| Root::new(id));
             root.execute(command).map_err(RepositoryError::Domain)?;
             match self.save(&mut root, ctx) {
                 Ok(_) => return Ok(root),
-                Err(RepositoryError::Conflict { .. }) => continue,
+                Err(RepositoryError::Conflict {
+                    stream, actual: a, ..
+                }) => {
+                    actual = a;
+                    if let Some(v) = a {
+                        self.storage.wait_for_version(&stream, v, CONFLICT_WAIT)?;
+                    }
+                    conflict_backoff(attempt);
+                }
                 Err(e) => return Err(e),
             }
         }
         Err(RepositoryError::TooManyConflicts {
             stream: A::stream_id(id),
             attempts,
+            actual,
         })
     }
+}
+
+/// How long [`Repository::execute`] waits for a conflicting append to become visible before
+/// it reloads anyway.
+pub const CONFLICT_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// The pause after conflict number `attempt` (0-based) of one `execute`: none for the first
+/// two, then a random pause below 2^min(attempt, 8) × 20 µs.
+fn conflict_backoff(attempt: u32) {
+    if attempt < 2 {
+        return;
+    }
+    let ceiling_us = 20u64 << attempt.min(8);
+    // Jitter from the per-thread id generator: cheap, and differs between threads.
+    let noise = crate::new_event_id().as_u64_pair().1;
+    std::thread::sleep(std::time::Duration::from_micros(noise % ceiling_us));
 }

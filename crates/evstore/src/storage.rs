@@ -4,6 +4,7 @@
 //! this trait, not the concrete store, so a second backend (e.g. PostgreSQL) can slot in.
 
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use uuid::Uuid;
 
@@ -65,6 +66,31 @@ pub trait EventStorage: Send + Sync {
 
     /// Report that the snapshot just loaded could not be decoded (it is dropped and counted).
     fn note_snapshot_undecodable(&self, stream: &str) -> Result<()>;
+
+    /// Block until `stream`'s last version is at least `version` (visible to reads), or
+    /// `timeout` passes; returns whether it is. A [`Store::append`] conflict reports the
+    /// stream's version including appends still being written, which reads see only once they
+    /// are durable: a retry waits here before it reloads, so it never reloads the same stale
+    /// version again ([`Repository::execute`](crate::repository::Repository::execute)).
+    ///
+    /// The default polls [`EventStorage::last_version`] with back-off (1 ms doubling to 16 ms);
+    /// the file [`Store`] waits on its publish notification instead.
+    fn wait_for_version(&self, stream: &str, version: u64, timeout: Duration) -> Result<bool> {
+        let deadline = Instant::now() + timeout;
+        let mut pause = Duration::from_millis(1);
+        // Bounded by the deadline.
+        loop {
+            if self.last_version(stream)?.is_some_and(|v| v >= version) {
+                return Ok(true);
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                return Ok(false);
+            }
+            std::thread::sleep(pause.min(deadline - now));
+            pause = (pause * 2).min(Duration::from_millis(16));
+        }
+    }
 }
 
 impl EventStorage for Store {
@@ -117,6 +143,12 @@ impl EventStorage for Store {
     fn note_snapshot_undecodable(&self, stream: &str) -> Result<()> {
         Store::note_snapshot_undecodable(self, stream)
     }
+
+    fn wait_for_version(&self, stream: &str, version: u64, timeout: Duration) -> Result<bool> {
+        Ok(Store::wait_for_stream_version(
+            self, stream, version, timeout,
+        ))
+    }
 }
 
 /// Forwarding impls for smart pointers and references to a storage.
@@ -165,6 +197,14 @@ macro_rules! forward_event_storage {
             }
             fn note_snapshot_undecodable(&self, stream: &str) -> Result<()> {
                 (**self).note_snapshot_undecodable(stream)
+            }
+            fn wait_for_version(
+                &self,
+                stream: &str,
+                version: u64,
+                timeout: Duration,
+            ) -> Result<bool> {
+                (**self).wait_for_version(stream, version, timeout)
             }
         }
     )*};

@@ -1018,6 +1018,33 @@ impl Store {
         true
     }
 
+    /// Block until `stream`'s last visible version is at least `version`, or `timeout`
+    /// passes; returns whether it is. An append conflict's `actual` version may belong to an
+    /// append still being written (the concurrency check counts those); this waits until reads
+    /// see it. Wakes on every publish, like [`Store::wait_for_position`].
+    pub fn wait_for_stream_version(
+        &self,
+        stream: &str,
+        version: u64,
+        timeout: std::time::Duration,
+    ) -> bool {
+        let deadline = std::time::Instant::now() + timeout;
+        let mut visible = self.visible.lock();
+        // Bounded by the deadline: every wake-up either returns or waits less.
+        loop {
+            if self.stream_version(stream).is_some_and(|v| v >= version) {
+                return true;
+            }
+            if self
+                .visible_changed
+                .wait_until(&mut visible, deadline)
+                .timed_out()
+            {
+                return self.stream_version(stream).is_some_and(|v| v >= version);
+            }
+        }
+    }
+
     /// The last version of `stream`, or `None` if it has no events.
     pub fn stream_version(&self, stream: &str) -> Option<u64> {
         self.index.read().stream_version(stream)

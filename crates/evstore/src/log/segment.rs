@@ -346,9 +346,9 @@ pub fn remove_stale_creating_files(path: &Path) -> io::Result<usize> {
         let Ok(f) = File::open(&candidate) else {
             continue;
         };
-        if f.try_lock().is_err() {
-            continue; // a creator (or the store, once linked) is using it
-        }
+        // Look before taking the lock: a live creator locks its file right after creating it
+        // and writes only then, so a young empty file may be one whose creator has not locked
+        // it yet. Probing its lock would make that creator's own lock attempt fail.
         let Ok(meta) = f.metadata() else { continue };
         let young = meta
             .modified()
@@ -357,6 +357,9 @@ pub fn remove_stale_creating_files(path: &Path) -> io::Result<usize> {
             .is_none_or(|age| age < STALE_EMPTY_CREATING_FILE);
         if meta.len() == 0 && young {
             continue;
+        }
+        if f.try_lock().is_err() {
+            continue; // a creator (or the store, once linked) is using it
         }
         if std::fs::remove_file(&candidate).is_ok() {
             removed += 1;

@@ -1,0 +1,10 @@
+//! The integration tests of the evstore command: one test binary (one link step), one module per
+//! property, named after it.
+
+mod cli_inspection_is_read_only;
+mod cli_ops;
+mod cli_orders;
+mod cli_text_escapes_control_characters;
+mod cli_usage;
+mod common;
+mod verify_counts_match_the_scan;

@@ -1,0 +1,12 @@
+//! The integration tests of the Order domain: one test binary (one link step), one module per
+//! property, named after it.
+
+mod cqrs_order_read_side;
+mod order_concurrency;
+mod order_load_timing;
+mod order_rules;
+mod order_snapshot_equals_replay;
+mod order_time_travel;
+mod order_upcast_v1_fixture;
+mod projection_catch_up_speed;
+mod saga_order_fulfilment;

@@ -1,0 +1,33 @@
+//! The integration tests of the evstore library: one test binary (one link step), one module per
+//! property, named after it.
+
+mod api_round_trips;
+mod common;
+mod corruption_sweep;
+mod crash_kill9_keeps_acknowledged_events;
+mod durable_corruption_is_refused;
+mod execute_holds_under_contention;
+mod expected_version_is_enforced;
+mod fuzz_corpus_replays;
+mod group_commit_wakes_every_appender;
+mod idempotent_retry;
+mod identical_appends_racing_write_once;
+mod input_validation;
+mod io_errors_poison_the_store;
+mod model_matches_store;
+mod power_loss;
+mod projection_checkpoint_is_exactly_once;
+mod read_only_open;
+mod reads_racing_segment_growth_see_no_error;
+mod reopen_preserves_index;
+mod second_open_is_locked;
+mod snapshot_compaction_crash_states;
+mod snapshot_failures_fall_back_to_replay;
+mod snapshot_upcast_is_applied;
+mod store_creation_leaves_no_garbage;
+mod stream_views_match_owned_reads;
+mod subscription_latency;
+mod subscription_sees_every_position_once;
+mod torn_tail_is_trimmed;
+mod unwritten_tail_stays_out_of_the_page_cache;
+mod verify_and_repair;
