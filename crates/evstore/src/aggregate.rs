@@ -54,7 +54,7 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::codec::{self, CodecError};
+use crate::codec::{self, Codec, CodecError};
 
 /// An aggregate's event type: an enum whose variants each have a stable event-type name and
 /// a schema version. Payloads go through [`crate::codec`].
@@ -221,25 +221,63 @@ impl Default for EventMetadata {
     }
 }
 
-const METADATA_TAG: u8 = 0xE1;
+/// Envelope tag of metadata written by builds before the MessagePack codec: the rest is the
+/// bincode 2.0.1 encoding of [`EventMetadata`], and the event's payload is bincode too.
+const METADATA_TAG_BINCODE: u8 = 0xE1;
+/// Envelope tag of metadata written by this build: the rest is the MessagePack (named fields)
+/// encoding of [`EventMetadata`], and the event's payload is MessagePack too.
+const METADATA_TAG_MSGPACK: u8 = 0xE2;
 
 impl EventMetadata {
-    /// Encode for `NewEvent::metadata`.
+    /// Encode for `NewEvent::metadata`: the envelope tag of the current codec
+    /// ([`Codec::CURRENT`]), then the metadata in that codec (docs/FORMAT.md, "Domain
+    /// events"). The event's payload must be encoded with the same codec ([`codec::encode`]).
+    ///
+    /// # Errors
+    /// [`CodecError::Encode`] if the metadata cannot be encoded.
     pub fn encode(&self) -> Result<Vec<u8>, CodecError> {
-        let mut out = vec![METADATA_TAG];
-        out.extend(codec::encode(self)?);
+        let mut out = vec![METADATA_TAG_MSGPACK];
+        out.extend(codec::encode_as(Codec::MessagePack, self)?);
         Ok(out)
     }
 
     /// Decode from `RecordedEvent::metadata` (empty → default).
+    ///
+    /// # Errors
+    /// [`CodecError::Decode`] for an unknown envelope tag or a damaged envelope.
     pub fn decode(bytes: &[u8]) -> Result<EventMetadata, CodecError> {
+        Ok(EventMetadata::decode_with_codec(bytes)?.0)
+    }
+
+    /// Decode from `RecordedEvent::metadata`, with the codec the event's payload was written
+    /// with (which the envelope's tag names). Empty metadata is the default metadata with the
+    /// current codec.
+    ///
+    /// # Errors
+    /// As [`EventMetadata::decode`].
+    pub fn decode_with_codec(bytes: &[u8]) -> Result<(EventMetadata, Codec), CodecError> {
         match bytes.split_first() {
-            None => Ok(EventMetadata::default()),
-            Some((&METADATA_TAG, rest)) => codec::decode(rest),
+            None => Ok((EventMetadata::default(), Codec::CURRENT)),
+            Some((&METADATA_TAG_MSGPACK, rest)) => Ok((
+                codec::decode_as(Codec::MessagePack, rest)?,
+                Codec::MessagePack,
+            )),
+            Some((&METADATA_TAG_BINCODE, rest)) => {
+                Ok((codec::decode_as(Codec::Bincode2, rest)?, Codec::Bincode2))
+            }
             Some((tag, _)) => Err(CodecError::Decode(format!(
                 "metadata tag {tag:#04x} is not an evstore domain envelope"
             ))),
         }
+    }
+
+    /// The legacy envelope (tag 0xE1 + bincode), as builds before the MessagePack codec wrote
+    /// it: for tests that write old data.
+    #[cfg(feature = "test-support")]
+    pub(crate) fn encode_legacy(&self) -> Result<Vec<u8>, CodecError> {
+        let mut out = vec![METADATA_TAG_BINCODE];
+        out.extend(codec::encode_bincode(self)?);
+        Ok(out)
     }
 }
 

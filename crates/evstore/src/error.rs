@@ -76,6 +76,11 @@ pub enum Error {
     #[error("internal error (not damage in the file): {0}")]
     Internal(String),
 
+    /// A domain value (event payload, metadata, snapshot or projection state) could not be
+    /// encoded or decoded by the codec ([`crate::codec`]). Nothing was written.
+    #[error("encoding failed: {0}")]
+    Encoding(#[from] crate::codec::CodecError),
+
     /// An operating-system I/O error.
     #[error("I/O error: {0}")]
     Io(#[from] std::io::Error),

@@ -693,6 +693,7 @@ impl Index {
 
     /// A comparable summary, for tests: every stream with its positions, every type with its
     /// positions, the position table.
+    #[cfg(feature = "test-support")]
     pub fn fingerprint(&self) -> IndexFingerprint {
         let mut streams: Vec<(String, Vec<u64>)> = (0..self.streams.len())
             .map(|i| {
@@ -726,6 +727,7 @@ impl Index {
     }
 }
 
+#[cfg(feature = "test-support")]
 /// A comparable copy of the index (see [`Index::fingerprint`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[doc(hidden)]

@@ -15,7 +15,7 @@ use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use crate::aggregate::{Aggregate, CommandContext, DomainEvent, EventMetadata, Root};
-use crate::codec::{self, CodecError};
+use crate::codec::{self, Codec, CodecError};
 use crate::error::Error;
 use crate::storage::EventStorage;
 use crate::types::{AppendResult, EventView, ExpectedVersion, NewEvent, RecordedEvent};
@@ -111,13 +111,17 @@ pub fn decode_view<E: DomainEvent>(
     upcasters: &Upcasters,
     recorded: EventView<'_>,
 ) -> Result<(E, EventMetadata), DecodeFailure> {
-    let meta = EventMetadata::decode(recorded.metadata)
+    let (meta, payload_codec) = EventMetadata::decode_with_codec(recorded.metadata)
         .map_err(|e| DecodeFailure::Decode(e.to_string()))?;
     let current = E::schema_version(recorded.event_type)
         .ok_or_else(|| DecodeFailure::Decode("unknown event type".into()))?;
-    let event = if meta.schema_version == current {
-        E::decode(recorded.event_type, recorded.data)
-    } else {
+    // The upcasters and `E::decode` read (and an upcaster writes) the codec the event was
+    // written with.
+    let event = codec::with_codec(payload_codec, || {
+        if meta.schema_version == current {
+            return E::decode(recorded.event_type, recorded.data)
+                .map_err(|e: CodecError| DecodeFailure::Decode(e.to_string()));
+        }
         let (payload, _) = upcasters
             .upcast(
                 recorded.event_type,
@@ -127,8 +131,8 @@ pub fn decode_view<E: DomainEvent>(
             )
             .map_err(DecodeFailure::Upcast)?;
         E::decode(recorded.event_type, &payload)
-    }
-    .map_err(|e: CodecError| DecodeFailure::Decode(e.to_string()))?;
+            .map_err(|e: CodecError| DecodeFailure::Decode(e.to_string()))
+    })?;
     Ok((event, meta))
 }
 
@@ -313,23 +317,33 @@ impl<A: Aggregate, S: EventStorage> Repository<A, S> {
     }
 
     fn encode_snapshot(state: &A) -> Result<Vec<u8>, CodecError> {
-        let mut out = A::SNAPSHOT_VERSION.to_le_bytes().to_vec();
-        out.extend(codec::encode(state)?);
+        let mut out = SnapshotEnvelope {
+            codec: Codec::CURRENT,
+            schema_version: A::SNAPSHOT_VERSION,
+        }
+        .encode();
+        out.extend(codec::encode_as(Codec::CURRENT, state)?);
         Ok(out)
     }
 
     fn decode_snapshot(&self, payload: &[u8]) -> Option<A> {
-        let (version, body) = payload.split_first_chunk::<2>()?;
-        let version = u16::from_le_bytes(*version);
-        if version == A::SNAPSHOT_VERSION {
-            return codec::decode(body).ok();
-        }
-        let upcast = self
-            .upcasters
-            .upcast_snapshot(A::TYPE_NAME, version, A::SNAPSHOT_VERSION, body.to_vec())
-            .ok()?
-            .0;
-        codec::decode(&upcast).ok()
+        let (envelope, body) = SnapshotEnvelope::decode(payload)?;
+        codec::with_codec(envelope.codec, || {
+            if envelope.schema_version == A::SNAPSHOT_VERSION {
+                return codec::decode(body).ok();
+            }
+            let upcast = self
+                .upcasters
+                .upcast_snapshot(
+                    A::TYPE_NAME,
+                    envelope.schema_version,
+                    A::SNAPSHOT_VERSION,
+                    body.to_vec(),
+                )
+                .ok()?
+                .0;
+            codec::decode(&upcast).ok()
+        })
     }
 
     /// Append the root's pending events (nothing to do if there are none), with the metadata of
@@ -359,8 +373,7 @@ impl<A: Aggregate, S: EventStorage> Repository<A, S> {
                 causation_id: ctx.causation_id,
                 extra: ctx.extra.clone(),
             };
-            let codec_err =
-                |e: CodecError| RepositoryError::Store(Error::InvalidInput(e.to_string()));
+            let codec_err = |e: CodecError| RepositoryError::Store(Error::Encoding(e));
             events.push(NewEvent {
                 event_id: ctx.event_id(i),
                 event_type: ty.to_string(),
@@ -453,4 +466,61 @@ fn conflict_backoff(attempt: u32) {
     // Jitter from the per-thread id generator: cheap, and differs between threads.
     let noise = crate::new_event_id().as_u64_pair().1;
     std::thread::sleep(std::time::Duration::from_micros(noise % ceiling_us));
+}
+
+/// The envelope in front of a snapshot payload (docs/FORMAT.md, "Snapshot payloads"): which
+/// codec the state is in and the aggregate's `SNAPSHOT_VERSION` it was written at.
+///
+/// * Current: `FF FF`, the codec's tag (1 byte), the schema version (u16 LE), the state.
+/// * Legacy (builds before the MessagePack codec): the schema version (u16 LE, never `FFFF`),
+///   the state in bincode 2.0.1.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct SnapshotEnvelope {
+    codec: Codec,
+    schema_version: u16,
+}
+
+/// First two bytes of a current snapshot envelope; a legacy envelope starts with the schema
+/// version instead, which is below `u16::MAX`.
+const SNAPSHOT_ENVELOPE_MARK: [u8; 2] = [0xFF, 0xFF];
+
+impl SnapshotEnvelope {
+    fn encode(self) -> Vec<u8> {
+        let mut out = SNAPSHOT_ENVELOPE_MARK.to_vec();
+        out.push(self.codec.tag());
+        out.extend(self.schema_version.to_le_bytes());
+        out
+    }
+
+    /// The envelope and the state's bytes; `None` for a payload too short or naming a codec
+    /// this build does not know (the snapshot is then unusable, and counted so).
+    fn decode(payload: &[u8]) -> Option<(SnapshotEnvelope, &[u8])> {
+        let (first, rest) = payload.split_first_chunk::<2>()?;
+        if *first != SNAPSHOT_ENVELOPE_MARK {
+            let envelope = SnapshotEnvelope {
+                codec: Codec::Bincode2,
+                schema_version: u16::from_le_bytes(*first),
+            };
+            return Some((envelope, rest));
+        }
+        let (&tag, rest) = rest.split_first()?;
+        let (version, body) = rest.split_first_chunk::<2>()?;
+        let envelope = SnapshotEnvelope {
+            codec: Codec::from_tag(tag)?,
+            schema_version: u16::from_le_bytes(*version),
+        };
+        Some((envelope, body))
+    }
+}
+
+/// A snapshot payload of `state` at `schema_version` as builds before the MessagePack codec
+/// wrote it (legacy envelope + bincode): for tests that write old data.
+#[cfg(feature = "test-support")]
+pub(crate) fn legacy_snapshot_payload<T: serde::Serialize>(
+    schema_version: u16,
+    state: &T,
+) -> Result<Vec<u8>, CodecError> {
+    let mut out = schema_version.to_le_bytes().to_vec();
+    out.extend(codec::encode_bincode(state)?);
+    Ok(out)
 }

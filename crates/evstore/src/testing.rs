@@ -40,3 +40,37 @@ pub fn index_fingerprint(store: &Store) -> IndexFingerprint {
 pub mod segment_probe {
     pub use crate::log::segment::{allocate, next_data, HEADER_SIZE};
 }
+
+/// Encode `value` with the legacy codec, bincode 2.0.1, as builds before the MessagePack codec
+/// did: for tests that write old data and for the codec comparison benchmark.
+///
+/// # Errors
+/// As [`crate::codec::encode`].
+pub fn encode_legacy_bincode<T: serde::Serialize + ?Sized>(
+    value: &T,
+) -> std::result::Result<Vec<u8>, crate::codec::CodecError> {
+    crate::codec::encode_bincode(value)
+}
+
+/// Event metadata in the legacy envelope (tag `0xE1` + bincode 2.0.1), as builds before the
+/// MessagePack codec wrote it; the event's payload must then be [`encode_legacy_bincode`]d.
+///
+/// # Errors
+/// As [`crate::codec::encode`].
+pub fn legacy_event_metadata(
+    meta: &crate::aggregate::EventMetadata,
+) -> std::result::Result<Vec<u8>, crate::codec::CodecError> {
+    meta.encode_legacy()
+}
+
+/// A snapshot payload of `state` at `schema_version` in the legacy envelope (the version as
+/// u16 LE + bincode 2.0.1), as builds before the MessagePack codec wrote it.
+///
+/// # Errors
+/// As [`crate::codec::encode`].
+pub fn legacy_snapshot_payload<T: serde::Serialize>(
+    schema_version: u16,
+    state: &T,
+) -> std::result::Result<Vec<u8>, crate::codec::CodecError> {
+    crate::repository::legacy_snapshot_payload(schema_version, state)
+}

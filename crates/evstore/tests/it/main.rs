@@ -14,6 +14,7 @@ mod idempotent_retry;
 mod identical_appends_racing_write_once;
 mod input_validation;
 mod io_errors_poison_the_store;
+mod legacy_codec_data_stays_readable;
 mod model_matches_store;
 mod power_loss;
 mod projection_checkpoint_is_exactly_once;

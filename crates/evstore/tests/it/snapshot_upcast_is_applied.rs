@@ -32,14 +32,14 @@ fn old_snapshot_schema_is_upcast_and_used() {
     }
     let live = plain.load("c").unwrap().unwrap();
     let state = live.state().clone();
-    // Write a schema-0 snapshot by hand at the last version.
+    // Write a schema-0 snapshot at the last version, as an older build did (legacy envelope,
+    // bincode): the upcaster then reads and writes the legacy codec inside the decode scope.
     let v0 = CounterV0 {
         history_hash: state.history_hash,
         adds: state.adds,
         total: state.total,
     };
-    let mut payload = 0u16.to_le_bytes().to_vec();
-    payload.extend(evstore::codec::encode(&v0).unwrap());
+    let payload = evstore::testing::legacy_snapshot_payload(0, &v0).unwrap();
     store
         .save_snapshot("Counter-c", 6, live.last_event_id().unwrap(), &payload)
         .unwrap();
