@@ -55,6 +55,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::codec::{self, Codec, CodecError};
+pub use crate::serde_event::{PayloadFormat, SerdeEvent};
 
 /// An aggregate's event type: an enum whose variants each have a stable event-type name and
 /// a schema version. Payloads go through [`crate::codec`].
@@ -67,6 +68,13 @@ pub trait DomainEvent: Sized + Clone + Debug + Send + Sync + 'static {
     fn encode(&self) -> Result<Vec<u8>, CodecError>;
     /// Decode a payload of `event_type` at the current schema version.
     fn decode(event_type: &str, payload: &[u8]) -> Result<Self, CodecError>;
+
+    /// The codec [`DomainEvent::encode`] writes this event's payload in, recorded in the
+    /// metadata envelope so readers decode it right. Default: [`Codec::CURRENT`] (what
+    /// [`codec::encode`] writes).
+    fn payload_codec(&self) -> Codec {
+        Codec::CURRENT
+    }
 }
 
 /// An event-sourced aggregate: its state is the fold of its events.
@@ -227,6 +235,8 @@ const METADATA_TAG_BINCODE: u8 = 0xE1;
 /// Envelope tag of metadata written by this build: the rest is the MessagePack (named fields)
 /// encoding of [`EventMetadata`], and the event's payload is MessagePack too.
 const METADATA_TAG_MSGPACK: u8 = 0xE2;
+/// Envelope tag of metadata (MessagePack) of an event whose payload is JSON.
+const METADATA_TAG_JSON: u8 = 0xE3;
 
 impl EventMetadata {
     /// Encode for `NewEvent::metadata`: the envelope tag of the current codec
@@ -236,7 +246,26 @@ impl EventMetadata {
     /// # Errors
     /// [`CodecError::Encode`] if the metadata cannot be encoded.
     pub fn encode(&self) -> Result<Vec<u8>, CodecError> {
-        let mut out = vec![METADATA_TAG_MSGPACK];
+        self.encode_for(Codec::CURRENT)
+    }
+
+    /// Encode for `NewEvent::metadata`, for a payload in `payload_codec` (MessagePack, the
+    /// current codec, or JSON): the envelope tag names it (docs/FORMAT.md §9.1).
+    ///
+    /// # Errors
+    /// [`CodecError::Encode`] if the metadata cannot be encoded, or for the legacy codec,
+    /// which is never written.
+    pub fn encode_for(&self, payload_codec: Codec) -> Result<Vec<u8>, CodecError> {
+        let tag = match payload_codec {
+            Codec::MessagePack => METADATA_TAG_MSGPACK,
+            Codec::Json => METADATA_TAG_JSON,
+            Codec::Bincode2 => {
+                return Err(CodecError::Encode(
+                    "the legacy codec is decoded only, never written".into(),
+                ))
+            }
+        };
+        let mut out = vec![tag];
         out.extend(codec::encode_as(Codec::MessagePack, self)?);
         Ok(out)
     }
@@ -262,6 +291,9 @@ impl EventMetadata {
                 codec::decode_as(Codec::MessagePack, rest)?,
                 Codec::MessagePack,
             )),
+            Some((&METADATA_TAG_JSON, rest)) => {
+                Ok((codec::decode_as(Codec::MessagePack, rest)?, Codec::Json))
+            }
             Some((&METADATA_TAG_BINCODE, rest)) => {
                 Ok((codec::decode_as(Codec::Bincode2, rest)?, Codec::Bincode2))
             }

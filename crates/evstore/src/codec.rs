@@ -71,6 +71,9 @@ pub enum Codec {
     /// MessagePack, structs as maps with field names (rmp-serde 1.3 `to_vec_named`). Written
     /// by this build.
     MessagePack,
+    /// JSON (serde_json 1): event payloads of aggregates that choose it
+    /// ([`crate::aggregate::PayloadFormat::Json`]).
+    Json,
 }
 
 impl Codec {
@@ -82,6 +85,7 @@ impl Codec {
         match self {
             Codec::Bincode2 => 1,
             Codec::MessagePack => 2,
+            Codec::Json => 3,
         }
     }
 
@@ -90,6 +94,7 @@ impl Codec {
         match tag {
             1 => Some(Codec::Bincode2),
             2 => Some(Codec::MessagePack),
+            3 => Some(Codec::Json),
             _ => None,
         }
     }
@@ -140,7 +145,13 @@ pub(crate) fn encode_as<T: Serialize + ?Sized>(
             rmp_serde::to_vec_named(value).map_err(|e| CodecError::Encode(e.to_string()))
         }
         Codec::Bincode2 => encode_bincode(value),
+        Codec::Json => serde_json::to_vec(value).map_err(|e| CodecError::Encode(e.to_string())),
     }
+}
+
+/// The codec [`encode`] and [`decode`] use on this thread now.
+pub(crate) fn scope() -> Codec {
+    SCOPE.with(Cell::get)
 }
 
 /// Decode a `T` that must fill `bytes` exactly, with the codec in scope on this thread (see
@@ -160,7 +171,64 @@ pub fn decode_as<T: DeserializeOwned>(codec: Codec, bytes: &[u8]) -> Result<T, C
     match codec {
         Codec::MessagePack => decode_msgpack(bytes),
         Codec::Bincode2 => decode_bincode(bytes),
+        Codec::Json => serde_json::from_slice(bytes).map_err(|e| CodecError::Decode(e.to_string())),
     }
+}
+
+/// The MessagePack encoding of an externally tagged enum value whose variant is `name` and
+/// whose data is `payload` (MessagePack; empty for a unit variant): `{name: data}`, or the bare
+/// name. The inverse of [`enum_payload`]. Only MessagePack is supported: enum payloads are
+/// never written in the legacy codec.
+pub(crate) fn enum_envelope(name: &str, payload: &[u8]) -> Result<Vec<u8>, CodecError> {
+    if scope() != Codec::MessagePack {
+        return Err(CodecError::Decode(format!(
+            "enum payloads are MessagePack or JSON, not {:?}",
+            scope()
+        )));
+    }
+    let mut out = Vec::with_capacity(payload.len() + name.len() + 6);
+    if !payload.is_empty() {
+        out.push(0x81); // a map of one entry
+    }
+    rmp::encode::write_str(&mut out, name).map_err(|e| CodecError::Encode(e.to_string()))?;
+    out.extend_from_slice(payload);
+    Ok(out)
+}
+
+/// The data of the enum variant `name` in `whole`, the MessagePack encoding of an externally
+/// tagged enum value: the bytes after `{name:` (empty for a unit variant, encoded as the bare
+/// name).
+pub(crate) fn enum_payload(whole: &[u8], name: &str) -> Result<Vec<u8>, CodecError> {
+    let bad = || CodecError::Encode(format!("variant {name:?} is not an externally tagged enum"));
+    let (rest, is_map) = match whole.split_first() {
+        Some((0x81, rest)) => (rest, true),
+        Some(_) => (whole, false),
+        None => return Err(bad()),
+    };
+    let (key, data) = split_msgpack_str(rest).ok_or_else(bad)?;
+    if key != name.as_bytes() || (!is_map && !data.is_empty()) {
+        return Err(bad());
+    }
+    Ok(data.to_vec())
+}
+
+/// A MessagePack string at the start of `bytes`: its bytes and what follows it.
+fn split_msgpack_str(bytes: &[u8]) -> Option<(&[u8], &[u8])> {
+    let (&marker, rest) = bytes.split_first()?;
+    let (len, rest) = match marker {
+        0xa0..=0xbf => (usize::from(marker & 0x1f), rest),
+        0xd9 => (usize::from(*rest.first()?), rest.get(1..)?),
+        0xda => {
+            let (n, rest) = rest.split_first_chunk::<2>()?;
+            (usize::from(u16::from_be_bytes(*n)), rest)
+        }
+        0xdb => {
+            let (n, rest) = rest.split_first_chunk::<4>()?;
+            (usize::try_from(u32::from_be_bytes(*n)).ok()?, rest)
+        }
+        _ => return None,
+    };
+    Some((rest.get(..len)?, rest.get(len..)?))
 }
 
 fn decode_msgpack<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, CodecError> {

@@ -30,6 +30,7 @@ pub mod maintenance;
 pub mod projection;
 pub mod repository;
 pub mod saga;
+mod serde_event;
 pub mod snapshot;
 mod storage;
 mod store;

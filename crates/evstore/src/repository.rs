@@ -378,7 +378,7 @@ impl<A: Aggregate, S: EventStorage> Repository<A, S> {
                 event_id: ctx.event_id(i),
                 event_type: ty.to_string(),
                 data: e.encode().map_err(codec_err)?,
-                metadata: meta.encode().map_err(codec_err)?,
+                metadata: meta.encode_for(e.payload_codec()).map_err(codec_err)?,
             });
         }
         let expected = match root.version() {
