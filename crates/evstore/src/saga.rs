@@ -36,7 +36,7 @@ use std::time::{Duration, Instant};
 use uuid::Uuid;
 
 use crate::aggregate::{CommandContext, DomainEvent, EventMetadata};
-use crate::checkpoint::{load_checkpoint, validate_name, Checkpoint};
+use crate::checkpoint::{id_before_position, load_checkpoint, validate_name, Checkpoint};
 pub use crate::checkpoint::{saga_checkpoint_path, RebuildReason};
 use crate::codec::CodecError;
 use crate::error::Error;
@@ -478,16 +478,7 @@ impl<G: Saga, S: EventSource + EventStorage, H: SagaHandler<G>> SagaRunner<G, S,
     /// Save the position now.
     pub fn checkpoint(&mut self) -> SagaResult<()> {
         let position = self.subscription.position();
-        let last = match (position.checked_sub(1), self.subscription.last_event_id()) {
-            (None, _) => None,
-            (Some(_), Some(id)) => Some(id),
-            (Some(p), None) => self
-                .subscription
-                .source()
-                .read_all_from(p, 1)?
-                .first()
-                .map(|e| e.event_id),
-        };
+        let last = id_before_position(&self.subscription)?;
         self.checkpoint_at(position, last)
     }
 
