@@ -37,8 +37,8 @@
 //! assert!(matches!(Checkpoint::read(&path), Err(CheckpointError::Missing)));
 //! let cp = Checkpoint { version: 1, position: 0, last_event_id: None, state: vec![7] };
 //! cp.write(&path)?;
-//! assert_eq!(Checkpoint::read(&path), Ok(cp));
-//! # Ok::<(), evstore::Error>(())
+//! assert_eq!(Checkpoint::read(&path)?, cp);
+//! # Ok::<(), CheckpointError>(())
 //! ```
 
 use std::fs::{self, OpenOptions};
@@ -127,15 +127,42 @@ pub struct Checkpoint {
     pub state: Vec<u8>,
 }
 
-/// Why a checkpoint file could not be used.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Why a checkpoint file could not be read or written.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum CheckpointError {
     /// No file.
+    #[error("no checkpoint file")]
     Missing,
     /// The file is damaged (bad magic, length, CRC...): what is wrong.
+    #[error("damaged checkpoint: {0}")]
     Damaged(String),
-    /// The file could not be read.
-    Io(String),
+    /// The file could not be read or written.
+    #[error("checkpoint I/O error: {0}")]
+    Io(#[from] io::Error),
+    /// The checkpoint cannot be written as given (state too large, or an event id present
+    /// when the position is 0 / absent when it is not): what is wrong. Nothing was written.
+    #[error("invalid checkpoint: {0}")]
+    Invalid(String),
+}
+
+impl From<CheckpointError> for Error {
+    /// Writing a checkpoint fails with [`Error::Io`] or [`Error::InvalidInput`]; a missing or
+    /// damaged file (reading) becomes an [`Error::Io`] of kind `NotFound` / `InvalidData`.
+    fn from(e: CheckpointError) -> Error {
+        match e {
+            CheckpointError::Io(e) => Error::Io(e),
+            CheckpointError::Invalid(what) => Error::InvalidInput(what),
+            CheckpointError::Missing => Error::Io(io::Error::new(
+                io::ErrorKind::NotFound,
+                "no checkpoint file",
+            )),
+            CheckpointError::Damaged(what) => Error::Io(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("damaged checkpoint: {what}"),
+            )),
+        }
+    }
 }
 
 /// Little-endian fields of a checkpoint body whose length was checked to hold the header.
@@ -259,7 +286,7 @@ impl Checkpoint {
     pub fn read(path: &Path) -> std::result::Result<Checkpoint, CheckpointError> {
         let not_found_is_missing = |e: io::Error| match e.kind() {
             io::ErrorKind::NotFound => CheckpointError::Missing,
-            _ => CheckpointError::Io(e.to_string()),
+            _ => CheckpointError::Io(e),
         };
         let len = fs::metadata(path).map_err(not_found_is_missing)?.len();
         if len > (codec::MAX_DECODE_BYTES + CHECKPOINT_HEADER + CRC_LEN) as u64 {
@@ -276,14 +303,23 @@ impl Checkpoint {
     ///
     /// # Errors
     ///
-    /// [`Error::InvalidInput`] (nothing written) when the state is larger than
-    /// [`codec::MAX_DECODE_BYTES`]; [`Error::Io`] when a step fails.
-    pub fn write(&self, path: &Path) -> Result<()> {
+    /// [`CheckpointError::Invalid`] (nothing written) when the state is larger than
+    /// [`codec::MAX_DECODE_BYTES`] or `last_event_id` is present when `position` is 0 (absent
+    /// when it is not): such a file would read back as damaged. [`CheckpointError::Io`] when
+    /// a step fails; `path` then still holds the old checkpoint (or none).
+    pub fn write(&self, path: &Path) -> std::result::Result<(), CheckpointError> {
         if self.state.len() > codec::MAX_DECODE_BYTES {
-            return Err(Error::InvalidInput(format!(
+            return Err(CheckpointError::Invalid(format!(
                 "state of {} bytes exceeds the {} bytes a checkpoint can hold",
                 self.state.len(),
                 codec::MAX_DECODE_BYTES
+            )));
+        }
+        if (self.position == 0) != self.last_event_id.is_none() {
+            return Err(CheckpointError::Invalid(format!(
+                "position {} with event id {:?}: the id of the event at position - 1 is needed \
+                 exactly when the position is not 0",
+                self.position, self.last_event_id
             )));
         }
         let tmp = sibling_path(path, ".tmp");
@@ -328,9 +364,10 @@ impl From<CheckpointError> for RebuildReason {
     fn from(e: CheckpointError) -> RebuildReason {
         match e {
             CheckpointError::Missing => RebuildReason::Missing,
-            CheckpointError::Damaged(what) | CheckpointError::Io(what) => {
+            CheckpointError::Damaged(what) | CheckpointError::Invalid(what) => {
                 RebuildReason::Damaged(what)
             }
+            CheckpointError::Io(e) => RebuildReason::Damaged(e.to_string()),
         }
     }
 }
@@ -527,7 +564,7 @@ mod tests {
     }
 
     #[test]
-    fn read_and_write_report_missing_and_damaged() {
+    fn read_and_write_report_missing_damaged_io_and_invalid() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("l.evs.proj-x");
         assert!(matches!(
@@ -546,14 +583,35 @@ mod tests {
             Err(CheckpointError::Damaged(_))
         ));
 
-        let too_large = Checkpoint {
-            state: vec![0; codec::MAX_DECODE_BYTES + 1],
-            ..sample()
-        };
-        assert!(matches!(
-            too_large.write(&path),
-            Err(Error::InvalidInput(_))
-        ));
+        // A directory cannot be read as a file: the io::Error is kept, as the source.
+        let as_dir = dir.path().join("dir");
+        std::fs::create_dir(&as_dir).unwrap();
+        let err = Checkpoint::read(&as_dir).unwrap_err();
+        assert!(matches!(err, CheckpointError::Io(_)), "{err:?}");
+        assert!(std::error::Error::source(&err).is_some_and(|s| s.is::<io::Error>()));
+        assert!(matches!(Error::from(err), Error::Io(_)));
+
+        cp.write(&path).unwrap();
+        for bad in [
+            Checkpoint {
+                last_event_id: None,
+                ..sample()
+            },
+            Checkpoint {
+                position: 0,
+                ..sample()
+            },
+            Checkpoint {
+                state: vec![0; codec::MAX_DECODE_BYTES + 1],
+                ..sample()
+            },
+        ] {
+            let err = bad.write(&path).unwrap_err();
+            assert!(matches!(err, CheckpointError::Invalid(_)), "{err:?}");
+            assert!(matches!(Error::from(err), Error::InvalidInput(_)));
+        }
+        // The refused writes left the last good file.
+        assert_eq!(Checkpoint::read(&path).unwrap(), cp);
     }
 
     #[test]

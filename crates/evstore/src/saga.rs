@@ -489,7 +489,8 @@ impl<G: Saga, S: EventSource + EventStorage, H: SagaHandler<G>> SagaRunner<G, S,
             last_event_id: if position == 0 { None } else { last_event_id },
             state: Vec::new(),
         }
-        .write(&self.path)?;
+        .write(&self.path)
+        .map_err(Error::from)?;
         self.since_checkpoint = 0;
         self.stats.checkpoints_written += 1;
         Ok(())
