@@ -20,6 +20,7 @@
 #![forbid(unsafe_op_in_unsafe_fn)]
 
 pub mod aggregate;
+pub mod checkpoint;
 pub mod codec;
 mod error;
 #[cfg(feature = "fuzzing")]

@@ -21,19 +21,8 @@
 //! read-your-writes on top of an asynchronous runner. [`InlineProjection`] instead applies the
 //! events of every append through it before the append returns.
 //!
-//! # Checkpoint file format (little-endian)
-//!
-//! | bytes | field |
-//! | --- | --- |
-//! | 8 | magic `EVSTCKP\0` |
-//! | 4 | checkpoint format version (1) |
-//! | 4 | projection version ([`Projection::VERSION`]) |
-//! | 8 | position: the next global position to apply |
-//! | 1 | 1 if the id of the event at `position - 1` follows, else 0 |
-//! | 16 | that event id (zeros when absent) |
-//! | 8 | state length `n` |
-//! | n | state, through [`crate::codec`] |
-//! | 4 | CRC-32 (IEEE) of every byte before it |
+//! The checkpoint file format, loading and checking against the log live in
+//! [`crate::checkpoint`] (shared with sagas); its items are re-exported here.
 //!
 //! ```
 //! use evstore::projection::{checkpoint_path, Projection, ProjectionRunner};
@@ -65,8 +54,6 @@
 //! # Ok::<(), evstore::Error>(())
 //! ```
 
-use std::fs::{self, File, OpenOptions};
-use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -76,9 +63,13 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 use uuid::Uuid;
 
+pub use crate::checkpoint::{
+    checkpoint_path, validate_name, Checkpoint, CheckpointError, RebuildReason, CHECKPOINT_FORMAT,
+    CHECKPOINT_MAGIC, MAX_NAME_LEN,
+};
+use crate::checkpoint::{id_before_position, load_checkpoint};
 use crate::codec;
 use crate::error::{Error, Result};
-use crate::log::segment::sync_parent_dir;
 use crate::storage::EventStorage;
 use crate::subscription::{EventSource, StopHandle, Subscription, SubscriptionFilter};
 use crate::types::{AppendResult, ExpectedVersion, NewEvent, RecordedEvent};
@@ -90,14 +81,6 @@ pub const DEFAULT_CHECKPOINT_EVERY: u64 = 1_000;
 pub const DEFAULT_CHECKPOINT_INTERVAL: Duration = Duration::from_secs(1);
 /// Events applied per lock of the shared state.
 const APPLY_BATCH: usize = 512;
-/// Magic bytes of a checkpoint file.
-pub const CHECKPOINT_MAGIC: [u8; 8] = *b"EVSTCKP\0";
-/// Checkpoint file format version.
-pub const CHECKPOINT_FORMAT: u32 = 1;
-const CHECKPOINT_HEADER: usize = 8 + 4 + 4 + 8 + 1 + 16 + 8;
-/// Longest projection / saga name (it becomes part of a file name).
-pub const MAX_NAME_LEN: usize = 64;
-
 /// A read model folded from the global log.
 ///
 /// `apply` must be deterministic and must not fail: events are facts (an event the projection
@@ -118,212 +101,6 @@ pub trait Projection: Default + Serialize + DeserializeOwned + Send + Sync + 'st
 
     /// Fold one event into the state.
     fn apply(&mut self, event: &RecordedEvent);
-}
-
-/// The checkpoint file of projection `name` for the log at `log_path`:
-/// `<log path>.proj-<name>`.
-///
-/// ```
-/// let p = evstore::projection::checkpoint_path(std::path::Path::new("/data/shop.evs"), "orders");
-/// assert_eq!(p, std::path::PathBuf::from("/data/shop.evs.proj-orders"));
-/// ```
-pub fn checkpoint_path(log_path: &Path, name: &str) -> PathBuf {
-    sibling_path(log_path, &format!(".proj-{name}"))
-}
-
-/// `<path><suffix>`.
-pub(crate) fn sibling_path(path: &Path, suffix: &str) -> PathBuf {
-    let mut s = path.as_os_str().to_owned();
-    s.push(suffix);
-    PathBuf::from(s)
-}
-
-/// Check a projection or saga name: 1..=64 bytes of ASCII letters, digits, `-`, `_`.
-pub fn validate_name(name: &str) -> Result<()> {
-    let ok = !name.is_empty()
-        && name.len() <= MAX_NAME_LEN
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
-    if ok {
-        Ok(())
-    } else {
-        Err(Error::InvalidInput(format!(
-            "name {name:?} must be 1..={MAX_NAME_LEN} bytes of ASCII letters, digits, '-' or '_'"
-        )))
-    }
-}
-
-/// The content of a checkpoint file: a position in the log and the state (encoded) that
-/// includes every event before it. Shared by projections and sagas.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Checkpoint {
-    /// Version of the code that wrote the state.
-    pub version: u32,
-    /// The next global position to process.
-    pub position: u64,
-    /// Id of the event at `position - 1` (`None` when `position` is 0), to check that the log
-    /// still holds the history the state was built from.
-    pub last_event_id: Option<Uuid>,
-    /// The encoded state.
-    pub state: Vec<u8>,
-}
-
-/// Why a checkpoint file could not be used.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum CheckpointError {
-    /// No file.
-    Missing,
-    /// The file is damaged (bad magic, length, CRC...).
-    Damaged(String),
-    /// The file could not be read.
-    Io(String),
-}
-
-impl Checkpoint {
-    /// Encode as a checkpoint file's bytes.
-    pub fn encode(&self) -> Vec<u8> {
-        let mut out = Vec::with_capacity(CHECKPOINT_HEADER + self.state.len() + 4);
-        out.extend_from_slice(&CHECKPOINT_MAGIC);
-        out.extend_from_slice(&CHECKPOINT_FORMAT.to_le_bytes());
-        out.extend_from_slice(&self.version.to_le_bytes());
-        out.extend_from_slice(&self.position.to_le_bytes());
-        match self.last_event_id {
-            Some(id) => {
-                out.push(1);
-                out.extend_from_slice(id.as_bytes());
-            }
-            None => {
-                out.push(0);
-                out.extend_from_slice(&[0u8; 16]);
-            }
-        }
-        out.extend_from_slice(&(self.state.len() as u64).to_le_bytes());
-        out.extend_from_slice(&self.state);
-        let crc = crc32fast::hash(&out);
-        out.extend_from_slice(&crc.to_le_bytes());
-        out
-    }
-
-    /// Decode a checkpoint file's bytes, treating them as hostile.
-    pub fn decode(bytes: &[u8]) -> std::result::Result<Checkpoint, CheckpointError> {
-        let damaged = |what: &str| CheckpointError::Damaged(what.to_string());
-        if bytes.len() < CHECKPOINT_HEADER + 4 {
-            return Err(damaged("shorter than a checkpoint header"));
-        }
-        let (body, crc) = bytes.split_at(bytes.len() - 4);
-        let crc = u32::from_le_bytes([crc[0], crc[1], crc[2], crc[3]]);
-        if crc32fast::hash(body) != crc {
-            return Err(damaged("CRC mismatch"));
-        }
-        if body[0..8] != CHECKPOINT_MAGIC {
-            return Err(damaged("bad magic"));
-        }
-        let u32_at = |at: usize| -> u32 {
-            let mut b = [0u8; 4];
-            b.copy_from_slice(&body[at..at + 4]);
-            u32::from_le_bytes(b)
-        };
-        let u64_at = |at: usize| -> u64 {
-            let mut b = [0u8; 8];
-            b.copy_from_slice(&body[at..at + 8]);
-            u64::from_le_bytes(b)
-        };
-        let format = u32_at(8);
-        if format != CHECKPOINT_FORMAT {
-            return Err(CheckpointError::Damaged(format!(
-                "checkpoint format {format}, expected {CHECKPOINT_FORMAT}"
-            )));
-        }
-        let version = u32_at(12);
-        let position = u64_at(16);
-        let last_event_id = match body[24] {
-            0 => None,
-            1 => {
-                let mut id = [0u8; 16];
-                id.copy_from_slice(&body[25..41]);
-                Some(Uuid::from_bytes(id))
-            }
-            _ => return Err(damaged("bad event-id flag")),
-        };
-        let len = u64_at(41);
-        if len != (body.len() - CHECKPOINT_HEADER) as u64 {
-            return Err(damaged("state length does not match the file length"));
-        }
-        if (position == 0) != last_event_id.is_none() {
-            return Err(damaged("event id present iff position > 0 does not hold"));
-        }
-        Ok(Checkpoint {
-            version,
-            position,
-            last_event_id,
-            state: body[CHECKPOINT_HEADER..].to_vec(),
-        })
-    }
-
-    /// Read the checkpoint at `path`. Files larger than the codec's decode limit are damaged.
-    pub fn read(path: &Path) -> std::result::Result<Checkpoint, CheckpointError> {
-        let len = match fs::metadata(path) {
-            Ok(m) => m.len(),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Err(CheckpointError::Missing),
-            Err(e) => return Err(CheckpointError::Io(e.to_string())),
-        };
-        if len > (codec::MAX_DECODE_BYTES + CHECKPOINT_HEADER + 4) as u64 {
-            return Err(CheckpointError::Damaged(format!(
-                "{len} bytes, more than a checkpoint can hold"
-            )));
-        }
-        match fs::read(path) {
-            Ok(bytes) => Checkpoint::decode(&bytes),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Err(CheckpointError::Missing),
-            Err(e) => Err(CheckpointError::Io(e.to_string())),
-        }
-    }
-
-    /// Replace the file at `path` with this checkpoint atomically: write `<path>.tmp`, fsync
-    /// it, rename it over `path`, fsync the directory. A crash leaves the old or the new file.
-    pub fn write(&self, path: &Path) -> Result<()> {
-        if self.state.len() > codec::MAX_DECODE_BYTES {
-            return Err(Error::InvalidInput(format!(
-                "state of {} bytes exceeds the {} bytes a checkpoint can hold",
-                self.state.len(),
-                codec::MAX_DECODE_BYTES
-            )));
-        }
-        let tmp = sibling_path(path, ".tmp");
-        let mut f: File = OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .open(&tmp)?;
-        f.write_all(&self.encode())?;
-        f.sync_all()?;
-        drop(f);
-        fs::rename(&tmp, path)?;
-        sync_parent_dir(path)?;
-        Ok(())
-    }
-}
-
-/// Why a runner started from position 0 instead of a checkpoint.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum RebuildReason {
-    /// There was no checkpoint file.
-    Missing,
-    /// The checkpoint file was damaged or its state did not decode.
-    Damaged(String),
-    /// The checkpoint was written by another [`Projection::VERSION`].
-    VersionChanged {
-        /// The version in the file.
-        stored: u32,
-        /// This build's version.
-        current: u32,
-    },
-    /// The log does not confirm the checkpoint (the event before its position is missing or
-    /// has another id): the checkpoint belongs to another history.
-    LogMismatch,
-    /// [`ProjectionRunner::rebuild`] was called.
-    Requested,
 }
 
 /// Counters of a runner since it was opened.
@@ -448,7 +225,7 @@ impl<P: Projection, S: EventSource> ProjectionRunner<P, S> {
         validate_name(P::NAME)?;
         let path = checkpoint_path.as_ref().to_path_buf();
         let mut stats = ProjectionStats::default();
-        let loaded = load_checkpoint::<P, S>(&source, &path);
+        let loaded = load_projection::<P, S>(&source, &path);
         let (state, position, last_event_id) = match loaded {
             Ok((state, cp)) => {
                 stats.resumed_from = Some(cp.position);
@@ -550,19 +327,7 @@ impl<P: Projection, S: EventSource> ProjectionRunner<P, S> {
         if position == published {
             return Ok(());
         }
-        // The id of the event at position - 1 (read back only if the subscription does not
-        // know it, e.g. right after a seek).
-        self.last_event_id = match (position.checked_sub(1), self.subscription.last_event_id()) {
-            (None, _) => None,
-            (Some(_), Some(id)) => Some(id),
-            (Some(p), None) => {
-                Some(event_id_at(self.subscription.source(), p)?.ok_or_else(|| {
-                    Error::Internal(format!(
-                        "position {p} was delivered but cannot be read back"
-                    ))
-                })?)
-            }
-        };
+        self.last_event_id = id_before_position(&self.subscription)?;
         *self.shared.position.lock() = position;
         self.shared.advanced.notify_all();
         Ok(())
@@ -678,52 +443,16 @@ impl<P: Projection, S: EventSource> ProjectionRunner<P, S> {
     }
 }
 
-/// The id of the event at `position`, if the source has it.
-fn event_id_at<S: EventSource + ?Sized>(source: &S, position: u64) -> Result<Option<Uuid>> {
-    let events = source.read_all_from(position, 1)?;
-    Ok(events
-        .first()
-        .filter(|e| e.position == position)
-        .map(|e| e.event_id))
-}
-
-/// Load and check a projection's checkpoint; `Err` says why it must be rebuilt.
-fn load_checkpoint<P: Projection, S: EventSource>(
+/// Load and check a projection's checkpoint and decode its state; `Err` says why it must be
+/// rebuilt.
+fn load_projection<P: Projection, S: EventSource>(
     source: &S,
     path: &Path,
 ) -> std::result::Result<(P, Checkpoint), RebuildReason> {
-    let cp = match Checkpoint::read(path) {
-        Ok(cp) => cp,
-        Err(CheckpointError::Missing) => return Err(RebuildReason::Missing),
-        Err(CheckpointError::Damaged(what)) | Err(CheckpointError::Io(what)) => {
-            return Err(RebuildReason::Damaged(what))
-        }
-    };
-    if cp.version != P::VERSION {
-        return Err(RebuildReason::VersionChanged {
-            stored: cp.version,
-            current: P::VERSION,
-        });
-    }
-    verify_against_log(source, &cp)?;
+    let cp = load_checkpoint(source, path, P::VERSION)?;
     let state: P = codec::decode(&cp.state)
         .map_err(|e| RebuildReason::Damaged(format!("state does not decode: {e}")))?;
     Ok((state, cp))
-}
-
-/// The log must still hold the event the checkpoint was taken after.
-pub(crate) fn verify_against_log<S: EventSource + ?Sized>(
-    source: &S,
-    cp: &Checkpoint,
-) -> std::result::Result<(), RebuildReason> {
-    if let Some(p) = cp.position.checked_sub(1) {
-        match event_id_at(source, p) {
-            Ok(Some(id)) if Some(id) == cp.last_event_id => {}
-            Ok(_) => return Err(RebuildReason::LogMismatch),
-            Err(e) => return Err(RebuildReason::Damaged(format!("cannot check the log: {e}"))),
-        }
-    }
-    Ok(())
 }
 
 /// Inline mode: appends go through this wrapper, which applies the newly durable events to an
@@ -887,38 +616,5 @@ impl<P: Projection, S: EventSource + EventStorage> EventStorage for InlineProjec
 
     fn wait_for_version(&self, stream: &str, version: u64, timeout: Duration) -> Result<bool> {
         self.source.wait_for_version(stream, version, timeout)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn checkpoint_round_trips_and_rejects_damage() {
-        let cp = Checkpoint {
-            version: 3,
-            position: 9,
-            last_event_id: Some(Uuid::new_v4()),
-            state: vec![1, 2, 3],
-        };
-        let bytes = cp.encode();
-        assert_eq!(Checkpoint::decode(&bytes).unwrap(), cp);
-        for i in 0..bytes.len() {
-            let mut b = bytes.clone();
-            b[i] ^= 0x40;
-            assert!(Checkpoint::decode(&b).is_err(), "flip at {i}");
-        }
-        for n in 0..bytes.len() {
-            assert!(Checkpoint::decode(&bytes[..n]).is_err());
-        }
-    }
-
-    #[test]
-    fn names_are_checked() {
-        assert!(validate_name("order-summaries_2").is_ok());
-        for bad in ["", "a/b", "..", "x y", &"n".repeat(65)] {
-            assert!(validate_name(bad).is_err(), "{bad:?}");
-        }
     }
 }

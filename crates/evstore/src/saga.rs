@@ -5,7 +5,8 @@
 //! stream** `"<NAME>-<saga id>"`. A [`SagaHandler`] decides the [`Reaction`] to a triggering
 //! event (events for the saga's stream, commands for other aggregates) and executes commands. A
 //! [`SagaRunner`] drives it from a [`Subscription`] with a checkpoint file
-//! (`<log path>.saga-<NAME>`, same format as projection checkpoints).
+//! (`<log path>.saga-<NAME>`, [`saga_checkpoint_path`]): the projection checkpoint format of
+//! [`crate::checkpoint`] with an empty state, loaded and checked against the log the same way.
 //!
 //! # Exactly-once effect
 //!
@@ -35,10 +36,10 @@ use std::time::{Duration, Instant};
 use uuid::Uuid;
 
 use crate::aggregate::{CommandContext, DomainEvent, EventMetadata};
+use crate::checkpoint::{id_before_position, load_checkpoint, validate_name, Checkpoint};
+pub use crate::checkpoint::{saga_checkpoint_path, RebuildReason};
 use crate::codec::CodecError;
 use crate::error::Error;
-use crate::projection::{sibling_path, validate_name, verify_against_log, Checkpoint};
-use crate::projection::{CheckpointError, RebuildReason};
 use crate::storage::EventStorage;
 use crate::subscription::{EventSource, StopHandle, Subscription, SubscriptionFilter};
 use crate::types::{ExpectedVersion, NewEvent, RecordedEvent};
@@ -186,11 +187,6 @@ pub struct SagaStats {
     pub restarted_from_zero: Option<RebuildReason>,
 }
 
-/// The checkpoint file of saga `name` for the log at `log_path`: `<log path>.saga-<name>`.
-pub fn saga_checkpoint_path(log_path: &Path, name: &str) -> PathBuf {
-    sibling_path(log_path, &format!(".saga-{name}"))
-}
-
 /// Build a [`NewEvent`] for `event`, the `index`-th caused under `ctx`: deterministic id
 /// `ctx.event_id(index)`, metadata with the context's correlation, causation and extras.
 ///
@@ -295,17 +291,7 @@ impl<G: Saga, S: EventSource + EventStorage, H: SagaHandler<G>> SagaRunner<G, S,
         validate_name(G::NAME)?;
         let path = checkpoint_path.as_ref().to_path_buf();
         let mut stats = SagaStats::default();
-        let loaded = match Checkpoint::read(&path) {
-            Ok(cp) if cp.version != SAGA_CHECKPOINT_VERSION => Err(RebuildReason::VersionChanged {
-                stored: cp.version,
-                current: SAGA_CHECKPOINT_VERSION,
-            }),
-            Ok(cp) => verify_against_log(&source, &cp).map(|()| cp.position),
-            Err(CheckpointError::Missing) => Err(RebuildReason::Missing),
-            Err(CheckpointError::Damaged(w)) | Err(CheckpointError::Io(w)) => {
-                Err(RebuildReason::Damaged(w))
-            }
-        };
+        let loaded = load_checkpoint(&source, &path, SAGA_CHECKPOINT_VERSION).map(|cp| cp.position);
         let position = loaded.unwrap_or_else(|reason| {
             stats.restarted_from_zero = Some(reason);
             0
@@ -492,16 +478,7 @@ impl<G: Saga, S: EventSource + EventStorage, H: SagaHandler<G>> SagaRunner<G, S,
     /// Save the position now.
     pub fn checkpoint(&mut self) -> SagaResult<()> {
         let position = self.subscription.position();
-        let last = match (position.checked_sub(1), self.subscription.last_event_id()) {
-            (None, _) => None,
-            (Some(_), Some(id)) => Some(id),
-            (Some(p), None) => self
-                .subscription
-                .source()
-                .read_all_from(p, 1)?
-                .first()
-                .map(|e| e.event_id),
-        };
+        let last = id_before_position(&self.subscription)?;
         self.checkpoint_at(position, last)
     }
 
@@ -512,7 +489,8 @@ impl<G: Saga, S: EventSource + EventStorage, H: SagaHandler<G>> SagaRunner<G, S,
             last_event_id: if position == 0 { None } else { last_event_id },
             state: Vec::new(),
         }
-        .write(&self.path)?;
+        .write(&self.path)
+        .map_err(Error::from)?;
         self.since_checkpoint = 0;
         self.stats.checkpoints_written += 1;
         Ok(())
