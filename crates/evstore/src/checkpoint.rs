@@ -16,7 +16,7 @@
 //! | bytes | field |
 //! | --- | --- |
 //! | 8 | magic `EVSTCKP\0` |
-//! | 4 | checkpoint format version (1) |
+//! | 4 | checkpoint format version: 2 (state in MessagePack), or 1 (legacy: state in bincode) |
 //! | 4 | version of the code that wrote the state ([`Projection::VERSION`], 1 for sagas) |
 //! | 8 | position: the next global position to apply |
 //! | 1 | 1 if the id of the event at `position - 1` follows, else 0 |
@@ -32,10 +32,13 @@
 //!
 //! ```
 //! use evstore::checkpoint::{Checkpoint, CheckpointError};
+//! use evstore::codec::Codec;
 //! # let dir = tempfile::tempdir().unwrap();
 //! let path = dir.path().join("x.evs.proj-count");
 //! assert!(matches!(Checkpoint::read(&path), Err(CheckpointError::Missing)));
-//! let cp = Checkpoint { version: 1, position: 0, last_event_id: None, state: vec![7] };
+//! let cp = Checkpoint {
+//!     version: 1, position: 0, last_event_id: None, state: vec![7], state_codec: Codec::CURRENT,
+//! };
 //! cp.write(&path)?;
 //! assert_eq!(Checkpoint::read(&path)?, cp);
 //! # Ok::<(), CheckpointError>(())
@@ -47,15 +50,18 @@ use std::path::{Path, PathBuf};
 
 use uuid::Uuid;
 
-use crate::codec;
+use crate::codec::{self, Codec};
 use crate::error::{Error, Result};
 use crate::log::segment::sync_parent_dir;
 use crate::subscription::{EventSource, Subscription};
 
 /// Magic bytes of a checkpoint file.
 pub const CHECKPOINT_MAGIC: [u8; 8] = *b"EVSTCKP\0";
-/// Checkpoint file format version.
-pub const CHECKPOINT_FORMAT: u32 = 1;
+/// Checkpoint file format version written by this build: the state is MessagePack.
+pub const CHECKPOINT_FORMAT: u32 = 2;
+/// Format version of checkpoints written before the MessagePack codec: the state is bincode.
+/// Still read.
+pub const CHECKPOINT_FORMAT_LEGACY: u32 = 1;
 /// Bytes before the state: magic, format, version, position, id flag, id, state length.
 const CHECKPOINT_HEADER: usize = 8 + 4 + 4 + 8 + 1 + 16 + 8;
 /// Bytes of the trailing CRC.
@@ -125,6 +131,9 @@ pub struct Checkpoint {
     pub last_event_id: Option<Uuid>,
     /// The encoded state (at most [`codec::MAX_DECODE_BYTES`] bytes).
     pub state: Vec<u8>,
+    /// The codec the state is in: [`Codec::CURRENT`] for what this build writes; read from
+    /// the format version ([`CHECKPOINT_FORMAT`] or [`CHECKPOINT_FORMAT_LEGACY`]).
+    pub state_codec: Codec,
 }
 
 /// Why a checkpoint file could not be read or written.
@@ -194,7 +203,11 @@ impl Checkpoint {
     pub fn encode(&self) -> Vec<u8> {
         let mut out = Vec::with_capacity(CHECKPOINT_HEADER + self.state.len() + CRC_LEN);
         out.extend_from_slice(&CHECKPOINT_MAGIC);
-        out.extend_from_slice(&CHECKPOINT_FORMAT.to_le_bytes());
+        let format = match self.state_codec {
+            Codec::Bincode2 => CHECKPOINT_FORMAT_LEGACY,
+            _ => CHECKPOINT_FORMAT,
+        };
+        out.extend_from_slice(&format.to_le_bytes());
         out.extend_from_slice(&self.version.to_le_bytes());
         out.extend_from_slice(&self.position.to_le_bytes());
         match self.last_event_id {
@@ -227,12 +240,15 @@ impl Checkpoint {
         if fields.bytes::<8>(0)? != CHECKPOINT_MAGIC {
             return Err(damaged("bad magic"));
         }
-        let format = fields.u32_at(8)?;
-        if format != CHECKPOINT_FORMAT {
-            return Err(CheckpointError::Damaged(format!(
-                "checkpoint format {format}, expected {CHECKPOINT_FORMAT}"
-            )));
-        }
+        let state_codec = match fields.u32_at(8)? {
+            CHECKPOINT_FORMAT => Codec::CURRENT,
+            CHECKPOINT_FORMAT_LEGACY => Codec::Bincode2,
+            format => {
+                return Err(CheckpointError::Damaged(format!(
+                    "checkpoint format {format}, expected {CHECKPOINT_FORMAT} or {CHECKPOINT_FORMAT_LEGACY}"
+                )))
+            }
+        };
         let version = fields.u32_at(12)?;
         let position = fields.u64_at(16)?;
         let last_event_id = match fields.bytes::<1>(24)? {
@@ -249,6 +265,7 @@ impl Checkpoint {
             position,
             last_event_id,
             state: state.to_vec(),
+            state_codec,
         })
     }
 
@@ -470,6 +487,7 @@ mod tests {
             position: 9,
             last_event_id: Some(Uuid::new_v4()),
             state: vec![1, 2, 3],
+            state_codec: Codec::CURRENT,
         }
     }
 
@@ -511,9 +529,11 @@ mod tests {
                 position: 0,
                 last_event_id: None,
                 state: vec![],
+                state_codec: Codec::CURRENT,
             },
             Checkpoint {
                 state: vec![],
+                state_codec: Codec::CURRENT,
                 ..sample()
             },
         ] {
@@ -603,6 +623,7 @@ mod tests {
             },
             Checkpoint {
                 state: vec![0; codec::MAX_DECODE_BYTES + 1],
+                state_codec: Codec::CURRENT,
                 ..sample()
             },
         ] {
@@ -714,6 +735,7 @@ mod tests {
             position,
             last_event_id,
             state: vec![],
+            state_codec: Codec::CURRENT,
         }
     }
 

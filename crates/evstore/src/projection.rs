@@ -68,8 +68,8 @@ pub use crate::checkpoint::{
     CHECKPOINT_MAGIC, MAX_NAME_LEN,
 };
 use crate::checkpoint::{id_before_position, load_checkpoint};
-use crate::codec;
-use crate::error::{Error, Result};
+use crate::codec::{self, Codec};
+use crate::error::Result;
 use crate::storage::EventStorage;
 use crate::subscription::{EventSource, StopHandle, Subscription, SubscriptionFilter};
 use crate::types::{AppendResult, ExpectedVersion, NewEvent, RecordedEvent};
@@ -410,13 +410,14 @@ impl<P: Projection, S: EventSource> ProjectionRunner<P, S> {
         self.publish_position()?;
         let state = {
             let guard = self.shared.state.read();
-            codec::encode(&*guard).map_err(|e| Error::InvalidInput(e.to_string()))?
+            codec::encode_as(Codec::CURRENT, &*guard)?
         };
         let cp = Checkpoint {
             version: P::VERSION,
             position: self.subscription.position(),
             last_event_id: self.last_event_id,
             state,
+            state_codec: Codec::CURRENT,
         };
         cp.write(&self.path)?;
         self.last_checkpoint = Instant::now();
@@ -450,7 +451,7 @@ fn load_projection<P: Projection, S: EventSource>(
     path: &Path,
 ) -> std::result::Result<(P, Checkpoint), RebuildReason> {
     let cp = load_checkpoint(source, path, P::VERSION)?;
-    let state: P = codec::decode(&cp.state)
+    let state: P = codec::decode_as(cp.state_codec, &cp.state)
         .map_err(|e| RebuildReason::Damaged(format!("state does not decode: {e}")))?;
     Ok((state, cp))
 }

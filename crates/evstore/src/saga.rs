@@ -38,7 +38,7 @@ use uuid::Uuid;
 use crate::aggregate::{CommandContext, DomainEvent, EventMetadata};
 use crate::checkpoint::{id_before_position, load_checkpoint, validate_name, Checkpoint};
 pub use crate::checkpoint::{saga_checkpoint_path, RebuildReason};
-use crate::codec::CodecError;
+use crate::codec::{Codec, CodecError};
 use crate::error::Error;
 use crate::storage::EventStorage;
 use crate::subscription::{EventSource, StopHandle, Subscription, SubscriptionFilter};
@@ -488,6 +488,7 @@ impl<G: Saga, S: EventSource + EventStorage, H: SagaHandler<G>> SagaRunner<G, S,
             position,
             last_event_id: if position == 0 { None } else { last_event_id },
             state: Vec::new(),
+            state_codec: Codec::CURRENT,
         }
         .write(&self.path)
         .map_err(Error::from)?;

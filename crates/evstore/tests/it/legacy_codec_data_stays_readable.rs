@@ -95,3 +95,71 @@ fn legacy_codec_data_stays_readable_after_upgrade() {
     assert_eq!(replayed.state(), &expected_after(&all));
     assert_eq!(repo.history("c").unwrap().len(), 5);
 }
+
+#[derive(Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+struct Sum {
+    events: u64,
+    bytes: u64,
+}
+
+impl evstore::projection::Projection for Sum {
+    const NAME: &'static str = "sum";
+    const VERSION: u32 = 1;
+    fn apply(&mut self, event: &evstore::RecordedEvent) {
+        self.events += 1;
+        self.bytes += event.data.len() as u64;
+    }
+}
+
+#[test]
+fn a_legacy_projection_checkpoint_resumes_without_a_rebuild() {
+    use evstore::checkpoint::{checkpoint_path, Checkpoint};
+    use evstore::codec::Codec;
+    use evstore::projection::ProjectionRunner;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("p.evs");
+    let store = Arc::new(Store::open_with(&path, small_options(Durability::Sync)).unwrap());
+    write_as_old_build(&store, &[1, 2, 3]);
+    // The checkpoint an older build left after the three events: format 1, bincode state.
+    let old_state = Sum {
+        events: 3,
+        bytes: 3,
+    };
+    Checkpoint {
+        version: 1,
+        position: 3,
+        last_event_id: store.event_id_at("Counter-c", 2).unwrap(),
+        state: encode_legacy_bincode(&old_state).unwrap(),
+        state_codec: Codec::Bincode2,
+    }
+    .write(&checkpoint_path(&path, "sum"))
+    .unwrap();
+
+    let mut runner = ProjectionRunner::<Sum, _>::open_beside(store.clone()).unwrap();
+    assert_eq!(
+        runner.stats().rebuilds,
+        0,
+        "{:?}",
+        runner.stats().last_rebuild
+    );
+    assert_eq!(runner.stats().resumed_from, Some(3));
+    assert_eq!(runner.handle().read(|s| s.events), 3);
+    // It goes on, and its next checkpoint is in the current format.
+    store
+        .append(
+            "other",
+            ExpectedVersion::Any,
+            &[NewEvent::new("E", vec![9, 9])],
+        )
+        .unwrap();
+    runner.catch_up().unwrap();
+    runner.checkpoint().unwrap();
+    let cp = Checkpoint::read(&checkpoint_path(&path, "sum")).unwrap();
+    assert_eq!(cp.state_codec, Codec::CURRENT);
+    let reopened = ProjectionRunner::<Sum, _>::open_beside(store).unwrap();
+    assert_eq!(
+        reopened.handle().read(|s| (s.events, s.bytes)),
+        (4, 5),
+        "the legacy state plus the new event"
+    );
+}
