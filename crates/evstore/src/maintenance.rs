@@ -5,7 +5,7 @@ use std::fs::{File, OpenOptions};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use crate::error::Result;
+use crate::error::{Result, Site};
 use crate::index::Index;
 use crate::log::frame::{self, FRAME_ALIGN, FRAME_HEADER_SIZE};
 use crate::log::reader;
@@ -45,10 +45,12 @@ pub enum Verdict {
         offset: u64,
         reason: String,
     },
-    /// Damage the log proves was durable, or invalid content: opening refuses.
+    /// Damage the log proves was durable, or invalid content: opening refuses. `site` is
+    /// always a [`Site::Segment`] (a damaged file header is an error of [`verify`] instead).
     Corrupt {
-        segment: Option<u64>,
-        offset: u64,
+        /// Where the damage is.
+        site: Site,
+        /// What is wrong there.
         what: String,
     },
 }
@@ -110,7 +112,7 @@ fn scan_readonly(file: &File, path: &Path) -> Result<ReadonlyScan> {
 /// Check a log file (and its sidecar) without changing anything. Takes a shared lock, so it
 /// fails with [`Error::Locked`](crate::Error::Locked) while a store has the file open. Every count and position of
 /// the report comes from one pass over the file (for damage: the valid frames before it).
-/// A file header that cannot be used is an error (`Corruption` with no segment, `NotALog`...).
+/// A file header that cannot be used is an error (`Corruption` at [`Site::Header`], `NotALog`...).
 ///
 /// ```
 /// # let dir = tempfile::tempdir().unwrap();
@@ -132,8 +134,10 @@ pub fn verify(path: impl AsRef<Path>) -> Result<VerifyReport> {
     } = scan_readonly(&file, path)?;
     let verdict = match (o.damage, o.torn_at) {
         (Some(d), _) => Verdict::Corrupt {
-            segment: Some(d.segment),
-            offset: d.offset,
+            site: Site::Segment {
+                segment: d.segment,
+                offset: d.offset,
+            },
             what: d.what,
         },
         (None, Some(_)) => Verdict::TornTail {

@@ -28,7 +28,7 @@ use chrono::{DateTime, Utc};
 use parking_lot::{Condvar, Mutex, MutexGuard, RwLock};
 use uuid::Uuid;
 
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, Site};
 use crate::index::Index;
 #[cfg(feature = "test-support")]
 use crate::index::IndexFingerprint;
@@ -1464,15 +1464,13 @@ pub(crate) fn read_header(file: &File, path: &Path, file_len: u64) -> Result<Fil
             supported: segment::FORMAT_VERSION,
         },
         HeaderError::Corrupt(what) => Error::Corruption {
-            segment: None,
-            offset: 0,
+            site: Site::Header { offset: 0 },
             what,
         },
     })?;
     if file_len < HEADER_SIZE {
         return Err(Error::Corruption {
-            segment: None,
-            offset: file_len,
+            site: Site::Header { offset: file_len },
             what: format!("file is {file_len} bytes, shorter than its {HEADER_SIZE}-byte header"),
         });
     }

@@ -4,7 +4,8 @@
 //! then blocks (with a timeout) until new events become visible. It never misses or repeats a
 //! position: the store makes positions dense and visible in order, and the subscription checks
 //! that every event it reads is exactly the position it expected (a violation is reported as
-//! [`Error::Corruption`], never skipped).
+//! [`Error::Internal`], never skipped: it is a broken contract of the source, not damage in the
+//! file).
 //!
 //! Subscribers pull: each one reads the log through [`EventSource::read_all_from`] at its own
 //! pace and waits with [`EventSource::wait_for_position`]. Nothing is pushed into per-subscriber

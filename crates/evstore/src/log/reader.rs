@@ -439,6 +439,10 @@ impl EventReader {
         batch_bytes(&self.header, &self.segments, batch_offset)
     }
 
+    /// The bytes at a location the index holds no longer decode. They were checked when they
+    /// were indexed (on open, or as the writer's own bytes), so the file changed under the map
+    /// since: damage in the file (bit rot read back after eviction, a process that ignored the
+    /// lock), reported at the batch's segment and offset.
     fn corrupt(&self, offset: u64, e: FrameError) -> Error {
         let (k, off) = self.header.split(offset);
         Error::corruption(k, off, e.to_string())
