@@ -38,5 +38,6 @@ pub fn index_fingerprint(store: &Store) -> IndexFingerprint {
 
 /// The file-space probes of the segment layer.
 pub mod segment_probe {
-    pub use crate::log::segment::{allocate, next_data, HEADER_SIZE};
+    pub use crate::log::segment::HEADER_SIZE;
+    pub use crate::log::space::{allocate, next_data};
 }
