@@ -503,11 +503,9 @@ fn verify_section(file: &Path, out: &mut dyn Write) -> CliResult<()> {
         Verdict::TornTail {
             segment, offset, ..
         } => format!("torn tail at segment {segment} offset {offset}"),
-        Verdict::Corrupt {
-            segment,
-            offset,
-            what,
-        } => format!("CORRUPT at segment {segment:?} offset {offset}: {what}"),
+        Verdict::Corrupt { site, what } => {
+            format!("CORRUPT at {}: {what}", crate::ops::place(site))
+        }
     };
     line(
         out,

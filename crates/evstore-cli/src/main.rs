@@ -19,7 +19,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand, ValueEnum};
 
 use evstore::repository::RepositoryError;
-use evstore::{Durability, Error, Options, Store};
+use evstore::{Durability, Error, Options, Site, Store};
 use evstore_orders::{OrderError, OrderServiceError};
 
 const EXAMPLES: &str = "\
@@ -200,6 +200,13 @@ impl From<io::Error> for CliError {
 impl From<Error> for CliError {
     fn from(e: Error) -> CliError {
         match e {
+            Error::Corruption {
+                site: Site::Header { .. },
+                ..
+            } => CliError::new(
+                3,
+                format!("{e} (the file header cannot be trusted; `evstore repair` cannot salvage it)"),
+            ),
             Error::Corruption { .. } => CliError::new(
                 3,
                 format!("{e} (run `evstore verify` for details; `evstore repair` salvages the valid prefix)"),
@@ -295,6 +302,16 @@ fn open_with(path: &Path, options: Options) -> CliResult<Store> {
 fn open_error(path: &Path, e: Error) -> CliError {
     match e {
         Error::Io(io) => CliError::msg(format!("cannot open {}: {io}", path.display())),
+        Error::Corruption {
+            site: Site::Header { .. },
+            ..
+        } => CliError::new(
+            3,
+            format!(
+                "{}: {e}; the store refuses to open, and `evstore repair` cannot salvage a file whose header cannot be trusted",
+                path.display()
+            ),
+        ),
         Error::Corruption { .. } => CliError::new(
             3,
             format!(

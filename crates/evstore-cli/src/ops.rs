@@ -12,7 +12,7 @@ use crate::{
     check_log_path, json_line, line, open_error, open_existing, open_read_only, CliError, CliResult,
 };
 use evstore::maintenance::{self, SidecarReport, Verdict, VerifyReport};
-use evstore::{Durability, Error, RecordedEvent, Store};
+use evstore::{Durability, Error, RecordedEvent, Site, Store};
 
 pub const VERIFY_HELP: &str = "\
 Reads the whole file through a shared lock and changes nothing (the snapshot sidecar is only
@@ -211,20 +211,16 @@ pub fn verify(file: &Path, json: bool, out: &mut dyn Write) -> CliResult<u8> {
     }
     let report = match result {
         Ok(r) => r,
-        Err(Error::Corruption {
-            segment,
-            offset,
-            what,
-        }) => {
-            // Damage before any frame could be read (e.g. the file header).
+        Err(Error::Corruption { site, what }) => {
+            // Damage before any frame could be read (the file header).
             if json {
                 json_line(
                     out,
                     &Json::obj([
                         ("file", file.display().to_string().into()),
                         ("verdict", "corrupt".into()),
-                        ("segment", Json::opt(segment)),
-                        ("offset", offset.into()),
+                        ("segment", Json::opt(site.segment())),
+                        ("offset", site.offset().into()),
                         ("what", what.into()),
                         ("frames", 0u64.into()),
                         ("events", 0u64.into()),
@@ -233,13 +229,9 @@ pub fn verify(file: &Path, json: bool, out: &mut dyn Write) -> CliResult<u8> {
                 )?;
                 return Ok(3);
             }
-            let place = match segment {
-                Some(s) => format!("segment {s} offset {offset}"),
-                None => format!("the file header (offset {offset})"),
-            };
             line(
                 out,
-                format!("{}: CORRUPT at {place}: {what}", file.display()),
+                format!("{}: CORRUPT at {}: {what}", file.display(), place(&site)),
             )?;
             line(
                 out,
@@ -254,6 +246,15 @@ pub fn verify(file: &Path, json: bool, out: &mut dyn Write) -> CliResult<u8> {
         return Ok(verify_code(&report.verdict));
     }
     print_verify(file, &report, out)
+}
+
+/// Where damage is, as `verify` prints it: "segment K offset N", or "the file header (offset
+/// N)".
+pub(crate) fn place(site: &Site) -> String {
+    match site.segment() {
+        Some(s) => format!("segment {s} offset {}", site.offset()),
+        None => format!("the file header (offset {})", site.offset()),
+    }
 }
 
 /// The exit code of a verdict (see `VERIFY_HELP`).
@@ -280,14 +281,10 @@ fn verify_json(file: &Path, r: &VerifyReport) -> Json {
             ("offset".into(), (*offset).into()),
             ("reason".into(), reason.as_str().into()),
         ]),
-        Verdict::Corrupt {
-            segment,
-            offset,
-            what,
-        } => pairs.extend([
+        Verdict::Corrupt { site, what } => pairs.extend([
             ("verdict".into(), "corrupt".into()),
-            ("segment".into(), Json::opt(*segment)),
-            ("offset".into(), (*offset).into()),
+            ("segment".into(), Json::opt(site.segment())),
+            ("offset".into(), site.offset().into()),
             ("what".into(), what.as_str().into()),
         ]),
     }
@@ -384,18 +381,10 @@ fn print_verify(file: &Path, r: &VerifyReport, out: &mut dyn Write) -> CliResult
             )?;
             4
         }
-        Verdict::Corrupt {
-            segment,
-            offset,
-            what,
-        } => {
-            let place = match segment {
-                Some(s) => format!("segment {s} offset {offset}"),
-                None => format!("the file header (offset {offset})"),
-            };
+        Verdict::Corrupt { site, what } => {
             line(
                 out,
-                format!("{}: CORRUPT at {place}: {what}", file.display()),
+                format!("{}: CORRUPT at {}: {what}", file.display(), place(site)),
             )?;
             line(out, format!("  valid before the damage: {summary}"))?;
             line(
@@ -546,7 +535,10 @@ pub fn repair(file: &Path, out: &mut dyn Write) -> CliResult<()> {
     check_log_path(file)?;
     let report = match maintenance::repair(file) {
         Ok(r) => r,
-        Err(Error::Corruption { segment: None, .. }) => {
+        Err(Error::Corruption {
+            site: Site::Header { .. },
+            ..
+        }) => {
             return Err(CliError::new(
                 3,
                 format!(

@@ -555,7 +555,7 @@ mod tests {
         // Each field damaged behind a valid CRC.
         let cases: [(usize, u8, &str); 4] = [
             (0, b'X', "magic"),
-            (8, 2, "format"),
+            (8, 7, "format"),
             (24, 2, "flag"),
             (41, 4, "length"),
         ];

@@ -15,6 +15,9 @@ pub type Result<T> = std::result::Result<T, Error>;
 pub enum Error {
     /// The optimistic concurrency check failed; nothing was written.
     /// `actual` is the stream's last version (`None`: the stream does not exist).
+    ///
+    /// Errors: returned by `append` (and the domain layer's retries) when `expected` does not
+    /// match; retry after reading the stream again.
     #[error("wrong expected version for stream {stream:?}: expected {expected}, actual {}", fmt_version(.actual))]
     WrongExpectedVersion {
         stream: String,
@@ -22,26 +25,39 @@ pub enum Error {
         actual: Option<u64>,
     },
 
-    /// The log holds damage that cannot be a torn write (the log proves the bytes were durable),
-    /// or a frame whose checksums hold but whose content is invalid.
-    /// `segment` is `None` for the file header; `offset` is the byte offset inside the segment
-    /// (inside the file for the header). The store refuses to open; see `evstore repair`.
-    #[error("corruption in {}: {what}", fmt_where(.segment, .offset))]
+    /// Damage in the log file itself: the file header fails its checks or is cut short; a
+    /// frame is damaged or missing although a later frame proves it was durable (so it cannot
+    /// be a torn write); a frame whose checksums hold holds invalid content; or bytes that were
+    /// checked when the store indexed them no longer decode. `site` says where, `what` how.
+    ///
+    /// Errors: returned by `Store::open` (which then refuses the file; see `evstore repair`),
+    /// by reads that decode damaged bytes, and by `maintenance::verify` / `repair` for a damaged
+    /// file header. Never used for a broken in-memory invariant ([`Error::Internal`]).
+    #[error("corruption in {site}: {what}")]
     Corruption {
-        segment: Option<u64>,
-        offset: u64,
+        /// Where the damage is.
+        site: Site,
+        /// What is wrong there, for people (not a stable format).
         what: String,
     },
 
     /// Another process (or another `Store` in this process) has the file open.
+    ///
+    /// Errors: returned by `Store::open` after `Options::lock_timeout`, and by
+    /// `maintenance::verify` / `repair` while a store has the file open.
     #[error("{} is in use by another process (locked)", .path.display())]
     Locked { path: PathBuf },
 
-    /// The file exists but is not an evstore log (wrong magic, too short...).
+    /// The file exists but is not an evstore log (wrong magic, shorter than the 64 bytes a
+    /// header uses, empty where it may not be created).
+    ///
+    /// Errors: returned by `Store::open` and the `maintenance` functions; nothing was changed.
     #[error("{} is not an evstore log file: {what}", .path.display())]
     NotALog { path: PathBuf, what: String },
 
     /// The file is an evstore log of a format version this build cannot read.
+    ///
+    /// Errors: returned by `Store::open` and the `maintenance` functions; nothing was changed.
     #[error("{} uses log format version {found}; this build reads version {supported}", .path.display())]
     UnsupportedFormat {
         path: PathBuf,
@@ -51,26 +67,37 @@ pub enum Error {
 
     /// Bad arguments: stream id or event type empty or longer than 255 bytes, empty batch,
     /// an append too large for one segment, invalid options. Nothing was written.
+    ///
+    /// Errors: returned by `Store::open` (options) and `append` (the batch); the caller's to fix.
     #[error("invalid input: {0}")]
     InvalidInput(String),
 
     /// A retried append only partly matches events already in the stream (same ids at some
     /// versions, different ones at others). Nothing was written.
+    ///
+    /// Errors: returned by `append`; `detail` names the first event that differs.
     #[error("append to {stream:?} partly repeats an earlier append: {detail}")]
     IdempotencyConflict { stream: String, detail: String },
 
     /// An earlier write or fsync failed: the page cache may have dropped data, so every later
     /// write is refused. Reads keep working. Reopen the store to continue.
+    ///
+    /// Errors: returned by `append`, `flush` and `close` of a poisoned store.
     #[error("the store is poisoned by an earlier I/O error; reopen it to continue")]
     Poisoned,
 
     /// The store was opened with `Options::read_only`.
+    ///
+    /// Errors: returned by `append` and snapshot saves of such a store.
     #[error("the store is open read-only")]
     ReadOnly,
 
     /// An internal invariant broke: a bug in evstore, or an [`EventSource`] implementation
     /// that breaks its contract (e.g. a gap in positions). This is not damage in the file;
     /// nothing was written by the failed call. Retrying may succeed; please report it.
+    ///
+    /// Errors: returned where evstore catches itself in an inconsistent state, e.g. the index
+    /// pointing past the mapped segments, or a subscription seeing a gap in positions.
     ///
     /// [`EventSource`]: crate::subscription::EventSource
     #[error("internal error (not damage in the file): {0}")]
@@ -82,6 +109,9 @@ pub enum Error {
     Encoding(#[from] crate::codec::CodecError),
 
     /// An operating-system I/O error.
+    ///
+    /// Errors: returned by any operation that touches the file system; a failed write or sync
+    /// also poisons the store ([`Error::Poisoned`]).
     #[error("I/O error: {0}")]
     Io(#[from] std::io::Error),
 }
@@ -93,19 +123,54 @@ fn fmt_version(v: &Option<u64>) -> String {
     }
 }
 
-fn fmt_where(segment: &Option<u64>, offset: &u64) -> String {
-    match segment {
-        Some(s) => format!("segment {s} at offset {offset}"),
-        None => format!("file header at offset {offset}"),
+impl Error {
+    /// [`Error::Corruption`] at byte `offset` of segment `segment`.
+    pub(crate) fn corruption(segment: u64, offset: u64, what: impl Into<String>) -> Error {
+        Error::Corruption {
+            site: Site::Segment { segment, offset },
+            what: what.into(),
+        }
     }
 }
 
-impl Error {
-    pub(crate) fn corruption(segment: u64, offset: u64, what: impl Into<String>) -> Error {
-        Error::Corruption {
-            segment: Some(segment),
-            offset,
-            what: what.into(),
+/// Where in a log file [`Error::Corruption`] (or a `maintenance::verify` verdict) places damage.
+///
+/// Match with a catch-all arm: more sites may be added (e.g. the snapshot sidecar).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Site {
+    /// In the file header (the file's first 4096 bytes); `offset` is a byte offset in the
+    /// file: 0 for a header that fails its checks, the file's length for a file cut inside
+    /// its header.
+    Header { offset: u64 },
+    /// In segment `segment` (from 0); `offset` is the byte offset inside that segment, which
+    /// starts at file offset `4096 + segment * segment_size` (docs/FORMAT.md §1).
+    Segment { segment: u64, offset: u64 },
+}
+
+impl Site {
+    /// The segment, `None` for the file header.
+    pub fn segment(&self) -> Option<u64> {
+        match *self {
+            Site::Header { .. } => None,
+            Site::Segment { segment, .. } => Some(segment),
+        }
+    }
+
+    /// The byte offset: inside the segment, or inside the file for the header.
+    pub fn offset(&self) -> u64 {
+        match *self {
+            Site::Header { offset } | Site::Segment { offset, .. } => offset,
+        }
+    }
+}
+
+/// "file header at offset N" or "segment K at offset N".
+impl std::fmt::Display for Site {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match *self {
+            Site::Header { offset } => write!(f, "file header at offset {offset}"),
+            Site::Segment { segment, offset } => write!(f, "segment {segment} at offset {offset}"),
         }
     }
 }

@@ -101,6 +101,16 @@ pub(crate) struct IndexError {
     pub what: String,
 }
 
+/// During recovery, a body the index refuses is a frame the scan reports as damage.
+impl From<IndexError> for crate::log::recovery::Rejected {
+    fn from(e: IndexError) -> Self {
+        crate::log::recovery::Rejected {
+            body_offset: e.body_offset,
+            what: e.what,
+        }
+    }
+}
+
 /// A keyed hash of stream ids: a folded multiply (the 128-bit product of two words, its halves
 /// xored) per 8-byte little-endian word, the length mixed in first, and a final fold.
 ///

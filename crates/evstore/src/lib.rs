@@ -41,7 +41,7 @@ pub mod testing;
 mod types;
 pub mod upcast;
 
-pub use error::{Error, Result};
+pub use error::{Error, Result, Site};
 pub use storage::EventStorage;
 pub use store::{ReadAll, RecoveryReport, Store, StoreStats, TrimReport};
 pub use types::{

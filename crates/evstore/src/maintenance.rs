@@ -3,13 +3,13 @@
 
 use std::fs::{File, OpenOptions};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
-use crate::error::Result;
+use crate::error::{Result, Site};
 use crate::index::Index;
+use crate::log::file;
 use crate::log::frame::{self, FRAME_ALIGN, FRAME_HEADER_SIZE};
-use crate::log::reader;
-use crate::log::segment::{self, FileHeader, Segment, HEADER_SIZE};
+use crate::log::recovery::{self, Recovery};
+use crate::log::segment::FileHeader;
 use crate::snapshot;
 use crate::Options;
 
@@ -45,10 +45,12 @@ pub enum Verdict {
         offset: u64,
         reason: String,
     },
-    /// Damage the log proves was durable, or invalid content: opening refuses.
+    /// Damage the log proves was durable, or invalid content: opening refuses. `site` is
+    /// always a [`Site::Segment`] (a damaged file header is an error of [`verify`] instead).
     Corrupt {
-        segment: Option<u64>,
-        offset: u64,
+        /// Where the damage is.
+        site: Site,
+        /// What is wrong there.
         what: String,
     },
 }
@@ -67,50 +69,45 @@ pub struct SidecarReport {
 }
 
 /// The checked header (the same checks and errors as `Store::open`).
-fn header_of(file: &File, path: &Path, file_len: u64) -> Result<FileHeader> {
-    crate::store::read_header(file, path, file_len)
+fn header_of(file: &File, path: &Path) -> Result<FileHeader> {
+    let file_len = file.metadata()?.len();
+    file::read_header(file, path, file_len)
 }
 
-/// One read-only pass over a log file: its header, size, and the scan outcome (which carries
-/// the damage, if any, with the counts of the valid frames before it).
-struct ReadonlyScan {
+/// One pass of recovery over a locked log file: the maps, the outcome (which carries the
+/// damage, if any), and the events and streams of the valid frames (before the damage).
+struct Scan {
     header: FileHeader,
-    file_len: u64,
-    segments: u64,
-    outcome: reader::ScanOutcome,
+    recovery: Recovery,
+    events: u64,
+    streams: u64,
 }
 
 /// Scan the file read-only. Errors only for a file whose header cannot be used (and I/O).
-fn scan_readonly(file: &File, path: &Path) -> Result<ReadonlyScan> {
-    let file_len = file.metadata()?.len();
+fn scan(file: &File, path: &Path) -> Result<Scan> {
     // Refuses a file shorter than its header, like `Store::open`.
-    let header = header_of(file, path, file_len)?;
-    let seg_size = header.segment_size;
-    let seg_count = (file_len - HEADER_SIZE).div_ceil(seg_size);
-    let mut maps = Vec::with_capacity(seg_count as usize);
-    for k in 0..seg_count {
-        let len = (file_len - header.segment_start(k)).min(seg_size);
-        maps.push(Arc::new(Segment::map(file, &header, k, len)?));
-    }
-    let slices: Vec<&[u8]> = maps.iter().map(|m| m.bytes()).collect();
-    let hints = reader::FileHints {
-        file,
-        header: &header,
-        maps: &maps,
-    };
-    let outcome = reader::scan_report(&header, &slices, &mut Index::default(), &hints);
-    Ok(ReadonlyScan {
+    let header = header_of(file, path)?;
+    let mut index = Index::default();
+    // The counts after the last frame the index took whole (it may take part of one it
+    // refuses).
+    let (mut events, mut streams) = (0, 0);
+    let recovery = recovery::recover(file, &header, &mut |body, at| {
+        index.add_frame(body, at)?;
+        (events, streams) = (index.len(), index.stream_count() as u64);
+        Ok(())
+    })?;
+    Ok(Scan {
         header,
-        file_len,
-        segments: seg_count,
-        outcome,
+        recovery,
+        events,
+        streams,
     })
 }
 
 /// Check a log file (and its sidecar) without changing anything. Takes a shared lock, so it
 /// fails with [`Error::Locked`](crate::Error::Locked) while a store has the file open. Every count and position of
 /// the report comes from one pass over the file (for damage: the valid frames before it).
-/// A file header that cannot be used is an error (`Corruption` with no segment, `NotALog`...).
+/// A file header that cannot be used is an error (`Corruption` at [`Site::Header`], `NotALog`...).
 ///
 /// ```
 /// # let dir = tempfile::tempdir().unwrap();
@@ -123,27 +120,31 @@ fn scan_readonly(file: &File, path: &Path) -> Result<ReadonlyScan> {
 pub fn verify(path: impl AsRef<Path>) -> Result<VerifyReport> {
     let path = path.as_ref();
     let file = File::open(path)?;
-    crate::store::lock_file(&file, path, true, Options::default().lock_timeout)?;
-    let ReadonlyScan {
+    file::lock_file(&file, path, true, Options::default().lock_timeout)?;
+    let Scan {
         header,
+        recovery,
+        events,
+        streams,
+    } = scan(&file, path)?;
+    let Recovery {
+        maps,
         file_len,
-        segments,
         outcome: o,
-    } = scan_readonly(&file, path)?;
-    let verdict = match (o.damage, o.torn_at) {
-        (Some(d), _) => Verdict::Corrupt {
-            segment: Some(d.segment),
-            offset: d.offset,
+    } = recovery;
+    let segments = maps.len() as u64;
+    drop(maps);
+    let verdict = match o.verdict {
+        recovery::Verdict::Damaged(d) => Verdict::Corrupt {
+            site: d.site(),
             what: d.what,
         },
-        (None, Some(_)) => Verdict::TornTail {
+        recovery::Verdict::TornTail { reason, .. } => Verdict::TornTail {
             segment: o.end_segment,
             offset: o.end_offset,
-            reason: o
-                .torn_reason
-                .unwrap_or_else(|| "non-zero bytes after the last valid frame".into()),
+            reason,
         },
-        (None, None) => Verdict::Clean,
+        recovery::Verdict::Clean => Verdict::Clean,
     };
     let sidecar = verify_sidecar(path, &header)?;
     Ok(VerifyReport {
@@ -151,8 +152,8 @@ pub fn verify(path: impl AsRef<Path>) -> Result<VerifyReport> {
         segment_size: header.segment_size,
         segments,
         frames: o.frames,
-        events: o.events,
-        streams: o.streams,
+        events,
+        streams,
         verdict,
         sidecar,
     })
@@ -163,8 +164,7 @@ pub fn verify(path: impl AsRef<Path>) -> Result<VerifyReport> {
 pub fn inspect_sidecar(log_path: impl AsRef<Path>) -> Result<Option<SidecarReport>> {
     let log_path = log_path.as_ref();
     let file = File::open(log_path)?;
-    let len = file.metadata()?.len();
-    let header = header_of(&file, log_path, len)?;
+    let header = header_of(&file, log_path)?;
     verify_sidecar(log_path, &header)
 }
 
@@ -220,61 +220,54 @@ pub struct LostFrame {
 pub fn repair(path: impl AsRef<Path>) -> Result<RepairReport> {
     let path = path.as_ref();
     let file = OpenOptions::new().read(true).write(true).open(path)?;
-    crate::store::lock_file(&file, path, false, Options::default().lock_timeout)?;
+    file::lock_file(&file, path, false, Options::default().lock_timeout)?;
     let backup = {
         let stamp = chrono::Utc::now().format("%Y%m%dT%H%M%S%.6fZ");
         let mut name = path.as_os_str().to_owned();
         name.push(format!(".bak-{stamp}"));
         PathBuf::from(name)
     };
-    let ReadonlyScan {
+    let Scan {
         header,
-        segments: seg_count,
-        outcome,
+        recovery,
+        events,
         ..
-    } = scan_readonly(&file, path)?;
-    let Some(damage) = outcome.damage else {
+    } = scan(&file, path)?;
+    let Recovery { maps, outcome, .. } = recovery;
+    let recovery::Verdict::Damaged(damage) = outcome.verdict else {
         return Ok(RepairReport {
             backup: PathBuf::new(),
             cut_segment: outcome.end_segment,
             cut_offset: outcome.end_offset,
-            events_kept: outcome.events,
+            events_kept: events,
             lost_frames: Vec::new(),
             damaged_frame_unreadable: false,
         });
     };
     let (segment, offset) = (damage.segment, damage.offset);
-    // Salvage what follows, for the report.
+    // Salvage what follows, for the report, reading ahead over every segment's data.
     let (lost_frames, damaged_unreadable) = {
-        let maps = map_all(&file, &header, seg_count)?;
+        for (k, seg) in maps.iter().enumerate() {
+            recovery::prefetch_for_scan(&file, &header, k as u64, seg);
+        }
         let slices: Vec<&[u8]> = maps.iter().map(|m| m.bytes()).collect();
         salvage(&header, &slices, segment, offset)
     };
+    drop(maps);
     std::fs::copy(path, &backup)?;
     File::open(&backup)?.sync_all()?;
-    segment::sync_parent_dir(&backup)?;
-    file.set_len(header.segment_start(segment) + offset)?;
+    file::sync_parent_dir(&backup)?;
+    // SAFETY: the only maps of this file, the scan's, were dropped just above.
+    unsafe { file::truncate(&file, header.segment_start(segment) + offset)? };
     file.sync_all()?;
     Ok(RepairReport {
         backup,
         cut_segment: segment,
         cut_offset: offset,
-        events_kept: outcome.events,
+        events_kept: events,
         lost_frames,
         damaged_frame_unreadable: damaged_unreadable,
     })
-}
-
-fn map_all(file: &File, header: &FileHeader, seg_count: u64) -> Result<Vec<Segment>> {
-    let file_len = file.metadata()?.len();
-    (0..seg_count)
-        .map(|k| {
-            let len = (file_len - header.segment_start(k)).min(header.segment_size);
-            let seg = Segment::map(file, header, k, len)?;
-            segment::prefetch_for_scan(file, header, k, &seg);
-            Ok(seg)
-        })
-        .collect()
 }
 
 /// Frames after the damage at (`segment`, `offset`) whose header and body both check out.

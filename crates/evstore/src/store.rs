@@ -18,9 +18,8 @@
 //!   `writer` while holding `state` or `index`.
 
 use std::collections::{HashMap, VecDeque};
-use std::fs::{File, OpenOptions, TryLockError};
+use std::fs::File;
 use std::io;
-use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -32,9 +31,11 @@ use crate::error::{Error, Result};
 use crate::index::Index;
 #[cfg(feature = "test-support")]
 use crate::index::IndexFingerprint;
+use crate::log::file;
 use crate::log::frame::{self, Location, MAX_EVENTS_PER_BATCH, MAX_NAME_LEN};
-use crate::log::reader::{self, EventReader};
-use crate::log::segment::{self, FileHeader, HeaderError, Segment, SegmentTable, HEADER_SIZE};
+use crate::log::reader::EventReader;
+use crate::log::recovery::{self, ScanOutcome, Verdict};
+use crate::log::segment::{self, FileHeader, SegmentTable};
 use crate::log::writer::{EncodedBatch, LogIo, LogWriter, WriterStats};
 use crate::snapshot::{self, IgnoredReason, Snapshot, SnapshotStats, SnapshotStore};
 use crate::types::{
@@ -283,115 +284,57 @@ impl Store {
     ) -> Result<Store> {
         segment::validate_segment_size(options.segment_size).map_err(Error::InvalidInput)?;
         let path = path.as_ref().to_path_buf();
-        let read_only = options.read_only;
-        let file = if read_only {
-            File::open(&path)?
-        } else {
-            open_or_create(&path, &options)?
-        };
-        lock_file(&file, &path, read_only, options.lock_timeout)?;
-        let mut file_len = file.metadata()?.len();
-        if file_len == 0 {
-            if read_only || !options.create_if_missing {
-                return Err(Error::NotALog {
-                    path,
-                    what: "the file is empty".into(),
-                });
-            }
-            // In place (the file may be a path the caller prepared, with its owner and mode),
-            // then fsynced, and the directory fsynced again whatever `open_or_create` did: the
-            // name may be as new as the file, and a power cut must not take the log once an
-            // append is acknowledged. A crash before that leaves an empty file (initialised
-            // again on the next open) or a header whose segment 0 is missing or partial
-            // (allocated on the next open, below); docs/RELIABILITY.md lists the states.
-            segment::initialize(&file, options.segment_size)?;
-            segment::sync_parent_dir(&path)?;
-            file_len = file.metadata()?.len();
-        }
-        let header = read_header(&file, &path, file_len)?;
-        let seg_size = header.segment_size;
-        if file_len < HEADER_SIZE + seg_size && !read_only {
-            // Header only (initialisation interrupted): segment 0 was never used.
-            segment::allocate(&file, HEADER_SIZE, seg_size)?;
-            file.sync_all()?;
-            file_len = file.metadata()?.len();
-        }
-        let seg_count = (file_len - HEADER_SIZE).div_ceil(seg_size);
-
-        // Scan with maps of exactly the bytes present.
-        let mut scan_maps = Vec::with_capacity(seg_count as usize);
-        for k in 0..seg_count {
-            let len = (file_len - header.segment_start(k)).min(seg_size);
-            scan_maps.push(Arc::new(Segment::map(&file, &header, k, len)?));
-        }
+        let (file, header) = file::open_log(&path, &options)?;
         let mut index = Index::default();
-        let outcome = {
-            let slices: Vec<&[u8]> = scan_maps.iter().map(|s| s.bytes()).collect();
-            let hints = reader::FileHints {
-                file: &file,
-                header: &header,
-                maps: &scan_maps,
-            };
-            reader::scan(&header, &slices, &mut index, &hints)?
+        let mut recovered = recovery::recover(&file, &header, &mut |body, at| {
+            index.add_frame(body, at).map_err(Into::into)
+        })?;
+        let outcome = &recovered.outcome;
+        let trimmed = match &outcome.verdict {
+            Verdict::Damaged(damage) => return Err(damage.clone().into_error()),
+            Verdict::TornTail { reason, .. } => Some(TrimReport {
+                segment: outcome.end_segment,
+                offset: outcome.end_offset,
+                reason: reason.clone(),
+            }),
+            Verdict::Clean => None,
         };
-
-        let desired_len = header.segment_start(outcome.end_segment) + seg_size;
-        let trimmed = outcome.torn_at.map(|_| TrimReport {
-            segment: outcome.end_segment,
-            offset: outcome.end_offset,
-            reason: outcome
-                .torn_reason
-                .clone()
-                .unwrap_or_else(|| "non-zero bytes after the last valid frame".into()),
-        });
-        let maps = if read_only {
-            scan_maps
-        } else if outcome.torn_at.is_some() || file_len != desired_len {
-            // Trim: drop every map first (no truncation under a live map), cut the file at the
-            // end of the log, re-extend the last segment with zeros.
-            drop(scan_maps);
-            let cut = header.segment_start(outcome.end_segment) + outcome.end_offset;
-            file.set_len(cut)?;
-            segment::allocate(&file, header.segment_start(outcome.end_segment), seg_size)?;
-            let mut maps = Vec::with_capacity(outcome.end_segment as usize + 1);
-            for k in 0..=outcome.end_segment {
-                maps.push(Arc::new(Segment::map(&file, &header, k, seg_size)?));
-            }
-            maps
-        } else {
-            scan_maps
-        };
-        if !read_only {
-            // Everything that survived the scan becomes durable now, so the next frame can
-            // say so.
-            file.sync_all()?;
+        if !options.read_only {
+            recovery::prepare_for_appends(&file, &header, &mut recovered)?;
         }
-
-        let segments = Arc::new(SegmentTable::new(maps));
-        let writer = if read_only {
+        let outcome = recovered.outcome;
+        let segments = Arc::new(SegmentTable::new(recovered.maps));
+        let writer = if options.read_only {
             None
         } else {
-            let file = Arc::new(file);
-            let io = wrap_io(file.try_clone()?);
-            Some(LogWriter::new(
-                io,
-                file,
-                header,
-                segments.clone(),
-                outcome.end_segment,
-                outcome.end_offset,
-                outcome.next_seq,
-                outcome.next_seq,
-                outcome.proven_durable_seq,
-                outcome.last_data_seq,
-            ))
+            Some(new_writer(file, header, &segments, &outcome, wrap_io)?)
         };
+        let recovery = RecoveryReport {
+            frames: outcome.frames,
+            events: index.len(),
+            trimmed,
+        };
+        Ok(Store::assemble(
+            path, options, header, segments, index, writer, recovery,
+        ))
+    }
+
+    /// The store around what `open` recovered (`segment_size` taken from the header).
+    fn assemble(
+        path: PathBuf,
+        options: Options,
+        header: FileHeader,
+        segments: Arc<SegmentTable>,
+        index: Index,
+        writer: Option<LogWriter>,
+        recovery: RecoveryReport,
+    ) -> Store {
         let events = index.len();
         let last_stamp_us = index.last_recorded_at_us().unwrap_or(i64::MIN);
-        Ok(Store {
+        Store {
             path,
             options: Options {
-                segment_size: seg_size,
+                segment_size: header.segment_size,
                 ..options
             },
             header,
@@ -420,15 +363,11 @@ impl Store {
             }),
             group_done: [Condvar::new(), Condvar::new()],
             writer: Mutex::new(writer),
-            recovery: RecoveryReport {
-                frames: outcome.frames,
-                events,
-                trimmed,
-            },
+            recovery,
             snapshots: Mutex::new(None),
             visible: Mutex::new(events),
             visible_changed: Condvar::new(),
-        })
+        }
     }
 
     /// Append `events` to `stream`, atomically, if the stream's version matches `expected`
@@ -1338,6 +1277,32 @@ fn missing_location(position: u64) -> Error {
     Error::Internal(format!("the index has no location for position {position}"))
 }
 
+/// The writer of a log opened read-write, continuing where recovery found the end (`outcome`,
+/// after `recovery::prepare_for_appends` made everything before it durable). Its file
+/// operations go through `wrap_io(a clone of file)`; new segments are mapped from `file`.
+fn new_writer(
+    file: File,
+    header: FileHeader,
+    segments: &Arc<SegmentTable>,
+    outcome: &ScanOutcome,
+    wrap_io: impl FnOnce(File) -> Box<dyn LogIo>,
+) -> Result<LogWriter> {
+    let file = Arc::new(file);
+    let io = wrap_io(file.try_clone()?);
+    Ok(LogWriter::new(
+        io,
+        file,
+        header,
+        segments.clone(),
+        outcome.end_segment,
+        outcome.end_offset,
+        outcome.next_seq,
+        outcome.next_seq,
+        outcome.proven_durable_seq,
+        outcome.last_data_seq,
+    ))
+}
+
 fn validate_name(name: &str, what: &str) -> Result<()> {
     if name.is_empty() || name.len() > MAX_NAME_LEN {
         return Err(Error::InvalidInput(format!(
@@ -1390,93 +1355,6 @@ fn encode_batch(stream: &str, events: &[NewEvent], segment_size: u64) -> Result<
     }
     debug_assert_eq!(out.len() as u64, size, "encoded size matches the estimate");
     Ok(out)
-}
-
-/// Take the file lock (shared for read-only), retrying with short sleeps for up to `timeout`.
-pub(crate) fn lock_file(
-    file: &File,
-    path: &Path,
-    shared: bool,
-    timeout: std::time::Duration,
-) -> Result<()> {
-    let deadline = std::time::Instant::now() + timeout;
-    let mut pause = std::time::Duration::from_millis(1);
-    // Bounded by the deadline.
-    loop {
-        let attempt = if shared {
-            file.try_lock_shared()
-        } else {
-            file.try_lock()
-        };
-        match attempt {
-            Ok(()) => return Ok(()),
-            Err(TryLockError::Error(e)) => return Err(Error::Io(e)),
-            Err(TryLockError::WouldBlock) => {
-                let now = std::time::Instant::now();
-                if now >= deadline {
-                    return Err(Error::Locked {
-                        path: path.to_path_buf(),
-                    });
-                }
-                std::thread::sleep(pause.min(deadline - now));
-                pause = (pause * 2).min(std::time::Duration::from_millis(20));
-            }
-        }
-    }
-}
-
-/// Open the log for writing, creating it if missing (and allowed). First removes temporary
-/// files that interrupted creations of this log left behind
-/// ([`segment::remove_stale_creating_files`]). On return the file's directory entry is durable:
-/// a new file is linked into place and the directory fsynced by [`segment::create_file`]; for an
-/// existing file the directory is fsynced here, because nothing proves its name durable — it
-/// may be an empty file made just before (initialised in place by the caller), a file whose
-/// initialisation was interrupted, or a log whose creator died between linking it and fsyncing
-/// the directory — and a power cut must not take the log, acknowledged events included.
-fn open_or_create(path: &Path, options: &Options) -> Result<File> {
-    // Best effort: garbage costs space, never correctness (see the function's docs).
-    let _ = segment::remove_stale_creating_files(path);
-    let open = || OpenOptions::new().read(true).write(true).open(path);
-    match open() {
-        Ok(f) => {
-            segment::sync_parent_dir(path)?;
-            Ok(f)
-        }
-        Err(e) if e.kind() == io::ErrorKind::NotFound && options.create_if_missing => {
-            segment::create_file(path, options.segment_size)?;
-            Ok(open()?)
-        }
-        Err(e) => Err(Error::Io(e)),
-    }
-}
-
-pub(crate) fn read_header(file: &File, path: &Path, file_len: u64) -> Result<FileHeader> {
-    let mut buf = vec![0u8; file_len.min(HEADER_SIZE) as usize];
-    file.read_exact_at(&mut buf, 0)?;
-    let header = FileHeader::decode(&buf).map_err(|e| match e {
-        HeaderError::NotALog(what) => Error::NotALog {
-            path: path.to_path_buf(),
-            what,
-        },
-        HeaderError::Unsupported(found) => Error::UnsupportedFormat {
-            path: path.to_path_buf(),
-            found,
-            supported: segment::FORMAT_VERSION,
-        },
-        HeaderError::Corrupt(what) => Error::Corruption {
-            segment: None,
-            offset: 0,
-            what,
-        },
-    })?;
-    if file_len < HEADER_SIZE {
-        return Err(Error::Corruption {
-            segment: None,
-            offset: file_len,
-            what: format!("file is {file_len} bytes, shorter than its {HEADER_SIZE}-byte header"),
-        });
-    }
-    Ok(header)
 }
 
 /// The result of the checks an append makes before it is assigned versions.

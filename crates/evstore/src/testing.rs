@@ -38,7 +38,8 @@ pub fn index_fingerprint(store: &Store) -> IndexFingerprint {
 
 /// The file-space probes of the segment layer.
 pub mod segment_probe {
-    pub use crate::log::segment::{allocate, next_data, HEADER_SIZE};
+    pub use crate::log::segment::HEADER_SIZE;
+    pub use crate::log::space::{allocate, next_data};
 }
 
 /// Encode `value` with the legacy codec, bincode 2.0.1, as builds before the MessagePack codec

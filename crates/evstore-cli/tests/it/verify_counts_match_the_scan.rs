@@ -110,12 +110,8 @@ fn check_cli(dir: &Path, path: &Path, r: &VerifyReport) {
                 "{text}"
             );
         }
-        Verdict::Corrupt {
-            segment,
-            offset,
-            what,
-        } => {
-            let segment = segment.unwrap();
+        Verdict::Corrupt { site, what } => {
+            let (segment, offset) = (site.segment().unwrap(), site.offset());
             assert_eq!(
                 first,
                 format!("{p}: CORRUPT at segment {segment} offset {offset}: {what}")
@@ -146,9 +142,10 @@ fn check_cli(dir: &Path, path: &Path, r: &VerifyReport) {
         Verdict::TornTail {
             segment, offset, ..
         } => ("\"torn_tail\"", Some((*segment, *offset))),
-        Verdict::Corrupt {
-            segment, offset, ..
-        } => ("\"corrupt\"", Some((segment.unwrap(), *offset))),
+        Verdict::Corrupt { site, .. } => (
+            "\"corrupt\"",
+            Some((site.segment().unwrap(), site.offset())),
+        ),
     };
     assert_eq!(json_raw(&json, "verdict"), Some(verdict), "{json}");
     if let Some((segment, offset)) = place {
@@ -236,13 +233,10 @@ fn corruption_reports_the_valid_frames_before_the_damage() {
     let check = |bytes: &[u8], at: (u64, u64), valid_frames: usize| {
         std::fs::write(&path, bytes).unwrap();
         let r = verify(&path).unwrap();
-        let Verdict::Corrupt {
-            segment, offset, ..
-        } = &r.verdict
-        else {
+        let Verdict::Corrupt { site, .. } = &r.verdict else {
             panic!("expected corruption, got {:?}", r.verdict);
         };
-        assert_eq!((segment.unwrap(), *offset), at);
+        assert_eq!((site.segment().unwrap(), site.offset()), at);
         let (events, streams) = truth(valid_frames);
         assert_eq!(
             (r.frames, r.events, r.streams),

@@ -6,33 +6,33 @@
 //! is checked against the bytes actually present before it is used.
 
 /// Size of a frame header in bytes.
-pub const FRAME_HEADER_SIZE: usize = 24;
+pub(crate) const FRAME_HEADER_SIZE: usize = 24;
 /// Frames start at offsets that are multiples of this.
-pub const FRAME_ALIGN: usize = 8;
+pub(crate) const FRAME_ALIGN: usize = 8;
 /// Fixed part of a batch header (before the stream id).
-pub const BATCH_HEADER_FIXED: usize = 21;
+pub(crate) const BATCH_HEADER_FIXED: usize = 21;
 /// Fixed part of an event record (before type, data, metadata).
-pub const EVENT_FIXED: usize = 25;
+pub(crate) const EVENT_FIXED: usize = 25;
 /// Largest number of events in one batch (one `append`); 20 bits, see [`Location`].
-pub const MAX_EVENTS_PER_BATCH: usize = (1 << 20) - 1;
+pub(crate) const MAX_EVENTS_PER_BATCH: usize = (1 << 20) - 1;
 /// Longest stream id or event type in bytes.
-pub const MAX_NAME_LEN: usize = 255;
+pub(crate) const MAX_NAME_LEN: usize = 255;
 
 /// Round `n` up to the frame alignment.
 #[inline]
-pub fn align8(n: u64) -> u64 {
+pub(crate) fn align8(n: u64) -> u64 {
     (n + (FRAME_ALIGN as u64 - 1)) & !(FRAME_ALIGN as u64 - 1)
 }
 
 /// Bytes a frame with a body of `body_len` bytes occupies in a segment, padding included.
 #[inline]
-pub fn frame_size(body_len: u64) -> u64 {
+pub(crate) fn frame_size(body_len: u64) -> u64 {
     align8(FRAME_HEADER_SIZE as u64 + body_len)
 }
 
 /// Why a byte range is not a valid frame, batch or event.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum FrameError {
+pub(crate) enum FrameError {
     /// Fewer bytes than a frame header.
     ShortHeader,
     /// The header CRC (salted with the file id) does not match.
@@ -70,7 +70,7 @@ impl std::fmt::Display for FrameError {
 
 /// A decoded, CRC-checked frame header.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct FrameHeader {
+pub(crate) struct FrameHeader {
     pub body_len: u32,
     pub seq: u64,
     pub body_crc: u32,
@@ -109,7 +109,7 @@ fn crc_hasher() -> crc32fast::Hasher {
 }
 
 /// CRC-32 of `bytes` (what `crc32fast::hash` computes).
-pub fn crc32(bytes: &[u8]) -> u32 {
+pub(crate) fn crc32(bytes: &[u8]) -> u32 {
     let mut h = crc_hasher();
     h.update(bytes);
     h.finalize()
@@ -123,7 +123,7 @@ fn header_crc(file_id: &[u8; 16], rest: &[u8]) -> u32 {
 }
 
 /// Encode a frame header into `out[..24]`.
-pub fn encode_frame_header(
+pub(crate) fn encode_frame_header(
     out: &mut [u8],
     file_id: &[u8; 16],
     body_len: u32,
@@ -144,7 +144,10 @@ pub fn encode_frame_header(
 }
 
 /// Check the header at the start of `bytes` (its salted CRC only; not the seq, not the body).
-pub fn decode_frame_header(bytes: &[u8], file_id: &[u8; 16]) -> Result<FrameHeader, FrameError> {
+pub(crate) fn decode_frame_header(
+    bytes: &[u8],
+    file_id: &[u8; 16],
+) -> Result<FrameHeader, FrameError> {
     let h = bytes
         .get(..FRAME_HEADER_SIZE)
         .ok_or(FrameError::ShortHeader)?;
@@ -162,7 +165,7 @@ pub fn decode_frame_header(bytes: &[u8], file_id: &[u8; 16]) -> Result<FrameHead
 
 /// Check a whole frame at the start of `seg_rest` (the bytes from the frame's offset to the end
 /// of its segment): header CRC, expected seq, bounds, body CRC. Returns the header and the body.
-pub fn check_frame<'a>(
+pub(crate) fn check_frame<'a>(
     seg_rest: &'a [u8],
     file_id: &[u8; 16],
     expected_seq: u64,
@@ -190,7 +193,7 @@ pub fn check_frame<'a>(
 
 /// A decoded batch header (the part shared by all events of one append).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct BatchHeader<'a> {
+pub(crate) struct BatchHeader<'a> {
     pub event_count: u32,
     pub first_version: u64,
     pub recorded_at_us: i64,
@@ -201,7 +204,7 @@ pub struct BatchHeader<'a> {
 
 /// A decoded event record, borrowing from the log bytes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct EventRecord<'a> {
+pub(crate) struct EventRecord<'a> {
     pub event_id: [u8; 16],
     pub event_type: &'a str,
     pub data: &'a [u8],
@@ -215,24 +218,24 @@ fn name<'a>(bytes: &'a [u8], what: &'static str) -> Result<&'a str, FrameError> 
 }
 
 /// Why a stream id fails [`check_stream_name`] (also [`decode_batch_header`]'s message).
-pub const BAD_STREAM_ID: &str = "stream id is empty or not UTF-8";
+pub(crate) const BAD_STREAM_ID: &str = "stream id is empty or not UTF-8";
 /// Why an event type fails [`check_event_type`] (also [`decode_event`]'s message).
-pub const BAD_EVENT_TYPE: &str = "event type is empty or not UTF-8";
+pub(crate) const BAD_EVENT_TYPE: &str = "event type is empty or not UTF-8";
 
 /// The UTF-8 check [`decode_batch_header`] applies to [`RawBatchHeader::stream`].
-pub fn check_stream_name(bytes: &[u8]) -> Result<&str, FrameError> {
+pub(crate) fn check_stream_name(bytes: &[u8]) -> Result<&str, FrameError> {
     name(bytes, BAD_STREAM_ID)
 }
 
 /// The UTF-8 check [`decode_event`] applies to [`RawEventRecord::event_type`].
-pub fn check_event_type(bytes: &[u8]) -> Result<&str, FrameError> {
+pub(crate) fn check_event_type(bytes: &[u8]) -> Result<&str, FrameError> {
     name(bytes, BAD_EVENT_TYPE)
 }
 
 /// A batch header with every check but the stream id's UTF-8 validity (bytes equal to an
 /// already validated name need none: the index checks new names only).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct RawBatchHeader<'a> {
+pub(crate) struct RawBatchHeader<'a> {
     pub event_count: u32,
     pub first_version: u64,
     pub recorded_at_us: i64,
@@ -243,7 +246,7 @@ pub struct RawBatchHeader<'a> {
 
 /// An event record with every check but the type's UTF-8 validity (see [`RawBatchHeader`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct RawEventRecord<'a> {
+pub(crate) struct RawEventRecord<'a> {
     pub event_id: [u8; 16],
     /// Non-empty; UTF-8 not checked.
     pub event_type: &'a [u8],
@@ -253,7 +256,7 @@ pub struct RawEventRecord<'a> {
 }
 
 /// Decode the batch header at the start of `b`.
-pub fn decode_batch_header(b: &[u8]) -> Result<BatchHeader<'_>, FrameError> {
+pub(crate) fn decode_batch_header(b: &[u8]) -> Result<BatchHeader<'_>, FrameError> {
     let h = decode_batch_header_raw(b)?;
     Ok(BatchHeader {
         event_count: h.event_count,
@@ -265,7 +268,7 @@ pub fn decode_batch_header(b: &[u8]) -> Result<BatchHeader<'_>, FrameError> {
 }
 
 /// [`decode_batch_header`] without the UTF-8 check of the stream id.
-pub fn decode_batch_header_raw(b: &[u8]) -> Result<RawBatchHeader<'_>, FrameError> {
+pub(crate) fn decode_batch_header_raw(b: &[u8]) -> Result<RawBatchHeader<'_>, FrameError> {
     const SHORT: FrameError = FrameError::Malformed("batch header runs past the body");
     let event_count = read_u32(b, 0).ok_or(SHORT)?;
     let stream_len = *b.get(4).ok_or(SHORT)? as usize;
@@ -293,7 +296,7 @@ pub fn decode_batch_header_raw(b: &[u8]) -> Result<RawBatchHeader<'_>, FrameErro
 }
 
 /// Decode the event record at the start of `b`.
-pub fn decode_event(b: &[u8]) -> Result<EventRecord<'_>, FrameError> {
+pub(crate) fn decode_event(b: &[u8]) -> Result<EventRecord<'_>, FrameError> {
     let e = decode_event_raw(b)?;
     Ok(EventRecord {
         event_id: e.event_id,
@@ -305,7 +308,7 @@ pub fn decode_event(b: &[u8]) -> Result<EventRecord<'_>, FrameError> {
 }
 
 /// [`decode_event`] without the UTF-8 check of the event type.
-pub fn decode_event_raw(b: &[u8]) -> Result<RawEventRecord<'_>, FrameError> {
+pub(crate) fn decode_event_raw(b: &[u8]) -> Result<RawEventRecord<'_>, FrameError> {
     const SHORT: FrameError = FrameError::Malformed("event record runs past the body");
     let id = b.get(..16).ok_or(SHORT)?;
     let type_len = *b.get(16).ok_or(SHORT)? as usize;
@@ -332,18 +335,18 @@ pub fn decode_event_raw(b: &[u8]) -> Result<RawEventRecord<'_>, FrameError> {
 }
 
 /// Encoded size of a batch header for a stream id of `stream_len` bytes.
-pub fn batch_header_size(stream_len: usize) -> usize {
+pub(crate) fn batch_header_size(stream_len: usize) -> usize {
     BATCH_HEADER_FIXED + stream_len
 }
 
 /// Encoded size of one event record.
-pub fn event_size(type_len: usize, data_len: usize, meta_len: usize) -> usize {
+pub(crate) fn event_size(type_len: usize, data_len: usize, meta_len: usize) -> usize {
     EVENT_FIXED + type_len + data_len + meta_len
 }
 
 /// Append a batch header to `out`. `first_version` and `recorded_at_us` can be patched later
 /// with [`patch_batch_header`] (they are assigned under the writer lock).
-pub fn encode_batch_header(out: &mut Vec<u8>, event_count: u32, stream: &str) {
+pub(crate) fn encode_batch_header(out: &mut Vec<u8>, event_count: u32, stream: &str) {
     assert!(
         !stream.is_empty() && stream.len() <= MAX_NAME_LEN,
         "stream length validated by the caller"
@@ -356,13 +359,13 @@ pub fn encode_batch_header(out: &mut Vec<u8>, event_count: u32, stream: &str) {
 }
 
 /// Set the version and timestamp of an encoded batch (at the start of `batch`).
-pub fn patch_batch_header(batch: &mut [u8], first_version: u64, recorded_at_us: i64) {
+pub(crate) fn patch_batch_header(batch: &mut [u8], first_version: u64, recorded_at_us: i64) {
     batch[5..13].copy_from_slice(&first_version.to_le_bytes());
     batch[13..21].copy_from_slice(&recorded_at_us.to_le_bytes());
 }
 
 /// Append one event record to `out`.
-pub fn encode_event(
+pub(crate) fn encode_event(
     out: &mut Vec<u8>,
     event_id: &[u8; 16],
     event_type: &str,
@@ -385,10 +388,10 @@ pub fn encode_event(
 /// Where an event lives: the file offset of its batch header (44 bits) and its index inside
 /// the batch (20 bits), packed in one `u64` to keep the index small.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct Location(u64);
+pub(crate) struct Location(u64);
 
 /// Largest file offset a [`Location`] can name.
-pub const MAX_LOCATION_OFFSET: u64 = (1 << 44) - 1;
+pub(crate) const MAX_LOCATION_OFFSET: u64 = (1 << 44) - 1;
 
 impl Location {
     /// Pack a batch's file offset and an event index. Both must be in range.

@@ -12,8 +12,10 @@ use std::ops::Range;
 use std::os::unix::fs::FileExt;
 use std::sync::Arc;
 
+use crate::log::file;
 use crate::log::frame::{self, FRAME_HEADER_SIZE};
-use crate::log::segment::{self, FileHeader, Segment, SegmentTable};
+use crate::log::segment::{FileHeader, SegmentTable};
+use crate::log::space;
 
 /// The file operations the writer performs. A narrow seam so tests can inject faults (EIO,
 /// ENOSPC, short writes) or record I/O to simulate power loss.
@@ -39,25 +41,28 @@ impl LogIo for File {
         File::sync_all(self)
     }
     fn allocate(&self, offset: u64, len: u64) -> io::Result<()> {
-        segment::allocate(self, offset, len)
+        space::allocate(self, offset, len)
     }
 }
 
 /// One batch (one `append` call), already encoded with its version and timestamp.
-pub struct EncodedBatch {
+pub(crate) struct EncodedBatch {
+    /// The batch's bytes (docs/FORMAT.md §3.2).
     pub bytes: Vec<u8>,
 }
 
 /// A frame that was written: where its body is in the file and in the writer's buffer.
 #[derive(Debug, Clone)]
-pub struct WrittenFrame {
+pub(crate) struct WrittenFrame {
+    /// File offset of the frame's body.
     pub body_file_offset: u64,
+    /// The body's bytes in [`LogWriter::buffer`].
     pub body: Range<usize>,
 }
 
 /// The append side of the log. Owned by the store behind a mutex that only the group-commit
 /// leader takes.
-pub struct LogWriter {
+pub(crate) struct LogWriter {
     io: Box<dyn LogIo>,
     /// The real file, for mapping new segments.
     map_file: Arc<File>,
@@ -84,7 +89,7 @@ pub struct LogWriter {
 
 /// Counters kept by the writer.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct WriterStats {
+pub(crate) struct WriterStats {
     pub frames_written: u64,
     pub batches_written: u64,
     pub bytes_written: u64,
@@ -93,8 +98,10 @@ pub struct WriterStats {
 }
 
 impl LogWriter {
+    /// A writer whose next frame is `next_seq` at (`seg_index`, `seg_offset`), as recovery
+    /// found the log; `segments` must map segment `seg_index` (asserted).
     #[allow(clippy::too_many_arguments)]
-    pub fn new(
+    pub(crate) fn new(
         io: Box<dyn LogIo>,
         map_file: Arc<File>,
         header: FileHeader,
@@ -129,19 +136,22 @@ impl LogWriter {
 
     /// Whether every frame holding events is covered by a durable watermark on disk (a later
     /// frame says it was durable), so damage to it can never pass for a torn write.
-    pub fn fully_proven(&self) -> bool {
+    pub(crate) fn fully_proven(&self) -> bool {
         self.last_data_seq
             .is_none_or(|seq| self.proven_durable_seq > seq)
     }
 
     /// The bytes of the last `write_batches` call; `WrittenFrame::body` ranges index into it.
-    pub fn buffer(&self) -> &[u8] {
+    pub(crate) fn buffer(&self) -> &[u8] {
         &self.buf
     }
 
     /// Write `batches` as frames (as few as fit), growing the file as needed. Does not sync.
     /// Returns the frames written, in order. `max_frame_body` bounds the size of one frame.
-    pub fn write_batches(&mut self, batches: &[EncodedBatch]) -> io::Result<Vec<WrittenFrame>> {
+    pub(crate) fn write_batches(
+        &mut self,
+        batches: &[EncodedBatch],
+    ) -> io::Result<Vec<WrittenFrame>> {
         self.buf.clear();
         let seg_size = self.header.segment_size;
         let mut frames: Vec<WrittenFrame> = Vec::new();
@@ -238,7 +248,7 @@ impl LogWriter {
 
     /// A seal frame: an empty frame whose watermark covers every earlier frame. Call after a
     /// sync, so the watermark is true.
-    pub fn write_seal(&mut self) -> io::Result<()> {
+    pub(crate) fn write_seal(&mut self) -> io::Result<()> {
         self.buf.clear();
         if self.seg_offset + FRAME_HEADER_SIZE as u64 > self.header.segment_size {
             self.grow()?;
@@ -283,7 +293,8 @@ impl LogWriter {
         self.io.allocate(start, self.header.segment_size)?;
         self.io.sync_all()?;
         if (next as usize) >= self.segments.len() {
-            let seg = Segment::map(&self.map_file, &self.header, next, self.header.segment_size)?;
+            let seg =
+                file::map_segment(&self.map_file, &self.header, next, self.header.segment_size)?;
             self.segments.push(seg);
         }
         self.seg_index = next;
@@ -294,7 +305,7 @@ impl LogWriter {
 
     /// fdatasync if anything was written since the last sync. After success every frame
     /// written so far is durable.
-    pub fn sync(&mut self) -> io::Result<()> {
+    pub(crate) fn sync(&mut self) -> io::Result<()> {
         if self.unsynced {
             self.io.sync_data()?;
             self.unsynced = false;

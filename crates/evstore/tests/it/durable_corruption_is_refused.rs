@@ -7,7 +7,7 @@
 
 use std::path::Path;
 
-use evstore::{Durability, Error, ExpectedVersion, NewEvent, RecordedEvent, Store};
+use evstore::{Durability, Error, ExpectedVersion, NewEvent, RecordedEvent, Site, Store};
 
 use crate::common::layout::*;
 use crate::common::{all_events as read_all, small_options as options};
@@ -102,12 +102,8 @@ fn open_refused(path: &Path, bytes: &[u8], case: &str) -> Error {
 
 fn assert_corruption_at(err: &Error, segment: u64, offset: u64, case: &str) {
     match err {
-        Error::Corruption {
-            segment: s,
-            offset: o,
-            ..
-        } => assert_eq!(
-            (*s, *o),
+        Error::Corruption { site, .. } => assert_eq!(
+            (site.segment(), site.offset()),
             (Some(segment), offset),
             "{case}: wrong location in {err}"
         ),
@@ -428,7 +424,13 @@ fn damaged_file_header_is_corruption_without_a_segment() {
         let case = format!("header byte {at}");
         let err = open_refused(&path, &bytes, &case);
         assert!(
-            matches!(err, Error::Corruption { segment: None, .. }),
+            matches!(
+                err,
+                Error::Corruption {
+                    site: Site::Header { .. },
+                    ..
+                }
+            ),
             "{case}: {err:?}"
         );
     }
@@ -445,7 +447,13 @@ fn damaged_file_header_is_corruption_without_a_segment() {
     // A file cut inside its header (the header is never partly written at the real path).
     let err = open_refused(&path, &log.bytes[..100], "cut header");
     assert!(
-        matches!(err, Error::Corruption { segment: None, .. }),
+        matches!(
+            err,
+            Error::Corruption {
+                site: Site::Header { .. },
+                ..
+            }
+        ),
         "{err:?}"
     );
 }

@@ -66,13 +66,10 @@ fn verify_tells_a_torn_tail_from_corruption_and_repair_fixes_corruption() {
     corrupt[third_frame + 40] ^= 1;
     std::fs::write(&path, &corrupt).unwrap();
     let r = verify(&path).unwrap();
-    let Verdict::Corrupt {
-        segment, offset, ..
-    } = r.verdict
-    else {
+    let Verdict::Corrupt { site, .. } = r.verdict else {
         panic!("expected corruption, got {:?}", r.verdict);
     };
-    assert_eq!((segment, offset), (Some(0), 176));
+    assert_eq!((site.segment(), site.offset()), (Some(0), 176));
     assert!(matches!(Store::open(&path), Err(Error::Corruption { .. })));
 
     let rep = repair(&path).unwrap();

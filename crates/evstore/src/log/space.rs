@@ -1,0 +1,66 @@
+//! File space: reserving a segment on disk (`posix_fallocate`) and asking the file system which
+//! ranges hold no data (`lseek` `SEEK_DATA` / `SEEK_HOLE`), so the recovery verdict and
+//! read-ahead never touch the preallocated, never-written rest of a segment
+//! (docs/DESIGN.md, "Memory maps and SIGBUS"; docs/PERFORMANCE.md, "The unwritten tail").
+
+use std::fs::File;
+use std::io;
+
+/// Reserve `[offset, offset + len)` of the file on disk (so a full disk shows up here, not as
+/// a failed write later), extending the file if needed.
+pub fn allocate(file: &File, offset: u64, len: u64) -> io::Result<()> {
+    use std::os::fd::AsRawFd;
+    let off = libc::off_t::try_from(offset)
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "offset too large"))?;
+    let l = libc::off_t::try_from(len)
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "length too large"))?;
+    // SAFETY: plain syscall wrapper on a file descriptor we own; no memory is passed.
+    let rc = unsafe { libc::posix_fallocate(file.as_raw_fd(), off, l) };
+    match rc {
+        0 => Ok(()),
+        // Filesystems without fallocate support: fall back to extending the file (sparse).
+        libc::EOPNOTSUPP | libc::EINVAL => {
+            if file.metadata()?.len() < offset + len {
+                file.set_len(offset + len)?;
+            }
+            Ok(())
+        }
+        errno => Err(io::Error::from_raw_os_error(errno)),
+    }
+}
+
+/// The first offset `>= offset` of `file` that may hold data: bytes in between are a hole or
+/// an unwritten (preallocated, never written) extent and read as zeros. `None`: everything
+/// from `offset` to the end of the file reads as zeros. Uses `lseek(SEEK_DATA)`; where the
+/// file system does not support it, or on any error, returns `Some(offset)` ("read to find
+/// out"), which is always correct.
+///
+/// ext4 and XFS report an unwritten extent as data when the page cache holds data for it
+/// (written but not yet flushed), so a process crash right after a `pwrite` still shows it.
+pub fn next_data(file: &File, offset: u64) -> Option<u64> {
+    match seek(file, offset, libc::SEEK_DATA) {
+        Ok(d) => Some(d.max(offset)),
+        Err(Some(libc::ENXIO)) => None,
+        Err(_) => Some(offset),
+    }
+}
+
+/// The first offset `>= offset` of `file` that is a hole or an unwritten extent (reads as
+/// zeros without holding data): `lseek(SEEK_HOLE)`. The end of the file counts as a hole. On
+/// file systems without support (or any error) returns `u64::MAX`: "data everywhere", which is
+/// always safe for its use (bounding read-ahead to log data).
+pub(crate) fn next_hole(file: &File, offset: u64) -> u64 {
+    seek(file, offset, libc::SEEK_HOLE).map_or(u64::MAX, |h| h.max(offset))
+}
+
+/// `lseek(file, offset, whence)`: the resulting offset, or the errno (`None`: not a syscall
+/// error, e.g. an offset beyond `off_t`).
+fn seek(file: &File, offset: u64, whence: libc::c_int) -> Result<u64, Option<i32>> {
+    use std::os::fd::AsRawFd;
+    let off = libc::off_t::try_from(offset).map_err(|_| None)?;
+    // SAFETY: plain syscall wrapper on a file descriptor we own; no memory is passed. Moving
+    // the file position is harmless: every read and write of the log names its offset
+    // (pread/pwrite/mmap).
+    let rc = unsafe { libc::lseek(file.as_raw_fd(), off, whence) };
+    u64::try_from(rc).map_err(|_| io::Error::last_os_error().raw_os_error())
+}
