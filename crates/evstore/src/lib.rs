@@ -20,6 +20,8 @@
 #![forbid(unsafe_op_in_unsafe_fn)]
 
 pub mod aggregate;
+#[cfg(feature = "tokio")]
+pub mod async_store;
 pub mod checkpoint;
 pub mod codec;
 mod error;
