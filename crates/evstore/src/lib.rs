@@ -20,6 +20,7 @@
 #![forbid(unsafe_op_in_unsafe_fn)]
 
 pub mod aggregate;
+pub mod aggregate_projection;
 #[cfg(feature = "tokio")]
 pub mod async_store;
 pub mod checkpoint;

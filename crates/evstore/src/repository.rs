@@ -401,6 +401,21 @@ impl<A: Aggregate, S: EventStorage> Repository<A, S> {
         Ok(Some(result))
     }
 
+    /// [`Repository::execute`] with the defaults: a fresh request context
+    /// ([`CommandContext::new_request`]: a new correlation id, random event ids) and
+    /// [`DEFAULT_MAX_ATTEMPTS`] attempts. Returns the saved root.
+    ///
+    /// # Errors
+    /// As [`Repository::execute`].
+    pub fn handle(&self, id: &str, command: &A::Command) -> RepoResult<Root<A>, A> {
+        self.execute(
+            id,
+            command,
+            &CommandContext::new_request(),
+            DEFAULT_MAX_ATTEMPTS,
+        )
+    }
+
     /// Load aggregate `id` (or start a new one), run `command`, save; on a conflict reload and
     /// try again, up to `max_attempts` times (at least once). Returns the saved root.
     ///
@@ -451,6 +466,11 @@ impl<A: Aggregate, S: EventStorage> Repository<A, S> {
         })
     }
 }
+
+/// The attempts [`Repository::handle`] gives a command that meets concurrent writers. With
+/// the wait for the winner's append before each reload, a retry only conflicts again when yet
+/// another writer won the next round, so this bounds starvation, not ordinary contention.
+pub const DEFAULT_MAX_ATTEMPTS: u32 = 100;
 
 /// How long [`Repository::execute`] waits for a conflicting append to become visible before
 /// it reloads anyway.

@@ -2,6 +2,7 @@
 //! property, named after it.
 
 mod api_round_trips;
+mod bank_app_holds_under_contention;
 mod common;
 mod corruption_sweep;
 mod crash_kill9_keeps_acknowledged_events;
