@@ -173,7 +173,7 @@ pub fn run(
                         seed ^= seed << 17;
                         let id = format!("acct-{}", seed % accounts);
                         let cents = ((seed >> 32) % 5_000 + 1) as i64;
-                        let cmd = if (seed >> 20) % 3 == 0 {
+                        let cmd = if (seed >> 20).is_multiple_of(3) {
                             AccountCommand::Withdraw { cents }
                         } else {
                             AccountCommand::Deposit { cents }
