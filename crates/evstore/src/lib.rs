@@ -51,3 +51,9 @@ pub use types::{
     new_event_id, AppendResult, Durability, EventView, ExpectedVersion, NewEvent, Options,
     RecordedEvent, DEFAULT_SEGMENT_SIZE, MAX_SEGMENT_SIZE, MIN_SEGMENT_SIZE,
 };
+
+/// docs/GUIDE.md ("Your first aggregate"), compiled and run as doc tests so its code stays
+/// true.
+#[cfg(doctest)]
+#[doc = include_str!("../../../docs/GUIDE.md")]
+pub struct Guide;
