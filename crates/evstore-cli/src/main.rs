@@ -133,14 +133,14 @@ fn run() -> ExitCode {
     let stdout = io::stdout();
     let mut out = stdout.lock();
     let result = match cli.command {
-        Command::Demo(args) => demo::run(args, &mut out).map(|()| 0),
-        Command::Orders(args) => orders::run(args, &mut out).map(|()| 0),
+        Command::Demo(args) => demo::run(&args, &mut out).map(|()| 0),
+        Command::Orders(args) => orders::run(&args, &mut out).map(|()| 0),
         Command::Stats { file, json } => ops::stats(&file, json, &mut out).map(|()| 0),
         Command::Verify { file, json } => ops::verify(&file, json, &mut out),
         Command::Dump(args) => ops::dump(args, &mut out).map(|()| 0),
         Command::Tail(args) => ops::tail(args, &mut out).map(|()| 0),
         Command::Repair { file } => ops::repair(&file, &mut out).map(|()| 0),
-        Command::Bench(args) => bench::run(args, &mut out).map(|()| 0),
+        Command::Bench(args) => bench::run(&args, &mut out).map(|()| 0),
     };
     let flushed = out.flush();
     match (result, flushed) {

@@ -3,6 +3,7 @@
 
 use std::borrow::Cow;
 use std::sync::Arc;
+use std::time::Duration;
 
 use chrono::{DateTime, SecondsFormat, Utc};
 
@@ -118,6 +119,13 @@ pub fn group(n: u64) -> String {
         out.push(c);
     }
     out
+}
+
+/// Events (or anything counted) per second over `elapsed`, rounded down; an elapsed time
+/// of zero counts as one nanosecond.
+pub fn per_second(count: u64, elapsed: Duration) -> u64 {
+    let rate = u128::from(count) * 1_000_000_000 / elapsed.as_nanos().max(1);
+    u64::try_from(rate).unwrap_or(u64::MAX)
 }
 
 /// Bytes in a human unit: `1536` → `1.5 KiB`.
