@@ -1,4 +1,10 @@
 //! `evstore demo`: a realistic order service run in-process, then a short report.
+//!
+//! [`run`] goes phase by phase: writer threads create and drive orders while the order saga
+//! and a simulated payment/shipping service fulfil them live ([`Demo::write`]); most shipped
+//! orders are delivered; then the report: throughput and outcomes, a sample order's history
+//! and time travel, snapshot use, one user's orders from the projection, and a verify of the
+//! closed file.
 
 use std::collections::BTreeMap;
 use std::io::Write;
