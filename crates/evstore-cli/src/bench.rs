@@ -1,14 +1,14 @@
 //! `evstore bench`: a quick append-throughput check on the user's own disk.
 
 use std::io::Write;
-use std::path::PathBuf;
-use std::time::Instant;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 use clap::Args;
 
-use crate::text::{bytes, group};
+use crate::text::{bytes, group, per_second};
 use crate::{line, open_or_create, CliError, CliResult, DurabilityArg};
-use evstore::{Durability, ExpectedVersion, NewEvent};
+use evstore::{Durability, ExpectedVersion, NewEvent, Store, StoreStats};
 
 pub const EXAMPLES: &str = "\
 Each thread appends to its own stream, `--batch` events per append. With sync durability
@@ -55,31 +55,12 @@ impl Drop for TempFile {
     }
 }
 
-pub fn run(args: BenchArgs, out: &mut dyn Write) -> CliResult<()> {
+pub fn run(args: &BenchArgs, out: &mut dyn Write) -> CliResult<()> {
     let threads = args.threads.clamp(1, 256);
     let batch = args.batch.clamp(1, 1000);
-    let (path, _cleanup) = match &args.file {
-        Some(p) => {
-            if p.exists() {
-                return Err(CliError::msg(format!(
-                    "{} exists; bench writes a fresh file (remove it or pick another path)",
-                    p.display()
-                )));
-            }
-            (p.clone(), TempFile(None))
-        }
-        None => {
-            let p = PathBuf::from(format!(
-                "evstore-bench-{}-{}.evs",
-                std::process::id(),
-                &uuid::Uuid::new_v4().simple().to_string()[..8]
-            ));
-            (p.clone(), TempFile(Some(p)))
-        }
-    };
+    let (path, _cleanup) = bench_file(args.file.as_deref())?;
     let durability: Durability = args.durability.into();
     let store = open_or_create(&path, durability)?;
-    let payload = vec![b'x'; args.payload];
     line(
         out,
         format!(
@@ -94,19 +75,60 @@ pub fn run(args: BenchArgs, out: &mut dyn Write) -> CliResult<()> {
     )?;
     out.flush()?;
     let started = Instant::now();
+    let payload = vec![b'x'; args.payload];
+    append_from_threads(&store, &payload, args.events, threads, batch)?;
+    store.flush()?;
+    let elapsed = started.elapsed();
+    let st = store.stats();
+    store.close()?;
+    report(out, args, elapsed, &st)?;
+    if args.file.is_some() {
+        line(out, format!("  kept {}", path.display()))?;
+    }
+    Ok(())
+}
+
+/// The file to write: `file` if given (it must not exist; kept), else a temporary file in
+/// the current directory, removed when the returned guard drops.
+fn bench_file(file: Option<&Path>) -> CliResult<(PathBuf, TempFile)> {
+    if let Some(p) = file {
+        if p.exists() {
+            return Err(CliError::msg(format!(
+                "{} exists; bench writes a fresh file (remove it or pick another path)",
+                p.display()
+            )));
+        }
+        Ok((p.to_path_buf(), TempFile(None)))
+    } else {
+        let p = PathBuf::from(format!(
+            "evstore-bench-{}-{}.evs",
+            std::process::id(),
+            &uuid::Uuid::new_v4().simple().to_string()[..8]
+        ));
+        Ok((p.clone(), TempFile(Some(p))))
+    }
+}
+
+/// Append `events` events of `payload` from `threads` threads, each to its own stream
+/// (`bench-<thread>`), `batch` events per append.
+fn append_from_threads(
+    store: &Store,
+    payload: &[u8],
+    events: u64,
+    threads: u64,
+    batch: u64,
+) -> CliResult<()> {
     let results: Vec<CliResult<()>> = std::thread::scope(|scope| {
         let handles: Vec<_> = (0..threads)
             .map(|t| {
-                let store = &store;
-                let payload = &payload;
-                let count = args.events / threads + u64::from(t < args.events % threads);
+                let count = events / threads + u64::from(t < events % threads);
                 scope.spawn(move || -> CliResult<()> {
                     let stream = format!("bench-{t}");
                     let mut done = 0;
                     while done < count {
                         let n = batch.min(count - done);
                         let events: Vec<NewEvent> = (0..n)
-                            .map(|_| NewEvent::new("BenchEvent", payload.clone()))
+                            .map(|_| NewEvent::new("BenchEvent", payload.to_vec()))
                             .collect();
                         store.append(&stream, ExpectedVersion::Any, &events)?;
                         done += n;
@@ -123,13 +145,17 @@ pub fn run(args: BenchArgs, out: &mut dyn Write) -> CliResult<()> {
             })
             .collect()
     });
-    for r in results {
-        r?;
-    }
-    store.flush()?;
-    let secs = started.elapsed().as_secs_f64().max(1e-9);
-    let st = store.stats();
-    store.close()?;
+    results.into_iter().collect()
+}
+
+/// The figures: events per second, payload and log bytes per second, appends per fsync.
+fn report(
+    out: &mut dyn Write,
+    args: &BenchArgs,
+    elapsed: Duration,
+    st: &StoreStats,
+) -> CliResult<()> {
+    let secs = elapsed.as_secs_f64().max(1e-9);
     let payload_bytes = args.events.saturating_mul(args.payload as u64);
     line(
         out,
@@ -137,7 +163,7 @@ pub fn run(args: BenchArgs, out: &mut dyn Write) -> CliResult<()> {
             "  {} events in {:.2} s: {} events/s",
             group(args.events),
             secs,
-            group((args.events as f64 / secs) as u64)
+            group(per_second(args.events, elapsed))
         ),
     )?;
     line(
@@ -158,9 +184,5 @@ pub fn run(args: BenchArgs, out: &mut dyn Write) -> CliResult<()> {
             group(st.data_syncs),
             st.appends as f64 / st.data_syncs.max(1) as f64
         ),
-    )?;
-    if args.file.is_some() {
-        line(out, format!("  kept {}", path.display()))?;
-    }
-    Ok(())
+    )
 }

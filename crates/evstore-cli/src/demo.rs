@@ -1,4 +1,10 @@
 //! `evstore demo`: a realistic order service run in-process, then a short report.
+//!
+//! [`run`] goes phase by phase: writer threads create and drive orders while the order saga
+//! and a simulated payment/shipping service fulfil them live ([`Demo::write`]); most shipped
+//! orders are delivered; then the report: throughput and outcomes, a sample order's history
+//! and time travel, snapshot use, one user's orders from the projection, and a verify of the
+//! closed file.
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -9,12 +15,13 @@ use std::time::{Duration, Instant};
 use clap::Args;
 
 use crate::orders::history_line;
-use crate::text::{bytes, group, money, time};
+use crate::text::{bytes, group, money, per_second, time};
 use crate::{line, open_or_create, CliError, CliResult};
 use evstore::maintenance::{self, Verdict};
 use evstore::projection::{checkpoint_path, Projection, ProjectionRunner};
+use evstore::repository::HistoryEntry;
 use evstore::saga::{saga_checkpoint_path, Saga, SagaError, SagaRunner};
-use evstore::{Durability, Store};
+use evstore::{Durability, Store, StoreStats};
 use evstore_orders::projections::{OrderSummaries, OrderSummary};
 use evstore_orders::saga::{
     OrderSaga, OrderSagaHandler, OrderSagaRunner, PaymentShippingSimulator,
@@ -101,13 +108,91 @@ fn saga_err(e: SagaError) -> CliError {
     }
 }
 
-pub fn run(args: DemoArgs, out: &mut dyn Write) -> CliResult<()> {
-    let threads = args.threads.clamp(1, 64);
-    let users = args.users.max(1);
+/// What to run, from the command line (threads 1..=64, at least one user), with the seed of
+/// this run's random choices.
+struct Plan {
+    orders: u64,
+    users: u64,
+    threads: u64,
+    seed: u64,
+}
+
+impl Plan {
+    fn new(args: &DemoArgs) -> Plan {
+        Plan {
+            orders: args.orders,
+            users: args.users.max(1),
+            threads: args.threads.clamp(1, 64),
+            seed: std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(7, |d| d.as_nanos() as u64),
+        }
+    }
+}
+
+/// The next global position of `store` (its event count).
+fn next_position(store: &Store) -> u64 {
+    store.head_position().map_or(0, |p| p + 1)
+}
+
+/// The demo, phase by phase: write (with the saga fulfilling orders live), deliver, report,
+/// a sample order's history and time travel, snapshots, the projection, verify.
+pub fn run(args: &DemoArgs, out: &mut dyn Write) -> CliResult<()> {
+    let plan = Plan::new(args);
     let file = &args.file;
     let existed = file.exists();
     let store = open_or_create(file, Durability::Sync)?;
-    let before = store.head_position().map_or(0, |p| p + 1);
+    let before = next_position(&store);
+    introduce(out, &store, file, existed, before, &plan)?;
+
+    let mut demo = Demo::open(&store)?;
+    let started = Instant::now();
+    let all = demo.write(&plan)?;
+    demo.deliver_most_shipped(&all, &plan)?;
+    let elapsed = started.elapsed();
+    demo.summaries.catch_up()?;
+    let written = next_position(&store) - before;
+    demo.report_written(out, &all, written, elapsed, &store.stats())?;
+    demo.report_outcomes(out, &all)?;
+
+    let Some(sample) = demo.sample(&all) else {
+        line(out, "  (no orders were created; nothing more to show)")?;
+        drop(demo);
+        store.close()?;
+        return verify_section(file, out);
+    };
+    let history = demo.sample_history(out, &sample)?;
+    demo.time_travel(out, &sample, &history)?;
+    snapshots_section(out, &store)?;
+    let user = history.last().map_or("", |h| h.state.user_id());
+    demo.projection_section(out, user)?;
+
+    demo.checkpoint()?;
+    drop(demo);
+    let total = next_position(&store);
+    store.close()?;
+    verify_section(file, out)?;
+    line(out, "")?;
+    line(
+        out,
+        format!(
+            "{} events in {}. Try: evstore orders show {sample} --file {}",
+            group(total),
+            file.display(),
+            file.display()
+        ),
+    )
+}
+
+/// The opening lines: the file (new, or reopened with what it holds) and what will run.
+fn introduce(
+    out: &mut dyn Write,
+    store: &Store,
+    file: &Path,
+    existed: bool,
+    before: u64,
+    plan: &Plan,
+) -> CliResult<()> {
     line(
         out,
         format!("evstore demo: an order service on {}", file.display()),
@@ -135,9 +220,9 @@ pub fn run(args: DemoArgs, out: &mut dyn Write) -> CliResult<()> {
         out,
         format!(
             "  {} orders for {} users from {} threads (Sync durability, snapshot every 10 events);",
-            group(args.orders),
-            users,
-            threads,
+            group(plan.orders),
+            plan.users,
+            plan.threads,
         ),
     )?;
     line(
@@ -152,222 +237,369 @@ pub fn run(args: DemoArgs, out: &mut dyn Write) -> CliResult<()> {
         ),
     )?;
     out.flush()?;
+    Ok(())
+}
 
-    let service = OrderService::new(&store).with_snapshot_every(10);
-    let mut saga: OrderSagaRunner<&Store> = SagaRunner::open(
-        &store,
-        OrderSagaHandler::new(OrderService::new(&store).with_snapshot_every(10)),
-        saga_checkpoint_path(store.path(), OrderSaga::NAME),
-    )
-    .map_err(saga_err)?;
-    let mut world = PaymentShippingSimulator::new(&store, 0, PAYMENT_LIMIT_CENTS);
-    let mut summaries: Summaries<'_> =
-        ProjectionRunner::open(&store, checkpoint_path(store.path(), OrderSummaries::NAME))?;
+/// The demo's parts over one open store: the service the writers use, the order saga, the
+/// simulated payment/shipping service and the order-summaries projection.
+struct Demo<'s> {
+    service: OrderService<&'s Store>,
+    saga: OrderSagaRunner<&'s Store>,
+    world: PaymentShippingSimulator<&'s Store>,
+    summaries: Summaries<'s>,
+}
 
-    let seed = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(7, |d| d.as_nanos() as u64);
-    let started = Instant::now();
-    let writers_done = AtomicBool::new(false);
-    let (reports, fulfilment) = std::thread::scope(|scope| {
-        let handles: Vec<_> = (0..threads)
-            .map(|t| {
-                let service = &service;
-                let count = args.orders / threads + u64::from(t < args.orders % threads);
-                scope.spawn(move || {
-                    run_orders(
-                        service,
-                        count,
-                        users,
-                        Rng::new(seed ^ (t + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15)),
-                    )
+impl<'s> Demo<'s> {
+    /// The parts, each resuming from its checkpoint beside the log (the simulator from the
+    /// start: its answers are idempotent).
+    fn open(store: &'s Store) -> CliResult<Demo<'s>> {
+        let service = OrderService::new(store).with_snapshot_every(10);
+        let saga: OrderSagaRunner<&Store> = SagaRunner::open(
+            store,
+            OrderSagaHandler::new(OrderService::new(store).with_snapshot_every(10)),
+            saga_checkpoint_path(store.path(), OrderSaga::NAME),
+        )
+        .map_err(saga_err)?;
+        let world = PaymentShippingSimulator::new(store, 0, PAYMENT_LIMIT_CENTS);
+        let summaries: Summaries<'_> =
+            ProjectionRunner::open(store, checkpoint_path(store.path(), OrderSummaries::NAME))?;
+        Ok(Demo {
+            service,
+            saga,
+            world,
+            summaries,
+        })
+    }
+
+    /// Write: `plan.threads` threads create and drive orders ([`run_orders`]) while the saga
+    /// and the simulated payment/shipping service fulfil confirmed ones as they land.
+    fn write(&mut self, plan: &Plan) -> CliResult<ThreadReport> {
+        let writers_done = AtomicBool::new(false);
+        let (reports, fulfilment) = std::thread::scope(|scope| {
+            let handles: Vec<_> = (0..plan.threads)
+                .map(|t| {
+                    let service = &self.service;
+                    let count =
+                        plan.orders / plan.threads + u64::from(t < plan.orders % plan.threads);
+                    let rng = Rng::new(plan.seed ^ (t + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15));
+                    scope.spawn(move || run_orders(service, count, plan.users, rng))
                 })
-            })
-            .collect();
-        let (saga, world, done) = (&mut saga, &mut world, &writers_done);
-        let fulfil = scope.spawn(move || -> CliResult<()> {
-            // Both sides react as events land; stop once the writers are done and a whole
-            // round finds nothing left to do.
-            loop {
-                let finished = done.load(Ordering::Acquire);
-                let a = saga
-                    .step(256, Duration::from_millis(20))
-                    .map_err(saga_err)?;
-                let b = world.step(256, Duration::from_millis(5))?;
-                if finished && a == 0 && b == 0 {
-                    return Ok(());
+                .collect();
+            let (saga, world, done) = (&mut self.saga, &mut self.world, &writers_done);
+            let fulfil = scope.spawn(move || fulfil_live(saga, world, done));
+            let reports: Vec<CliResult<ThreadReport>> = handles
+                .into_iter()
+                .map(|h| {
+                    h.join()
+                        .unwrap_or_else(|_| Err(CliError::msg("a demo thread panicked")))
+                })
+                .collect();
+            writers_done.store(true, Ordering::Release);
+            let fulfilment = fulfil
+                .join()
+                .unwrap_or_else(|_| Err(CliError::msg("the fulfilment thread panicked")));
+            (reports, fulfilment)
+        });
+        let mut all = ThreadReport::default();
+        for r in reports {
+            all.orders.extend(r?.orders);
+        }
+        fulfilment?;
+        Ok(all)
+    }
+
+    /// Deliver about three quarters of this run's orders that the saga shipped, from
+    /// `plan.threads` threads.
+    fn deliver_most_shipped(&mut self, all: &ThreadReport, plan: &Plan) -> CliResult<()> {
+        self.summaries.catch_up()?;
+        let shipped: Vec<String> = self.summaries.handle().read(|p| {
+            all.orders
+                .iter()
+                .filter(|(id, _)| {
+                    p.get_order_summary(id)
+                        .is_some_and(|s| s.status == OrderStatus::Shipped)
+                })
+                .map(|(id, _)| id.clone())
+                .collect()
+        });
+        let mut rng = Rng::new(plan.seed ^ 0xD1B5_4A32_D192_ED03);
+        let to_deliver: Vec<&String> = shipped.iter().filter(|_| rng.below(100) < 75).collect();
+        let service = &self.service;
+        std::thread::scope(|scope| -> CliResult<()> {
+            let chunk = to_deliver.len().div_ceil(plan.threads as usize).max(1);
+            let handles: Vec<_> = to_deliver
+                .chunks(chunk)
+                .map(|ids| {
+                    scope.spawn(move || -> CliResult<()> {
+                        for id in ids {
+                            service.deliver(id)?;
+                        }
+                        Ok(())
+                    })
+                })
+                .collect();
+            for h in handles {
+                h.join()
+                    .unwrap_or_else(|_| Err(CliError::msg("a demo thread panicked")))?;
+            }
+            Ok(())
+        })
+    }
+
+    /// The "Written" section: events and throughput, group commit, the saga's work.
+    fn report_written(
+        &self,
+        out: &mut dyn Write,
+        all: &ThreadReport,
+        written: u64,
+        elapsed: Duration,
+        st: &StoreStats,
+    ) -> CliResult<()> {
+        line(out, "")?;
+        line(out, "Written")?;
+        line(
+            out,
+            format!(
+                "  {} events ({} orders, their sagas, payments and shipments) in {:.2} s: {} events/s",
+                group(written),
+                group(all.orders.len() as u64),
+                elapsed.as_secs_f64().max(1e-9),
+                group(per_second(written, elapsed))
+            ),
+        )?;
+        line(
+            out,
+            format!(
+                "  group commit: {} appends shared {} fsyncs ({:.1} appends per fsync)",
+                group(st.appends),
+                group(st.data_syncs),
+                st.appends as f64 / st.data_syncs.max(1) as f64
+            ),
+        )?;
+        let ss = self.saga.stats();
+        line(
+            out,
+            format!(
+                "  order saga: {} triggers, {} reactions, {} commands executed ({} refused); payment/shipping simulator answered {} requests",
+                group(ss.triggers),
+                group(ss.reactions_appended),
+                group(ss.commands_executed),
+                ss.commands_refused,
+                group(self.world.handled())
+            ),
+        )
+    }
+
+    /// How this run's orders ended, by status.
+    fn report_outcomes(&self, out: &mut dyn Write, all: &ThreadReport) -> CliResult<()> {
+        let mut outcomes: BTreeMap<String, u64> = BTreeMap::new();
+        self.summaries.handle().read(|p| {
+            for (id, _) in &all.orders {
+                if let Some(s) = p.get_order_summary(id) {
+                    *outcomes.entry(s.status.to_string()).or_default() += 1;
                 }
             }
         });
-        let reports: Vec<CliResult<ThreadReport>> = handles
-            .into_iter()
-            .map(|h| {
-                h.join()
-                    .unwrap_or_else(|_| Err(CliError::msg("a demo thread panicked")))
-            })
-            .collect();
-        writers_done.store(true, Ordering::Release);
-        let fulfilment = fulfil
-            .join()
-            .unwrap_or_else(|_| Err(CliError::msg("the fulfilment thread panicked")));
-        (reports, fulfilment)
-    });
-    let mut all = ThreadReport::default();
-    for r in reports {
-        all.orders.extend(r?.orders);
-    }
-    fulfilment?;
-
-    // Deliver most of the orders the saga shipped.
-    summaries.catch_up()?;
-    let shipped: Vec<String> = summaries.handle().read(|p| {
-        all.orders
+        let outcomes = ["delivered", "shipped", "confirmed", "cancelled", "pending"]
             .iter()
-            .filter(|(id, _)| {
-                p.get_order_summary(id)
-                    .is_some_and(|s| s.status == OrderStatus::Shipped)
-            })
-            .map(|(id, _)| id.clone())
-            .collect()
-    });
-    let mut rng = Rng::new(seed ^ 0xD1B5_4A32_D192_ED03);
-    let to_deliver: Vec<&String> = shipped.iter().filter(|_| rng.below(100) < 75).collect();
-    std::thread::scope(|scope| -> CliResult<()> {
-        let chunk = to_deliver.len().div_ceil(threads as usize).max(1);
-        let handles: Vec<_> = to_deliver
-            .chunks(chunk)
-            .map(|ids| {
-                let service = &service;
-                scope.spawn(move || -> CliResult<()> {
-                    for id in ids {
-                        service.deliver(id)?;
-                    }
-                    Ok(())
-                })
-            })
-            .collect();
-        for h in handles {
-            h.join()
-                .unwrap_or_else(|_| Err(CliError::msg("a demo thread panicked")))?;
+            .map(|k| format!("{} {k}", outcomes.get(*k).copied().unwrap_or(0)))
+            .collect::<Vec<_>>()
+            .join(", ");
+        line(out, format!("  outcomes: {outcomes}"))
+    }
+
+    /// The sample: the order of this run with the most events (`None`: no orders).
+    fn sample(&self, all: &ThreadReport) -> Option<String> {
+        self.summaries.handle().read(|p| {
+            all.orders
+                .iter()
+                .filter_map(|(id, _)| p.get_order_summary(id))
+                .max_by_key(|s| (s.version, s.status == OrderStatus::Delivered))
+                .map(|s| s.order_id.clone())
+        })
+    }
+
+    /// The sample's full history, decoded, and its saga; returns the history (never empty).
+    fn sample_history(
+        &self,
+        out: &mut dyn Write,
+        sample: &str,
+    ) -> CliResult<Vec<HistoryEntry<Order>>> {
+        let history = self.service.history(sample)?;
+        let Some(last) = history.last() else {
+            return Err(CliError::msg(format!(
+                "order {sample} has no history right after being written"
+            )));
+        };
+        let user = last.state.user_id();
+        line(out, "")?;
+        line(
+            out,
+            format!("Sample order {sample} ({user}): full history, decoded"),
+        )?;
+        for h in &history {
+            line(
+                out,
+                format!(
+                    "  {}",
+                    history_line(
+                        h.recorded.version,
+                        h.recorded.recorded_at,
+                        &h.event,
+                        &h.state
+                    )
+                ),
+            )?;
+        }
+        if let Ok(s) = OrderSaga::load(&self.saga, sample) {
+            line(
+                out,
+                format!(
+                    "  saga: {:?}, payment of {} requested{}",
+                    s.status,
+                    money(s.amount_cents),
+                    s.failure_reason
+                        .map(|r| format!(", failed: {r}"))
+                        .unwrap_or_default()
+                ),
+            )?;
+        }
+        Ok(history)
+    }
+
+    /// Time travel: the sample halfway through its life (by version and by time), now, and a
+    /// rule the aggregate enforces.
+    fn time_travel(
+        &self,
+        out: &mut dyn Write,
+        sample: &str,
+        history: &[HistoryEntry<Order>],
+    ) -> CliResult<()> {
+        let (Some(mid), Some(last)) = (history.get((history.len() - 1) / 2), history.last()) else {
+            return Ok(());
+        };
+        line(out, "")?;
+        line(out, "Time travel")?;
+        let at_version = self.service.load_at_version(sample, mid.recorded.version)?;
+        let as_of = self.service.load_as_of(sample, mid.recorded.recorded_at)?;
+        let now = self.service.get_order(sample)?;
+        line(
+            out,
+            format!(
+                "  load_at_version({}):  {}",
+                mid.recorded.version,
+                describe(at_version.as_ref())
+            ),
+        )?;
+        line(
+            out,
+            format!(
+                "  load_as_of({}):  {}",
+                time(mid.recorded.recorded_at),
+                describe(as_of.as_ref())
+            ),
+        )?;
+        line(
+            out,
+            format!(
+                "  now (version {}):  {}",
+                last.recorded.version,
+                describe(now.as_ref())
+            ),
+        )?;
+        if let Err(e) = self.service.add_item(sample, "late-addition", 1, 100) {
+            line(
+                out,
+                format!(
+                    "  adding an item now is refused: {}",
+                    CliError::from(e).message
+                ),
+            )?;
         }
         Ok(())
-    })?;
-    let elapsed = started.elapsed().as_secs_f64().max(1e-9);
-    summaries.catch_up()?;
-    let after = store.head_position().map_or(0, |p| p + 1);
-    let written = after - before;
-    let st = store.stats();
+    }
 
-    line(out, "")?;
-    line(out, "Written")?;
-    line(
-        out,
-        format!(
-            "  {} events ({} orders, their sagas, payments and shipments) in {:.2} s: {} events/s",
-            group(written),
-            group(all.orders.len() as u64),
-            elapsed,
-            group((written as f64 / elapsed) as u64)
-        ),
-    )?;
-    line(
-        out,
-        format!(
-            "  group commit: {} appends shared {} fsyncs ({:.1} appends per fsync)",
-            group(st.appends),
-            group(st.data_syncs),
-            st.appends as f64 / st.data_syncs.max(1) as f64
-        ),
-    )?;
-    let ss = saga.stats().clone();
-    line(
-        out,
-        format!(
-            "  order saga: {} triggers, {} reactions, {} commands executed ({} refused); payment/shipping simulator answered {} requests",
-            group(ss.triggers),
-            group(ss.reactions_appended),
-            group(ss.commands_executed),
-            ss.commands_refused,
-            group(world.handled())
-        ),
-    )?;
-    let mut outcomes: BTreeMap<String, u64> = BTreeMap::new();
-    summaries.handle().read(|p| {
-        for (id, _) in &all.orders {
-            if let Some(s) = p.get_order_summary(id) {
-                *outcomes.entry(s.status.to_string()).or_default() += 1;
-            }
+    /// The projection: `user`'s orders from the order-summaries read model, timed.
+    fn projection_section(&self, out: &mut dyn Write, user: &str) -> CliResult<()> {
+        let query_started = Instant::now();
+        let orders: Vec<OrderSummary> = self
+            .summaries
+            .handle()
+            .read(|p| p.get_user_orders(user).into_iter().cloned().collect());
+        let query_us = query_started.elapsed().as_secs_f64() * 1e6;
+        line(out, "")?;
+        line(
+            out,
+            format!(
+                "Orders of {user} (order-summaries projection at position {}, query {query_us:.0} µs)",
+                self.summaries.position()
+            ),
+        )?;
+        let mut by_status: BTreeMap<String, (u64, i64)> = BTreeMap::new();
+        for s in &orders {
+            let e = by_status.entry(s.status.to_string()).or_default();
+            e.0 += 1;
+            e.1 += s.total_cents;
         }
-    });
-    let outcomes = ["delivered", "shipped", "confirmed", "cancelled", "pending"]
-        .iter()
-        .map(|k| format!("{} {k}", outcomes.get(*k).copied().unwrap_or(0)))
-        .collect::<Vec<_>>()
-        .join(", ");
-    line(out, format!("  outcomes: {outcomes}"))?;
-
-    // The sample: the order of this run with the most events.
-    let sample = summaries.handle().read(|p| {
-        all.orders
-            .iter()
-            .filter_map(|(id, _)| p.get_order_summary(id))
-            .max_by_key(|s| (s.version, s.status == OrderStatus::Delivered))
-            .map(|s| s.order_id.clone())
-    });
-    let Some(sample) = sample else {
-        line(out, "  (no orders were created; nothing more to show)")?;
-        drop((saga, world, summaries, service));
-        store.close()?;
-        return verify_section(file, out);
-    };
-    let history = service.history(&sample)?;
-    let Some(last) = history.last() else {
-        return Err(CliError::msg(format!(
-            "order {sample} has no history right after being written"
-        )));
-    };
-    let user = last.state.user_id().to_string();
-    line(out, "")?;
-    line(
-        out,
-        format!("Sample order {sample} ({user}): full history, decoded"),
-    )?;
-    for h in &history {
         line(
             out,
             format!(
-                "  {}",
-                history_line(
-                    h.recorded.version,
-                    h.recorded.recorded_at,
-                    &h.event,
-                    &h.state
-                )
+                "  {} orders: {}",
+                orders.len(),
+                by_status
+                    .iter()
+                    .map(|(s, (n, total))| format!("{n} {s} ({})", money(*total)))
+                    .collect::<Vec<_>>()
+                    .join(", ")
             ),
         )?;
-    }
-    if let Ok(s) = OrderSaga::load(&saga, &sample) {
-        line(
-            out,
-            format!(
-                "  saga: {:?}, payment of {} requested{}",
-                s.status,
-                money(s.amount_cents),
-                s.failure_reason
-                    .map(|r| format!(", failed: {r}"))
-                    .unwrap_or_default()
-            ),
-        )?;
+        for s in orders.iter().take(3) {
+            line(
+                out,
+                format!(
+                    "  {}  {:<9}  {:>2} items  {:>9}",
+                    s.order_id,
+                    s.status.to_string(),
+                    s.line_count,
+                    money(s.total_cents)
+                ),
+            )?;
+        }
+        if orders.len() > 3 {
+            line(out, format!("  ... (evstore orders list --user {user})"))?;
+        }
+        Ok(())
     }
 
-    // Time travel: the order halfway through its life.
-    let mid = &history[(history.len() - 1) / 2];
-    line(out, "")?;
-    line(out, "Time travel")?;
-    let at_version = service.load_at_version(&sample, mid.recorded.version)?;
-    let as_of = service.load_as_of(&sample, mid.recorded.recorded_at)?;
-    let now = service.get_order(&sample)?;
-    let describe = |o: &Option<Order>| match o {
+    /// Save the projection's and the saga's checkpoints, so a re-run resumes them.
+    fn checkpoint(&mut self) -> CliResult<()> {
+        self.summaries.checkpoint()?;
+        self.saga.checkpoint().map_err(saga_err)
+    }
+}
+
+/// Saga: the order saga and the simulated payment/shipping service react as events land;
+/// they stop once `writers_done` is set and a whole round finds nothing left to do.
+fn fulfil_live(
+    saga: &mut OrderSagaRunner<&Store>,
+    world: &mut PaymentShippingSimulator<&Store>,
+    writers_done: &AtomicBool,
+) -> CliResult<()> {
+    loop {
+        let finished = writers_done.load(Ordering::Acquire);
+        let a = saga
+            .step(256, Duration::from_millis(20))
+            .map_err(saga_err)?;
+        let b = world.step(256, Duration::from_millis(5))?;
+        if finished && a == 0 && b == 0 {
+            return Ok(());
+        }
+    }
+}
+
+/// An order in one line: status, items, total (`None`: it did not exist).
+fn describe(order: Option<&Order>) -> String {
+    match order {
         Some(o) => format!(
             "{}, {} item{}, total {}",
             o.status(),
@@ -376,42 +608,11 @@ pub fn run(args: DemoArgs, out: &mut dyn Write) -> CliResult<()> {
             money(o.total_cents())
         ),
         None => "did not exist".into(),
-    };
-    line(
-        out,
-        format!(
-            "  load_at_version({}):  {}",
-            mid.recorded.version,
-            describe(&at_version)
-        ),
-    )?;
-    line(
-        out,
-        format!(
-            "  load_as_of({}):  {}",
-            time(mid.recorded.recorded_at),
-            describe(&as_of)
-        ),
-    )?;
-    line(
-        out,
-        format!(
-            "  now (version {}):  {}",
-            last.recorded.version,
-            describe(&now)
-        ),
-    )?;
-    // A rule the aggregate enforces.
-    if let Err(e) = service.add_item(&sample, "late-addition", 1, 100) {
-        line(
-            out,
-            format!(
-                "  adding an item now is refused: {}",
-                CliError::from(e).message
-            ),
-        )?;
     }
+}
 
+/// Snapshots: how the snapshot store served this run.
+fn snapshots_section(out: &mut dyn Write, store: &Store) -> CliResult<()> {
     let snap = store.snapshot_stats()?;
     line(out, "")?;
     line(out, "Snapshots (every 10 events of an order)")?;
@@ -427,73 +628,10 @@ pub fn run(args: DemoArgs, out: &mut dyn Write) -> CliResult<()> {
             snap.ignored_ahead_of_log,
             snap.ignored_undecodable
         ),
-    )?;
-
-    let query_started = Instant::now();
-    let orders: Vec<OrderSummary> = summaries
-        .handle()
-        .read(|p| p.get_user_orders(&user).into_iter().cloned().collect());
-    let query_us = query_started.elapsed().as_secs_f64() * 1e6;
-    line(out, "")?;
-    line(
-        out,
-        format!(
-            "Orders of {user} (order-summaries projection at position {}, query {query_us:.0} µs)",
-            summaries.position()
-        ),
-    )?;
-    let mut by_status: BTreeMap<String, (u64, i64)> = BTreeMap::new();
-    for s in &orders {
-        let e = by_status.entry(s.status.to_string()).or_default();
-        e.0 += 1;
-        e.1 += s.total_cents;
-    }
-    line(
-        out,
-        format!(
-            "  {} orders: {}",
-            orders.len(),
-            by_status
-                .iter()
-                .map(|(s, (n, total))| format!("{n} {s} ({})", money(*total)))
-                .collect::<Vec<_>>()
-                .join(", ")
-        ),
-    )?;
-    for s in orders.iter().take(3) {
-        line(
-            out,
-            format!(
-                "  {}  {:<9}  {:>2} items  {:>9}",
-                s.order_id,
-                s.status.to_string(),
-                s.line_count,
-                money(s.total_cents)
-            ),
-        )?;
-    }
-    if orders.len() > 3 {
-        line(out, format!("  ... (evstore orders list --user {user})"))?;
-    }
-
-    summaries.checkpoint()?;
-    saga.checkpoint().map_err(saga_err)?;
-    drop((saga, world, summaries, service));
-    let total = store.head_position().map_or(0, |p| p + 1);
-    store.close()?;
-    verify_section(file, out)?;
-    line(out, "")?;
-    line(
-        out,
-        format!(
-            "{} events in {}. Try: evstore orders show {sample} --file {}",
-            group(total),
-            file.display(),
-            file.display()
-        ),
     )
 }
 
+/// Verify: a full read-only scan of the closed file.
 fn verify_section(file: &Path, out: &mut dyn Write) -> CliResult<()> {
     line(out, "")?;
     line(out, "Verify (full read-only scan of the closed file)")?;

@@ -127,30 +127,31 @@ fn run() -> ExitCode {
                 eprintln!();
                 let _ = cmd.write_help(&mut io::stderr());
             }
-            return ExitCode::from(e.exit_code().clamp(0, 255) as u8);
+            // clap exits 0 (help, version) or 2 (usage); anything else would be a usage error.
+            return ExitCode::from(u8::try_from(e.exit_code()).unwrap_or(2));
         }
     };
     let stdout = io::stdout();
     let mut out = stdout.lock();
     let result = match cli.command {
-        Command::Demo(args) => demo::run(args, &mut out).map(|()| 0),
-        Command::Orders(args) => orders::run(args, &mut out).map(|()| 0),
+        Command::Demo(args) => demo::run(&args, &mut out).map(|()| 0),
+        Command::Orders(args) => orders::run(&args, &mut out).map(|()| 0),
         Command::Stats { file, json } => ops::stats(&file, json, &mut out).map(|()| 0),
         Command::Verify { file, json } => ops::verify(&file, json, &mut out),
-        Command::Dump(args) => ops::dump(args, &mut out).map(|()| 0),
-        Command::Tail(args) => ops::tail(args, &mut out).map(|()| 0),
+        Command::Dump(args) => ops::dump(&args, &mut out).map(|()| 0),
+        Command::Tail(args) => ops::tail(&args, &mut out).map(|()| 0),
         Command::Repair { file } => ops::repair(&file, &mut out).map(|()| 0),
-        Command::Bench(args) => bench::run(args, &mut out).map(|()| 0),
+        Command::Bench(args) => bench::run(&args, &mut out).map(|()| 0),
     };
     let flushed = out.flush();
     match (result, flushed) {
         (Ok(code), Ok(())) => ExitCode::from(code),
-        (Ok(_), Err(e)) => report(CliError::from(e)),
-        (Err(e), _) => report(e),
+        (Ok(_), Err(e)) => report(&CliError::from(e)),
+        (Err(e), _) => report(&e),
     }
 }
 
-fn report(e: CliError) -> ExitCode {
+fn report(e: &CliError) -> ExitCode {
     if e.code != 0 && !e.message.is_empty() {
         note(&e.message);
     }

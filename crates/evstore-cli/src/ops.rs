@@ -99,7 +99,7 @@ pub struct TailArgs {
 pub fn stats(file: &Path, json: bool, out: &mut dyn Write) -> CliResult<()> {
     let store = open_read_only(file)?;
     let st = store.stats();
-    let file_bytes = std::fs::metadata(file).map(|m| m.len()).unwrap_or(0);
+    let file_bytes = std::fs::metadata(file).map_or(0, |m| m.len());
     let segment_size = store.options().segment_size;
     let head = store.head_position();
     let first = first_event(&store, 0)?;
@@ -194,7 +194,7 @@ pub fn verify(file: &Path, json: bool, out: &mut dyn Write) -> CliResult<u8> {
     check_log_path(file)?;
     let terminal = std::io::stdout().is_terminal();
     if terminal {
-        warm_with_progress(file)?;
+        warm_with_progress(file);
     }
     let spinner = terminal.then(|| {
         let pb = indicatif::ProgressBar::new_spinner();
@@ -314,12 +314,13 @@ fn sidecar_json(s: &SidecarReport) -> Json {
 }
 
 /// Read the file once with a byte progress bar (this also warms the page cache for the
-/// checking pass, which has no progress hook of its own).
-fn warm_with_progress(file: &Path) -> CliResult<()> {
+/// checking pass, which has no progress hook of its own). A read error just ends it early:
+/// the checking pass reports it.
+fn warm_with_progress(file: &Path) {
     let Ok(mut f) = std::fs::File::open(file) else {
-        return Ok(()); // verify reports the error itself
+        return; // verify reports the error itself
     };
-    let len = f.metadata().map(|m| m.len()).unwrap_or(0);
+    let len = f.metadata().map_or(0, |m| m.len());
     let pb = indicatif::ProgressBar::with_draw_target(
         Some(len),
         indicatif::ProgressDrawTarget::stderr(),
@@ -342,7 +343,6 @@ fn warm_with_progress(file: &Path) -> CliResult<()> {
         }
     }
     pb.finish_and_clear();
-    Ok(())
 }
 
 fn print_verify(file: &Path, r: &VerifyReport, out: &mut dyn Write) -> CliResult<u8> {
@@ -430,7 +430,7 @@ fn print_verify(file: &Path, r: &VerifyReport, out: &mut dyn Write) -> CliResult
 // ---------------------------------------------------------------------------------------------
 // dump and tail
 
-pub fn dump(args: DumpArgs, out: &mut dyn Write) -> CliResult<()> {
+pub fn dump(args: &DumpArgs, out: &mut dyn Write) -> CliResult<()> {
     let store = open_read_only(&args.file)?;
     let decoder = EventDecoder::new(&store);
     let limit = args.limit.unwrap_or(u64::MAX);
@@ -478,7 +478,7 @@ pub fn dump(args: DumpArgs, out: &mut dyn Write) -> CliResult<()> {
     Ok(())
 }
 
-pub fn tail(args: TailArgs, out: &mut dyn Write) -> CliResult<()> {
+pub fn tail(args: &TailArgs, out: &mut dyn Write) -> CliResult<()> {
     // Without --follow, a read-only look; --follow owns the store to wait for new events.
     let opened = if args.follow {
         open_existing(&args.file, Durability::Sync)

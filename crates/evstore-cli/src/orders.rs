@@ -132,30 +132,18 @@ fn parse_time(s: &str) -> Result<DateTime<Utc>, String> {
         .map_err(|e| format!("invalid RFC 3339 time {s:?} ({e}); example: 2026-05-01T10:00:00Z"))
 }
 
-pub fn run(args: OrdersArgs, out: &mut dyn Write) -> CliResult<()> {
-    let json = args.json;
+pub fn run(args: &OrdersArgs, out: &mut dyn Write) -> CliResult<()> {
     let store = match &args.command {
         OrdersCommand::Create { .. } => open_or_create(&args.file, Durability::Sync)?,
         _ => open_existing(&args.file, Durability::Sync)?,
     };
-    let service = OrderService::new(&store);
-    match args.command {
-        OrdersCommand::Create { user, id } => {
-            let order_id = id.unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
-            let root = execute(
-                &service,
-                &order_id,
-                OrderCommand::Create {
-                    order_id: order_id.clone(),
-                    user_id: user,
-                },
-            )?;
-            if json {
-                json_line(out, &Json::obj([("order_id", root.id().into())]))
-            } else {
-                line(out, root.id())
-            }
-        }
+    let orders = Orders {
+        store: &store,
+        service: OrderService::new(&store),
+        json: args.json,
+    };
+    match &args.command {
+        OrdersCommand::Create { user, id } => orders.create(out, user, id.as_deref()),
         OrdersCommand::AddItem {
             order,
             product,
@@ -163,130 +151,164 @@ pub fn run(args: OrdersArgs, out: &mut dyn Write) -> CliResult<()> {
             price,
         } => {
             let command = OrderCommand::AddItem {
-                product_id: product,
-                quantity,
-                price_cents: price,
+                product_id: product.clone(),
+                quantity: *quantity,
+                price_cents: *price,
             };
-            let root = execute(&service, &order, command)?;
-            print_change(out, &root, json)
+            orders.change(out, order, &command)
         }
-        OrdersCommand::Confirm { order } => {
-            let root = execute(&service, &order, OrderCommand::Confirm)?;
-            print_change(out, &root, json)
-        }
+        OrdersCommand::Confirm { order } => orders.change(out, order, &OrderCommand::Confirm),
         OrdersCommand::Cancel { order, reason } => {
-            let root = execute(&service, &order, OrderCommand::Cancel { reason })?;
-            print_change(out, &root, json)
+            let command = OrderCommand::Cancel {
+                reason: reason.clone(),
+            };
+            orders.change(out, order, &command)
         }
-        OrdersCommand::Ship { order } => {
-            let root = execute(&service, &order, OrderCommand::Ship)?;
-            print_change(out, &root, json)
-        }
-        OrdersCommand::Deliver { order } => {
-            let root = execute(&service, &order, OrderCommand::Deliver)?;
-            print_change(out, &root, json)
-        }
+        OrdersCommand::Ship { order } => orders.change(out, order, &OrderCommand::Ship),
+        OrdersCommand::Deliver { order } => orders.change(out, order, &OrderCommand::Deliver),
         OrdersCommand::Show {
             order,
             at_version,
             as_of,
-        } => {
-            let repo = service.repository();
-            let root = match (at_version, as_of) {
-                (Some(v), _) => repo.load_at_version(&order, v)?,
-                (None, Some(t)) => repo.load_as_of(&order, t)?,
-                (None, None) => repo.load(&order)?,
-            };
-            let Some(root) = root else {
-                return Err(match (at_version, as_of) {
-                    (None, Some(t)) if store.stream_version(&stream_of(&order)).is_some() => {
-                        CliError::msg(format!("order {order:?} did not exist yet at {}", time(t)))
-                    }
-                    _ => CliError::msg(format!("order {order:?} not found")),
-                });
-            };
-            if json {
-                json_line(out, &order_json(&root))
-            } else {
-                print_order(out, &root)
-            }
+        } => orders.show(out, order, *at_version, *as_of),
+        OrdersCommand::List { user } => orders.list(out, user),
+        OrdersCommand::History { order } => orders.history(out, order),
+    }
+}
+
+/// The Order service over the open store file, and the output format.
+struct Orders<'s> {
+    store: &'s Store,
+    service: OrderService<&'s Store>,
+    json: bool,
+}
+
+impl Orders<'_> {
+    /// `create`: a new order (under `id`, or a new UUID v4); prints its id.
+    fn create(&self, out: &mut dyn Write, user: &str, id: Option<&str>) -> CliResult<()> {
+        let order_id = id.map_or_else(|| uuid::Uuid::new_v4().to_string(), str::to_string);
+        let command = OrderCommand::Create {
+            order_id: order_id.clone(),
+            user_id: user.to_string(),
+        };
+        let root = execute(&self.service, &order_id, &command)?;
+        if self.json {
+            json_line(out, &Json::obj([("order_id", root.id().into())]))
+        } else {
+            line(out, root.id())
         }
-        OrdersCommand::List { user } => {
-            let orders = user_orders(&store, &service, &user)?;
-            if json {
-                let list = orders.iter().map(summary_json).collect::<Vec<_>>();
-                json_line(out, &Json::obj([("orders", Json::Arr(list))]))
-            } else if orders.is_empty() {
-                line(out, format!("no orders for user {user:?}"))
-            } else {
-                line(
-                    out,
-                    format!(
-                        "{:<36}  {:<9}  {:>5}  {:>10}  {:>7}",
-                        "ORDER", "STATUS", "ITEMS", "TOTAL", "VERSION"
-                    ),
-                )?;
-                for r in &orders {
-                    let o = r.state();
-                    line(
-                        out,
-                        format!(
-                            "{:<36}  {:<9}  {:>5}  {:>10}  {:>7}",
-                            r.id(),
-                            o.status().to_string(),
-                            o.items().len(),
-                            money(o.total_cents()),
-                            r.version().map_or("-".into(), |v| v.to_string())
-                        ),
-                    )?;
+    }
+
+    /// `add-item`, `confirm`, `cancel`, `ship`, `deliver`: run `command` on `order`, print
+    /// the order after it.
+    fn change(&self, out: &mut dyn Write, order: &str, command: &OrderCommand) -> CliResult<()> {
+        let root = execute(&self.service, order, command)?;
+        print_change(out, &root, self.json)
+    }
+
+    /// `show`: the order now, right after its event at `at_version`, or as of `as_of`.
+    fn show(
+        &self,
+        out: &mut dyn Write,
+        order: &str,
+        at_version: Option<u64>,
+        as_of: Option<DateTime<Utc>>,
+    ) -> CliResult<()> {
+        let repo = self.service.repository();
+        let root = match (at_version, as_of) {
+            (Some(v), _) => repo.load_at_version(order, v)?,
+            (None, Some(t)) => repo.load_as_of(order, t)?,
+            (None, None) => repo.load(order)?,
+        };
+        let Some(root) = root else {
+            return Err(match (at_version, as_of) {
+                (None, Some(t)) if self.store.stream_version(&stream_of(order)).is_some() => {
+                    CliError::msg(format!("order {order:?} did not exist yet at {}", time(t)))
                 }
-                let n = orders.len();
-                line(out, format!("{n} order{}", if n == 1 { "" } else { "s" }))
-            }
+                _ => CliError::msg(format!("order {order:?} not found")),
+            });
+        };
+        if self.json {
+            json_line(out, &order_json(&root))
+        } else {
+            print_order(out, &root)
         }
-        OrdersCommand::History { order } => {
-            let history = service.history(&order)?;
-            if history.is_empty() {
-                return Err(CliError::msg(format!("order {order:?} not found")));
-            }
-            if json {
-                let events = history
-                    .iter()
-                    .map(|h| {
-                        Json::obj([
-                            ("version", h.recorded.version.into()),
-                            ("position", h.recorded.position.into()),
-                            ("recorded_at", time(h.recorded.recorded_at).into()),
-                            ("type", h.recorded.event_type.as_str().into()),
-                            ("event_id", h.recorded.event_id.to_string().into()),
-                            ("data", order_event_fields(&h.event)),
-                            ("status", h.state.status().to_string().into()),
-                            ("total_cents", h.state.total_cents().into()),
-                        ])
-                    })
-                    .collect::<Vec<_>>();
-                json_line(
-                    out,
-                    &Json::obj([
-                        ("order_id", order.as_str().into()),
-                        ("events", Json::Arr(events)),
-                    ]),
-                )
-            } else {
-                for h in &history {
-                    line(
-                        out,
-                        history_line(
-                            h.recorded.version,
-                            h.recorded.recorded_at,
-                            &h.event,
-                            &h.state,
-                        ),
-                    )?;
-                }
-                Ok(())
-            }
+    }
+
+    /// `list`: the orders of `user`, as a table or a JSON array of summaries.
+    fn list(&self, out: &mut dyn Write, user: &str) -> CliResult<()> {
+        let orders = user_orders(self.store, &self.service, user)?;
+        if self.json {
+            let list = orders.iter().map(summary_json).collect::<Vec<_>>();
+            return json_line(out, &Json::obj([("orders", Json::Arr(list))]));
         }
+        if orders.is_empty() {
+            return line(out, format!("no orders for user {user:?}"));
+        }
+        line(
+            out,
+            format!(
+                "{:<36}  {:<9}  {:>5}  {:>10}  {:>7}",
+                "ORDER", "STATUS", "ITEMS", "TOTAL", "VERSION"
+            ),
+        )?;
+        for r in &orders {
+            let o = r.state();
+            line(
+                out,
+                format!(
+                    "{:<36}  {:<9}  {:>5}  {:>10}  {:>7}",
+                    r.id(),
+                    o.status().to_string(),
+                    o.items().len(),
+                    money(o.total_cents()),
+                    r.version().map_or("-".into(), |v| v.to_string())
+                ),
+            )?;
+        }
+        let n = orders.len();
+        line(out, format!("{n} order{}", if n == 1 { "" } else { "s" }))
+    }
+
+    /// `history`: every event of `order`, decoded, with the state after it.
+    fn history(&self, out: &mut dyn Write, order: &str) -> CliResult<()> {
+        let history = self.service.history(order)?;
+        if history.is_empty() {
+            return Err(CliError::msg(format!("order {order:?} not found")));
+        }
+        if self.json {
+            let events = history
+                .iter()
+                .map(|h| {
+                    Json::obj([
+                        ("version", h.recorded.version.into()),
+                        ("position", h.recorded.position.into()),
+                        ("recorded_at", time(h.recorded.recorded_at).into()),
+                        ("type", h.recorded.event_type.as_str().into()),
+                        ("event_id", h.recorded.event_id.to_string().into()),
+                        ("data", order_event_fields(&h.event)),
+                        ("status", h.state.status().to_string().into()),
+                        ("total_cents", h.state.total_cents().into()),
+                    ])
+                })
+                .collect::<Vec<_>>();
+            return json_line(
+                out,
+                &Json::obj([("order_id", order.into()), ("events", Json::Arr(events))]),
+            );
+        }
+        for h in &history {
+            line(
+                out,
+                history_line(
+                    h.recorded.version,
+                    h.recorded.recorded_at,
+                    &h.event,
+                    &h.state,
+                ),
+            )?;
+        }
+        Ok(())
     }
 }
 
@@ -297,10 +319,10 @@ fn stream_of(order_id: &str) -> String {
 fn execute(
     service: &OrderService<&Store>,
     order_id: &str,
-    command: OrderCommand,
+    command: &OrderCommand,
 ) -> CliResult<Root<Order>> {
     service
-        .execute(order_id, &command, &CommandContext::new_request())
+        .execute(order_id, command, &CommandContext::new_request())
         .map_err(|e| match e {
             RepositoryError::Domain(OrderError::NotFound { .. }) => CliError::from(e),
             RepositoryError::Domain(d) => CliError::msg(format!("order {order_id}: {d}")),

@@ -1,8 +1,9 @@
 //! Formatting helpers of the CLI: escaping text for a terminal, exact decimal prices, money,
-//! numbers, times, base64, and decoding stored events into readable fields.
+//! numbers, rates, times, base64, and decoding stored events into readable fields.
 
 use std::borrow::Cow;
 use std::sync::Arc;
+use std::time::Duration;
 
 use chrono::{DateTime, SecondsFormat, Utc};
 
@@ -120,6 +121,13 @@ pub fn group(n: u64) -> String {
     out
 }
 
+/// Events (or anything counted) per second over `elapsed`, rounded down; an elapsed time
+/// of zero counts as one nanosecond.
+pub fn per_second(count: u64, elapsed: Duration) -> u64 {
+    let rate = u128::from(count) * 1_000_000_000 / elapsed.as_nanos().max(1);
+    u64::try_from(rate).unwrap_or(u64::MAX)
+}
+
 /// Bytes in a human unit: `1536` → `1.5 KiB`.
 pub fn bytes(n: u64) -> String {
     const UNITS: [&str; 5] = ["bytes", "KiB", "MiB", "GiB", "TiB"];
@@ -190,29 +198,26 @@ impl<'a> EventDecoder<'a> {
             ("event_id".into(), e.event_id.to_string().into()),
             ("recorded_at".into(), time(e.recorded_at).into()),
         ];
-        match self.order_event(e) {
-            Some((event, meta)) => {
-                pairs.push(("data".into(), order_event_fields(&event)));
-                pairs.push((
-                    "metadata".into(),
-                    Json::obj([
-                        ("schema_version", u64::from(meta.schema_version).into()),
-                        (
-                            "correlation_id",
-                            Json::opt(meta.correlation_id.map(|u| u.to_string())),
-                        ),
-                        (
-                            "causation_id",
-                            Json::opt(meta.causation_id.map(|u| u.to_string())),
-                        ),
-                    ]),
-                ));
-            }
-            None => {
-                pairs.push(("data_base64".into(), base64(&e.data).into()));
-                if !e.metadata.is_empty() {
-                    pairs.push(("metadata_base64".into(), base64(&e.metadata).into()));
-                }
+        if let Some((event, meta)) = self.order_event(e) {
+            pairs.push(("data".into(), order_event_fields(&event)));
+            pairs.push((
+                "metadata".into(),
+                Json::obj([
+                    ("schema_version", u64::from(meta.schema_version).into()),
+                    (
+                        "correlation_id",
+                        Json::opt(meta.correlation_id.map(|u| u.to_string())),
+                    ),
+                    (
+                        "causation_id",
+                        Json::opt(meta.causation_id.map(|u| u.to_string())),
+                    ),
+                ]),
+            ));
+        } else {
+            pairs.push(("data_base64".into(), base64(&e.data).into()));
+            if !e.metadata.is_empty() {
+                pairs.push(("metadata_base64".into(), base64(&e.metadata).into()));
             }
         }
         Json::Obj(pairs)
@@ -344,7 +349,7 @@ mod tests {
         assert_eq!(money(1250), "12.50");
         assert_eq!(money(5), "0.05");
         assert_eq!(money(-105), "-1.05");
-        assert_eq!(group(1234567), "1,234,567");
+        assert_eq!(group(1_234_567), "1,234,567");
         assert_eq!(group(12), "12");
         assert_eq!(base64(b""), "");
         assert_eq!(base64(b"f"), "Zg==");

@@ -50,6 +50,10 @@ pub trait CommandHandler<C> {
     /// Why a command failed.
     type Error;
     /// Handle `command`.
+    ///
+    /// # Errors
+    /// `Self::Error` when the command is refused or cannot be carried out (for
+    /// [`OrderCommands`]: an [`OrderServiceError`], as [`OrderService::execute`]).
     fn handle(&self, command: &C) -> Result<Self::Output, Self::Error>;
 }
 
@@ -142,10 +146,10 @@ impl<S: EventStorage> OrderCommands<S> {
         &self.service
     }
 
-    fn run(&self, order_id: &str, command: OrderCommand) -> OrderResult<CommandAck> {
+    fn run(&self, order_id: &str, command: &OrderCommand) -> OrderResult<CommandAck> {
         let root = self
             .service
-            .execute(order_id, &command, &CommandContext::new_request())?;
+            .execute(order_id, command, &CommandContext::new_request())?;
         self.ack(&root)
     }
 
@@ -191,7 +195,7 @@ impl<S: EventStorage> CommandHandler<CreateOrder> for OrderCommands<S> {
             .unwrap_or_else(|| Uuid::new_v4().to_string());
         self.run(
             &order_id,
-            OrderCommand::Create {
+            &OrderCommand::Create {
                 order_id: order_id.clone(),
                 user_id: c.user_id.clone(),
             },
@@ -205,7 +209,7 @@ impl<S: EventStorage> CommandHandler<AddItem> for OrderCommands<S> {
     fn handle(&self, c: &AddItem) -> OrderResult<CommandAck> {
         self.run(
             &c.order_id,
-            OrderCommand::AddItem {
+            &OrderCommand::AddItem {
                 product_id: c.product_id.clone(),
                 quantity: c.quantity,
                 price_cents: c.price_cents,
@@ -218,7 +222,7 @@ impl<S: EventStorage> CommandHandler<ConfirmOrder> for OrderCommands<S> {
     type Output = CommandAck;
     type Error = OrderServiceError;
     fn handle(&self, c: &ConfirmOrder) -> OrderResult<CommandAck> {
-        self.run(&c.order_id, OrderCommand::Confirm)
+        self.run(&c.order_id, &OrderCommand::Confirm)
     }
 }
 
@@ -228,7 +232,7 @@ impl<S: EventStorage> CommandHandler<CancelOrder> for OrderCommands<S> {
     fn handle(&self, c: &CancelOrder) -> OrderResult<CommandAck> {
         self.run(
             &c.order_id,
-            OrderCommand::Cancel {
+            &OrderCommand::Cancel {
                 reason: c.reason.clone(),
             },
         )
@@ -239,7 +243,7 @@ impl<S: EventStorage> CommandHandler<ShipOrder> for OrderCommands<S> {
     type Output = CommandAck;
     type Error = OrderServiceError;
     fn handle(&self, c: &ShipOrder) -> OrderResult<CommandAck> {
-        self.run(&c.order_id, OrderCommand::Ship)
+        self.run(&c.order_id, &OrderCommand::Ship)
     }
 }
 
@@ -247,7 +251,7 @@ impl<S: EventStorage> CommandHandler<DeliverOrder> for OrderCommands<S> {
     type Output = CommandAck;
     type Error = OrderServiceError;
     fn handle(&self, c: &DeliverOrder) -> OrderResult<CommandAck> {
-        self.run(&c.order_id, OrderCommand::Deliver)
+        self.run(&c.order_id, &OrderCommand::Deliver)
     }
 }
 

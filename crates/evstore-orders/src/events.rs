@@ -200,7 +200,7 @@ mod tests {
             OrderEvent::OrderShipped(OrderShipped { at }),
             OrderEvent::OrderDelivered(OrderDelivered { at }),
         ];
-        let names: Vec<_> = events.iter().map(|e| e.event_type()).collect();
+        let names: Vec<_> = events.iter().map(DomainEvent::event_type).collect();
         assert_eq!(
             names,
             [

@@ -2,8 +2,10 @@
 //! first. Both live in one [`Projection`], [`OrderSummaries`], so they are always consistent
 //! with each other.
 //!
-//! Order events are decoded with [`DomainEvent::decode`](evstore::aggregate::DomainEvent::decode) after upcasting older schemas with
-//! [`upcasters`] (the same upcasters the [`OrderService`](super::OrderService) uses).
+//! Order events are decoded with
+//! [`DomainEvent::decode`](evstore::aggregate::DomainEvent::decode) after upcasting older
+//! schemas with [`upcasters`] (the same upcasters the [`OrderService`](super::OrderService)
+//! uses).
 //!
 //! ```
 //! use std::sync::Arc;

@@ -533,7 +533,13 @@ impl<S: EventSource + EventStorage> PaymentShippingSimulator<S> {
         self.handled
     }
 
-    /// Answer up to `max` requests, waiting up to `timeout` for the first.
+    /// Answer up to `max` requests, waiting up to `timeout` for the first. Returns how many
+    /// were answered (0: none came in time).
+    ///
+    /// # Errors
+    /// The requests cannot be read, a request cannot be decoded ([`Error::InvalidInput`]), or
+    /// a reply cannot be appended. The subscription then stands at the failed request, so the
+    /// next call retries it.
     pub fn step(&mut self, max: usize, timeout: Duration) -> Result<usize> {
         let batch = self.subscription.next_batch(max, timeout)?;
         for (i, request) in batch.iter().enumerate() {
@@ -547,7 +553,10 @@ impl<S: EventSource + EventStorage> PaymentShippingSimulator<S> {
         Ok(batch.len())
     }
 
-    /// Answer every request visible now.
+    /// Answer every request visible now; returns how many were answered.
+    ///
+    /// # Errors
+    /// As [`PaymentShippingSimulator::step`].
     pub fn catch_up(&mut self) -> Result<usize> {
         let mut total = 0;
         // Bounded: each round answers at least one request or stops.

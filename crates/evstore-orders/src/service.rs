@@ -93,12 +93,14 @@ impl<S: EventStorage> OrderService<S> {
     }
 
     /// Save a snapshot every `n` events (0: never).
+    #[must_use = "the reconfigured service is returned, `self` is consumed"]
     pub fn with_snapshot_every(mut self, n: u64) -> Self {
         self.repo = self.repo.with_snapshot_every(n);
         self
     }
 
     /// Try a command at most `n` times (at least once) when it meets concurrent writers.
+    #[must_use = "the reconfigured service is returned, `self` is consumed"]
     pub fn with_max_attempts(mut self, n: u32) -> Self {
         self.max_attempts = n.max(1);
         self
@@ -111,6 +113,16 @@ impl<S: EventStorage> OrderService<S> {
 
     /// Run `command` on order `order_id` under `ctx` (with retries on conflicts) and return
     /// the saved root. `Create` must name `order_id` itself.
+    ///
+    /// # Errors
+    /// - [`RepositoryError::Domain`]: the rules refuse the command (an [`OrderError`]:
+    ///   `IdMismatch` when a `Create` names another id, `NotFound` naming `order_id`, ...);
+    ///   nothing is written.
+    /// - [`RepositoryError::TooManyConflicts`]: concurrent writers changed the order before
+    ///   every one of the attempts (see [`OrderService::with_max_attempts`]).
+    /// - [`RepositoryError::Store`], [`RepositoryError::Decode`],
+    ///   [`RepositoryError::Upcast`]: the order's events cannot be read, or the new ones
+    ///   cannot be written.
     pub fn execute(
         &self,
         order_id: &str,
@@ -141,12 +153,15 @@ impl<S: EventStorage> OrderService<S> {
             })
     }
 
-    fn run(&self, order_id: &str, command: OrderCommand) -> OrderResult<Order> {
-        let root = self.execute(order_id, &command, &CommandContext::new_request())?;
+    fn run(&self, order_id: &str, command: &OrderCommand) -> OrderResult<Order> {
+        let root = self.execute(order_id, command, &CommandContext::new_request())?;
         Ok(root.state().clone())
     }
 
     /// Create an order for `user_id` under a new random id (UUID v4), returned.
+    ///
+    /// # Errors
+    /// As [`OrderService::create_order_with_id`].
     pub fn create_order(&self, user_id: &str) -> OrderResult<String> {
         let order_id = Uuid::new_v4().to_string();
         self.create_order_with_id(&order_id, user_id)?;
@@ -154,17 +169,28 @@ impl<S: EventStorage> OrderService<S> {
     }
 
     /// Create an order under an id chosen by the caller (`AlreadyExists` if taken).
+    ///
+    /// # Errors
+    /// As [`OrderService::execute`]; refusals: [`OrderError::AlreadyExists`] (the id is
+    /// taken), [`OrderError::EmptyField`] (`user_id` is empty).
     pub fn create_order_with_id(&self, order_id: &str, user_id: &str) -> OrderResult<Order> {
         self.run(
             order_id,
-            OrderCommand::Create {
+            &OrderCommand::Create {
                 order_id: order_id.to_string(),
                 user_id: user_id.to_string(),
             },
         )
     }
 
-    /// Add `quantity` units of `product_id` at `price_cents` each to a pending order.
+    /// Add `quantity` units of `product_id` at `price_cents` (cents, ≥ 0) each to a pending
+    /// order.
+    ///
+    /// # Errors
+    /// As [`OrderService::execute`]; refusals: [`OrderError::NotFound`],
+    /// [`OrderError::EmptyField`] (`product_id`), [`OrderError::InvalidQuantity`] (0),
+    /// [`OrderError::NegativePrice`], [`OrderError::NotPending`], [`OrderError::Overflow`]
+    /// (the line or the order total would not fit in an `i64` of cents).
     pub fn add_item(
         &self,
         order_id: &str,
@@ -174,7 +200,7 @@ impl<S: EventStorage> OrderService<S> {
     ) -> OrderResult<Order> {
         self.run(
             order_id,
-            OrderCommand::AddItem {
+            &OrderCommand::AddItem {
                 product_id: product_id.to_string(),
                 quantity,
                 price_cents,
@@ -183,36 +209,60 @@ impl<S: EventStorage> OrderService<S> {
     }
 
     /// Confirm a pending order that has items.
+    ///
+    /// # Errors
+    /// As [`OrderService::execute`]; refusals: [`OrderError::NotFound`],
+    /// [`OrderError::InvalidTransition`] (not pending), [`OrderError::EmptyOrder`].
     pub fn confirm(&self, order_id: &str) -> OrderResult<Order> {
-        self.run(order_id, OrderCommand::Confirm)
+        self.run(order_id, &OrderCommand::Confirm)
     }
 
     /// Cancel a pending or confirmed order.
+    ///
+    /// # Errors
+    /// As [`OrderService::execute`]; refusals: [`OrderError::NotFound`],
+    /// [`OrderError::InvalidTransition`] (shipped, delivered or already cancelled).
     pub fn cancel(&self, order_id: &str, reason: &str) -> OrderResult<Order> {
         self.run(
             order_id,
-            OrderCommand::Cancel {
+            &OrderCommand::Cancel {
                 reason: reason.to_string(),
             },
         )
     }
 
     /// Ship a confirmed order.
+    ///
+    /// # Errors
+    /// As [`OrderService::execute`]; refusals: [`OrderError::NotFound`],
+    /// [`OrderError::InvalidTransition`] (not confirmed).
     pub fn ship(&self, order_id: &str) -> OrderResult<Order> {
-        self.run(order_id, OrderCommand::Ship)
+        self.run(order_id, &OrderCommand::Ship)
     }
 
     /// Mark a shipped order delivered.
+    ///
+    /// # Errors
+    /// As [`OrderService::execute`]; refusals: [`OrderError::NotFound`],
+    /// [`OrderError::InvalidTransition`] (not shipped).
     pub fn deliver(&self, order_id: &str) -> OrderResult<Order> {
-        self.run(order_id, OrderCommand::Deliver)
+        self.run(order_id, &OrderCommand::Deliver)
     }
 
     /// The order as it is now (`None`: no such order).
+    ///
+    /// # Errors
+    /// [`RepositoryError::Store`], [`RepositoryError::Decode`] or [`RepositoryError::Upcast`]:
+    /// the order's events cannot be read or turned into [`OrderEvent`](crate::OrderEvent)s.
     pub fn get_order(&self, order_id: &str) -> OrderResult<Option<Order>> {
         Ok(self.repo.load(order_id)?.map(|r| r.state().clone()))
     }
 
     /// The order right after its event at `version` (`None`: it did not exist yet).
+    ///
+    /// # Errors
+    /// [`RepositoryError::Store`], [`RepositoryError::Decode`] or [`RepositoryError::Upcast`]:
+    /// the order's events cannot be read or turned into [`OrderEvent`](crate::OrderEvent)s.
     pub fn load_at_version(&self, order_id: &str, version: u64) -> OrderResult<Option<Order>> {
         Ok(self
             .repo
@@ -221,6 +271,10 @@ impl<S: EventStorage> OrderService<S> {
     }
 
     /// The order as it was at `at` (events recorded at or before `at`).
+    ///
+    /// # Errors
+    /// [`RepositoryError::Store`], [`RepositoryError::Decode`] or [`RepositoryError::Upcast`]:
+    /// the order's events cannot be read or turned into [`OrderEvent`](crate::OrderEvent)s.
     pub fn load_as_of(&self, order_id: &str, at: DateTime<Utc>) -> OrderResult<Option<Order>> {
         Ok(self
             .repo
@@ -229,6 +283,10 @@ impl<S: EventStorage> OrderService<S> {
     }
 
     /// Every event of the order with its metadata and the state right after it.
+    ///
+    /// # Errors
+    /// [`RepositoryError::Store`], [`RepositoryError::Decode`] or [`RepositoryError::Upcast`]:
+    /// the order's events cannot be read or turned into [`OrderEvent`](crate::OrderEvent)s.
     pub fn history(&self, order_id: &str) -> OrderResult<Vec<HistoryEntry<Order>>> {
         self.repo.history(order_id)
     }

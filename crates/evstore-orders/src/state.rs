@@ -34,14 +34,12 @@ pub enum OrderStatus {
 impl OrderStatus {
     /// Whether the life cycle allows going from `self` to `to`.
     pub fn can_become(self, to: OrderStatus) -> bool {
-        use OrderStatus::*;
+        use OrderStatus::{Cancelled, Confirmed, Delivered, Pending, Shipped};
         matches!(
             (self, to),
-            (Pending, Confirmed)
-                | (Confirmed, Shipped)
+            (Pending, Confirmed | Cancelled)
+                | (Confirmed, Shipped | Cancelled)
                 | (Shipped, Delivered)
-                | (Pending, Cancelled)
-                | (Confirmed, Cancelled)
         )
     }
 
@@ -236,9 +234,9 @@ pub enum OrderError {
     Overflow {
         /// The refused line's quantity.
         quantity: u32,
-        /// The refused line's unit price.
+        /// The refused line's unit price, in cents.
         price_cents: i64,
-        /// The order total before the line.
+        /// The order total before the line, in cents.
         total_cents: i64,
     },
 }
@@ -278,8 +276,8 @@ impl Aggregate for Order {
         match event {
             OrderEvent::OrderCreated(e) => {
                 self.exists = true;
-                self.id = e.order_id.clone();
-                self.user_id = e.user_id.clone();
+                self.id.clone_from(&e.order_id);
+                self.user_id.clone_from(&e.user_id);
                 self.status = OrderStatus::Pending;
                 self.created_at = Some(e.at);
             }

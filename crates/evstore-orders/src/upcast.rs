@@ -42,7 +42,12 @@ pub fn upcasters() -> Upcasters {
     up
 }
 
-/// `ItemAddedToOrder` v1 payload bytes → v2 payload bytes.
+/// `ItemAddedToOrder` v1 payload bytes → v2 payload bytes (the price converted by
+/// [`price_to_cents`]).
+///
+/// # Errors
+/// A message when the bytes are not a v1 payload, when the price cannot be converted (see
+/// [`price_to_cents`]) or when the v2 payload cannot be encoded.
 pub fn upcast_item_added_v1(bytes: &[u8]) -> Result<Vec<u8>, String> {
     let v1: ItemAddedToOrderV1 =
         codec::decode(bytes).map_err(|e| format!("bad ItemAddedToOrder v1 payload: {e}"))?;
@@ -60,6 +65,10 @@ pub fn upcast_item_added_v1(bytes: &[u8]) -> Result<Vec<u8>, String> {
 /// Rounding is decimal, on the shortest decimal form of the float (the digits the legacy
 /// writer meant): `1.005` → 101 cents, although the binary value is slightly below 1.005.
 /// NaN, infinities and prices whose cents do not fit in an `i64` are errors.
+///
+/// # Errors
+/// A message naming the price when it is NaN or infinite, or when its cents do not fit in
+/// an `i64` (more than 1e17 in magnitude is refused without converting).
 ///
 /// ```
 /// use evstore_orders::price_to_cents;
@@ -140,7 +149,7 @@ mod tests {
             (-0.0, 0),
             (0.0, 0),
             (1e-7, 0),
-            (123456789.99, 12345678999),
+            (123_456_789.99, 12_345_678_999),
             (1e15, 100_000_000_000_000_000),
         ];
         for (price, cents) in cases {
@@ -158,7 +167,7 @@ mod tests {
             -1e300,
             f64::MAX,
             1e17,
-            92233720368547758.07,
+            92_233_720_368_547_758.07,
         ] {
             assert!(price_to_cents(bad).is_err(), "{bad}");
         }

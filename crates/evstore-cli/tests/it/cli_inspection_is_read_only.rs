@@ -1,8 +1,9 @@
 //! `stats`, `dump` and `tail` only look: on a log with a torn tail they print the events and
 //! leave the file byte for byte unchanged (no trim, no seal, no sidecar).
 
-use std::process::Command;
+use std::ffi::OsStr;
 
+use crate::common::cli::evstore;
 use evstore::{Durability, ExpectedVersion, NewEvent, Options, Store};
 
 #[test]
@@ -39,11 +40,9 @@ fn inspection_commands_change_nothing() {
         vec!["dump"],
         vec!["tail"],
     ] {
-        let out = Command::new(env!("CARGO_BIN_EXE_evstore"))
-            .args(&args)
-            .arg(&path)
-            .output()
-            .unwrap();
+        let mut argv: Vec<&OsStr> = args.iter().map(|a| OsStr::new(*a)).collect();
+        argv.push(path.as_os_str());
+        let out = evstore(dir.path(), &argv);
         assert!(
             out.status.success(),
             "{args:?}: {}",

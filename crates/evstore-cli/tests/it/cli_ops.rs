@@ -4,29 +4,10 @@
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 
+use crate::common::cli::{command, evstore, stderr, stdout};
 use evstore::{Durability, ExpectedVersion, NewEvent, Options, Store};
-
-fn bin() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_evstore"))
-}
-
-fn evstore(dir: &Path, args: &[&str]) -> Output {
-    bin()
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .expect("the evstore binary runs")
-}
-
-fn stdout(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
 
 fn small() -> Options {
     Options {
@@ -208,7 +189,7 @@ fn tail_prints_the_newest_events_and_follow_keeps_running() {
     );
 
     // --follow prints the tail, then waits (holding the store) until killed.
-    let mut child = bin()
+    let mut child = command()
         .args(["tail", p, "-n", "2", "--follow"])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())

@@ -2,23 +2,8 @@
 //! codes (1 for refused commands, 2 for usage errors).
 
 use std::path::Path;
-use std::process::{Command, Output};
 
-fn evstore(dir: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_evstore"))
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .expect("the evstore binary runs")
-}
-
-fn stdout(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
+use crate::common::cli::{evstore, json_raw, stderr, stdout};
 
 /// Run and require exit 0; returns stdout.
 fn ok(dir: &Path, args: &[&str]) -> String {
@@ -46,14 +31,6 @@ fn json_str(doc: &str, key: &str) -> Option<String> {
         }
     }
     None
-}
-
-/// The raw value of `"key":<number|null|...>` in a JSON document (first occurrence).
-fn json_raw(doc: &str, key: &str) -> Option<String> {
-    let start = doc.find(&format!("\"{key}\":"))? + key.len() + 3;
-    let rest = &doc[start..];
-    let end = rest.find([',', '}', ']']).unwrap_or(rest.len());
-    Some(rest[..end].to_string())
 }
 
 /// A JSON document: one line, an object, balanced braces and brackets outside strings.
@@ -115,7 +92,7 @@ fn an_order_goes_through_its_life_cycle_with_json_output() {
         ],
     );
     assert_json_object(&added);
-    assert_eq!(json_raw(&added, "total_cents").as_deref(), Some("2500"));
+    assert_eq!(json_raw(&added, "total_cents"), Some("2500"));
     // --file and --json also work after the subcommand.
     ok(
         d,
@@ -141,8 +118,8 @@ fn an_order_goes_through_its_life_cycle_with_json_output() {
     assert_eq!(json_str(&show, "order_id").as_deref(), Some(id.as_str()));
     assert_eq!(json_str(&show, "user_id").as_deref(), Some("alice"));
     assert_eq!(json_str(&show, "status").as_deref(), Some("delivered"));
-    assert_eq!(json_raw(&show, "total_cents").as_deref(), Some("2650"));
-    assert_eq!(json_raw(&show, "version").as_deref(), Some("5"));
+    assert_eq!(json_raw(&show, "total_cents"), Some("2650"));
+    assert_eq!(json_raw(&show, "version"), Some("5"));
     assert!(
         show.contains(r#""items":[{"product_id":"book","quantity":2,"price_cents":1250},{"product_id":"pen","quantity":1,"price_cents":150}]"#),
         "{show}"
@@ -250,7 +227,7 @@ fn show_travels_in_time_by_version_and_by_timestamp() {
             "--json",
         ],
     );
-    assert_eq!(json_raw(&v0, "version").as_deref(), Some("0"));
+    assert_eq!(json_raw(&v0, "version"), Some("0"));
     assert_eq!(json_str(&v0, "status").as_deref(), Some("pending"));
     assert!(v0.contains("\"items\":[]"), "{v0}");
 
@@ -267,10 +244,10 @@ fn show_travels_in_time_by_version_and_by_timestamp() {
             "--json",
         ],
     );
-    assert_eq!(json_raw(&then, "version").as_deref(), Some("0"), "{then}");
+    assert_eq!(json_raw(&then, "version"), Some("0"), "{then}");
 
     let now = ok(d, &["orders", "--file", f, "show", "o-1", "--json"]);
-    assert_eq!(json_raw(&now, "version").as_deref(), Some("2"));
+    assert_eq!(json_raw(&now, "version"), Some("2"));
     assert_eq!(json_str(&now, "status").as_deref(), Some("confirmed"));
 
     let before = evstore(
@@ -350,7 +327,7 @@ fn prices_are_parsed_exactly_and_bad_ones_are_usage_errors() {
         assert!(stderr(&o).contains("price"), "{}", stderr(&o));
     }
     let show = ok(d, &["orders", "--file", f, "show", "o", "--json"]);
-    assert_eq!(json_raw(&show, "total_cents").as_deref(), Some("3707"));
+    assert_eq!(json_raw(&show, "total_cents"), Some("3707"));
 }
 
 #[test]

@@ -1,12 +1,13 @@
 //! The `evstore` binary: help, usage errors and exit code 2, examples in every help page.
 
-use std::process::{Command, Output};
+use std::process::Output;
 
-fn evstore(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_evstore"))
-        .args(args)
-        .output()
-        .expect("the evstore binary runs")
+use crate::common::cli::evstore;
+
+/// Run `evstore ARGS...` (the shared harness) in an empty directory of its own.
+fn run(args: &[&str]) -> Output {
+    let dir = tempfile::tempdir().unwrap();
+    evstore(dir.path(), args)
 }
 
 fn all_output(o: &Output) -> String {
@@ -19,7 +20,7 @@ fn all_output(o: &Output) -> String {
 
 #[test]
 fn no_arguments_prints_help_and_exits_2() {
-    let o = evstore(&[]);
+    let o = run(&[]);
     assert_eq!(o.status.code(), Some(2));
     let text = all_output(&o);
     for word in [
@@ -32,7 +33,7 @@ fn no_arguments_prints_help_and_exits_2() {
 
 #[test]
 fn an_unknown_subcommand_prints_the_error_and_the_help_and_exits_2() {
-    let o = evstore(&["frobnicate"]);
+    let o = run(&["frobnicate"]);
     assert_eq!(o.status.code(), Some(2));
     let text = all_output(&o);
     assert!(
@@ -44,11 +45,11 @@ fn an_unknown_subcommand_prints_the_error_and_the_help_and_exits_2() {
 
 #[test]
 fn a_bad_option_is_a_usage_error() {
-    let o = evstore(&["stats"]);
+    let o = run(&["stats"]);
     assert_eq!(o.status.code(), Some(2), "missing FILE");
-    let o = evstore(&["dump", "x.evs", "--limit", "many"]);
+    let o = run(&["dump", "x.evs", "--limit", "many"]);
     assert_eq!(o.status.code(), Some(2));
-    let o = evstore(&["bench", "--durability", "sometimes"]);
+    let o = run(&["bench", "--durability", "sometimes"]);
     assert_eq!(o.status.code(), Some(2));
 }
 
@@ -75,7 +76,7 @@ fn every_help_page_has_an_example() {
         &["bench", "--help"],
     ];
     for args in pages {
-        let o = evstore(args);
+        let o = run(args);
         assert_eq!(o.status.code(), Some(0), "{args:?}");
         let text = String::from_utf8_lossy(&o.stdout);
         assert!(text.contains("Example"), "{args:?} has an example:\n{text}");
@@ -85,14 +86,14 @@ fn every_help_page_has_an_example() {
 
 #[test]
 fn tail_help_explains_why_follow_is_in_process_only() {
-    let o = evstore(&["tail", "--help"]);
+    let o = run(&["tail", "--help"]);
     let text = String::from_utf8_lossy(&o.stdout);
     assert!(text.contains("exclusive lock"), "{text}");
 }
 
 #[test]
 fn version_prints() {
-    let o = evstore(&["--version"]);
+    let o = run(&["--version"]);
     assert_eq!(o.status.code(), Some(0));
     assert!(String::from_utf8_lossy(&o.stdout).starts_with("evstore "));
 }

@@ -1,5 +1,11 @@
 //! The integration tests of the evstore command: one test binary (one link step), one module per
 //! property, named after it.
+#![allow(
+    clippy::pedantic,
+    missing_docs,
+    reason = "test code: the pedantic group and documented items are for the shipped code; \
+              tests favour direct, long, literal scenarios"
+)]
 
 mod cli_inspection_is_read_only;
 mod cli_ops;

@@ -1,5 +1,11 @@
 //! The integration tests of the Order domain: one test binary (one link step), one module per
 //! property, named after it.
+#![allow(
+    clippy::pedantic,
+    missing_docs,
+    reason = "test code: the pedantic group and documented items are for the published API; \
+              tests favour direct, long, literal scenarios"
+)]
 
 mod cqrs_order_read_side;
 mod order_concurrency;

@@ -1,13 +1,23 @@
-//! Running the `evstore` binary from integration tests, and reading its output.
-#![allow(dead_code)]
+//! Running the `evstore` binary from integration tests, and reading its output: the one
+//! harness every CLI test uses.
+#![allow(
+    dead_code,
+    reason = "shared helpers: each test module uses some of them"
+)]
 
 use std::ffi::OsStr;
 use std::path::Path;
 use std::process::{Command, Output};
 
+/// The `evstore` binary built for these tests, as a command to configure (for a child that
+/// must be spawned rather than waited for, e.g. `tail --follow`).
+pub fn command() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_evstore"))
+}
+
 /// Run `evstore ARGS...` in `dir` and wait for it.
 pub fn evstore<S: AsRef<OsStr>>(dir: &Path, args: &[S]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_evstore"))
+    command()
         .args(args)
         .current_dir(dir)
         .output()
@@ -35,13 +45,13 @@ pub fn json_u64(doc: &str, key: &str) -> Option<u64> {
     digits.parse().ok()
 }
 
-/// The raw JSON text of the value of `"key":` up to the next `,` or `}` (for strings without
-/// those characters, `null`, `true`...).
+/// The raw JSON text of the value of `"key":` up to the next `,`, `}` or `]` (for numbers,
+/// strings without those characters, `null`, `true`...).
 pub fn json_raw<'a>(doc: &'a str, key: &str) -> Option<&'a str> {
     let pat = format!("\"{key}\":");
     let at = doc.find(&pat)? + pat.len();
     let rest = &doc[at..];
-    let end = rest.find([',', '}']).unwrap_or(rest.len());
+    let end = rest.find([',', '}', ']']).unwrap_or(rest.len());
     Some(&rest[..end])
 }
 
