@@ -9,6 +9,8 @@ pub enum Json {
     Bool(bool),
     Int(i64),
     UInt(u64),
+    /// A finite float (JSON has no NaN or infinity; `serde_json` values never hold them).
+    Float(f64),
     Str(String),
     Arr(Vec<Json>),
     Obj(Vec<(String, Json)>),
@@ -42,6 +44,9 @@ impl Json {
             Json::UInt(n) => {
                 let _ = write!(out, "{n}");
             }
+            Json::Float(x) => {
+                let _ = write!(out, "{x:?}");
+            }
             Json::Str(s) => escape_into(s, out),
             Json::Arr(items) => {
                 out.push('[');
@@ -64,6 +69,29 @@ impl Json {
                     v.write_to(out);
                 }
                 out.push('}');
+            }
+        }
+    }
+}
+
+impl From<serde_json::Value> for Json {
+    /// A payload decoded generically (JSON or MessagePack) as this module's JSON value.
+    fn from(v: serde_json::Value) -> Json {
+        match v {
+            serde_json::Value::Null => Json::Null,
+            serde_json::Value::Bool(b) => Json::Bool(b),
+            serde_json::Value::Number(n) => match (n.as_u64(), n.as_i64(), n.as_f64()) {
+                (Some(u), _, _) => Json::UInt(u),
+                (None, Some(i), _) => Json::Int(i),
+                (None, None, Some(x)) => Json::Float(x),
+                (None, None, None) => Json::Null,
+            },
+            serde_json::Value::String(s) => Json::Str(s),
+            serde_json::Value::Array(items) => {
+                Json::Arr(items.into_iter().map(Json::from).collect())
+            }
+            serde_json::Value::Object(map) => {
+                Json::Obj(map.into_iter().map(|(k, v)| (k, Json::from(v))).collect())
             }
         }
     }

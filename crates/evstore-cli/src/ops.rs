@@ -30,7 +30,9 @@ Example:
 
 pub const DUMP_HELP: &str = "\
 Order events are decoded into their fields (older schemas upcast); other events show their
-payload in base64. Opens the store (exclusive lock), so the file must not be in use.
+payload as JSON when it describes itself (events written through a repository: MessagePack or
+JSON; raw JSON payloads), else in base64. Opens the store (exclusive lock), so the file must
+not be in use.
 
 Examples:
   evstore dump evstore-demo.evs --limit 20
@@ -430,6 +432,9 @@ fn print_verify(file: &Path, r: &VerifyReport, out: &mut dyn Write) -> CliResult
 // ---------------------------------------------------------------------------------------------
 // dump and tail
 
+/// Events read at a time by `dump --stream` (bounds its memory).
+const PAGE: u64 = 512;
+
 pub fn dump(args: &DumpArgs, out: &mut dyn Write) -> CliResult<()> {
     let store = open_read_only(&args.file)?;
     let decoder = EventDecoder::new(&store);
@@ -450,13 +455,23 @@ pub fn dump(args: &DumpArgs, out: &mut dyn Write) -> CliResult<()> {
     };
     match (&args.stream, &args.event_type) {
         (Some(stream), ty) => {
-            for e in store.read_stream(stream, 0)? {
-                if e.position >= args.from
-                    && ty.as_ref().is_none_or(|t| *t == e.event_type)
-                    && !emit(&e, &mut out)?
-                {
+            // Streamed a page of versions at a time: `--limit` stops early, and memory stays
+            // bounded by the page, not the stream.
+            let mut from_version = 0u64;
+            'pages: loop {
+                let page = store.read_stream_range(stream, from_version, from_version + PAGE)?;
+                for e in &page {
+                    if e.position >= args.from
+                        && ty.as_ref().is_none_or(|t| *t == e.event_type)
+                        && !emit(e, &mut out)?
+                    {
+                        break 'pages;
+                    }
+                }
+                if (page.len() as u64) < PAGE {
                     break;
                 }
+                from_version += PAGE;
             }
         }
         (None, Some(ty)) => {

@@ -9,6 +9,7 @@ use chrono::{DateTime, SecondsFormat, Utc};
 
 use crate::json::{quote, Json};
 use evstore::aggregate::EventMetadata;
+use evstore::codec::{self, Codec};
 use evstore::repository::Repository;
 use evstore::{RecordedEvent, Store};
 use evstore_orders::{upcasters, Order, OrderEvent};
@@ -170,6 +171,24 @@ pub fn base64(data: &[u8]) -> String {
     out
 }
 
+/// A payload that describes itself, as a JSON value: one whose metadata envelope names
+/// JSON or MessagePack (the codec of events written through a repository), or, without an
+/// envelope, one that is valid JSON. `None` for legacy bincode payloads and opaque bytes,
+/// which are shown as base64.
+fn generic_payload(e: &RecordedEvent) -> Option<serde_json::Value> {
+    if e.data.is_empty() {
+        return None;
+    }
+    if e.metadata.is_empty() {
+        return serde_json::from_slice(&e.data).ok();
+    }
+    let (_, payload_codec) = EventMetadata::decode_with_codec(&e.metadata).ok()?;
+    match payload_codec {
+        Codec::Json | Codec::MessagePack => codec::decode_as(payload_codec, &e.data).ok(),
+        _ => None,
+    }
+}
+
 /// Decodes stored events of the Order domain (upcasting old schemas) into readable fields.
 pub struct EventDecoder<'a> {
     repo: Repository<Order, &'a Store>,
@@ -214,6 +233,8 @@ impl<'a> EventDecoder<'a> {
                     ),
                 ]),
             ));
+        } else if let Some(value) = generic_payload(e) {
+            pairs.push(("data".into(), value.into()));
         } else {
             pairs.push(("data_base64".into(), base64(&e.data).into()));
             if !e.metadata.is_empty() {
@@ -228,7 +249,10 @@ impl<'a> EventDecoder<'a> {
         let fields = match self.order_event(e) {
             Some((event, _)) => fields_text(&order_event_fields(&event)),
             None if e.data.is_empty() => "(empty payload)".to_string(),
-            None => format!("data_base64={}", base64(&e.data)),
+            None => match generic_payload(e) {
+                Some(value) => format!("data={}", Json::from(value).render()),
+                None => format!("data_base64={}", base64(&e.data)),
+            },
         };
         let head = format!(
             "#{:<6} {}  {} v{}  {}",
