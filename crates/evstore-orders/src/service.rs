@@ -17,8 +17,9 @@ pub type OrderServiceError = RepositoryError<OrderError>;
 /// Results of [`OrderService`].
 pub type OrderResult<T> = Result<T, OrderServiceError>;
 
-/// Default number of attempts of a command that meets concurrent writers.
-pub const DEFAULT_MAX_ATTEMPTS: u32 = 100;
+/// Default number of attempts of a command that meets concurrent writers: the repository's
+/// ([`evstore::repository::DEFAULT_MAX_ATTEMPTS`]).
+pub const DEFAULT_MAX_ATTEMPTS: u32 = evstore::repository::DEFAULT_MAX_ATTEMPTS;
 
 /// Orders: create them, change them, read them now or as they were.
 ///
