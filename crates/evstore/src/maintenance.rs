@@ -257,6 +257,7 @@ pub fn repair(path: impl AsRef<Path>) -> Result<RepairReport> {
     std::fs::copy(path, &backup)?;
     File::open(&backup)?.sync_all()?;
     file::sync_parent_dir(&backup)?;
+    #[expect(unsafe_code, reason = "repair's cut: the unsafe log::file::truncate")]
     // SAFETY: the only maps of this file, the scan's, were dropped just above.
     unsafe { file::truncate(&file, header.segment_start(segment) + offset)? };
     file.sync_all()?;

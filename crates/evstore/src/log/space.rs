@@ -14,6 +14,7 @@ pub fn allocate(file: &File, offset: u64, len: u64) -> io::Result<()> {
         .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "offset too large"))?;
     let l = libc::off_t::try_from(len)
         .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "length too large"))?;
+    #[expect(unsafe_code, reason = "posix_fallocate has no safe wrapper in std or libc")]
     // SAFETY: plain syscall wrapper on a file descriptor we own; no memory is passed.
     let rc = unsafe { libc::posix_fallocate(file.as_raw_fd(), off, l) };
     match rc {
@@ -58,6 +59,10 @@ pub(crate) fn next_hole(file: &File, offset: u64) -> u64 {
 fn seek(file: &File, offset: u64, whence: libc::c_int) -> Result<u64, Option<i32>> {
     use std::os::fd::AsRawFd;
     let off = libc::off_t::try_from(offset).map_err(|_| None)?;
+    #[expect(
+        unsafe_code,
+        reason = "lseek with SEEK_DATA / SEEK_HOLE has no safe wrapper in std or libc"
+    )]
     // SAFETY: plain syscall wrapper on a file descriptor we own; no memory is passed. Moving
     // the file position is harmless: every read and write of the log names its offset
     // (pread/pwrite/mmap).
