@@ -7,7 +7,12 @@ use std::fs::File;
 use std::io;
 
 /// Reserve `[offset, offset + len)` of the file on disk (so a full disk shows up here, not as
-/// a failed write later), extending the file if needed.
+/// a failed write later), extending the file if needed. On file systems without
+/// `posix_fallocate` support the file is extended (sparse) instead.
+///
+/// # Errors
+/// `InvalidInput` for an offset or length beyond `off_t`; the errno of `posix_fallocate`
+/// (e.g. `ENOSPC`), or the error of measuring or extending the file.
 pub fn allocate(file: &File, offset: u64, len: u64) -> io::Result<()> {
     use std::os::fd::AsRawFd;
     let off = libc::off_t::try_from(offset)

@@ -20,13 +20,25 @@ use crate::log::space;
 /// The file operations the writer performs. A narrow seam so tests can inject faults (EIO,
 /// ENOSPC, short writes) or record I/O to simulate power loss.
 pub trait LogIo: Send + Sync {
-    /// Write all of `buf` at `offset`.
+    /// Write all of `buf` at `offset` (`pwrite`).
+    ///
+    /// # Errors
+    /// The write's error; the writer never retries, the store poisons itself.
     fn write_all_at(&self, buf: &[u8], offset: u64) -> io::Result<()>;
     /// fdatasync.
+    ///
+    /// # Errors
+    /// The sync's error; the store poisons itself.
     fn sync_data(&self) -> io::Result<()>;
     /// fsync (data and metadata, e.g. the file size after growth).
+    ///
+    /// # Errors
+    /// The sync's error; the store poisons itself.
     fn sync_all(&self) -> io::Result<()>;
     /// Reserve `[offset, offset + len)` on disk, extending the file.
+    ///
+    /// # Errors
+    /// The allocation's error (e.g. `ENOSPC`); the store poisons itself.
     fn allocate(&self, offset: u64, len: u64) -> io::Result<()>;
 }
 
