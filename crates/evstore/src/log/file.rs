@@ -258,7 +258,7 @@ pub(crate) fn remove_stale_creating_files(path: &Path) -> io::Result<usize> {
         let Some(suffix) = name.as_bytes().strip_prefix(prefix) else {
             continue;
         };
-        if suffix.len() != 32 || !suffix.iter().all(|b| b.is_ascii_hexdigit()) {
+        if suffix.len() != 32 || !suffix.iter().all(u8::is_ascii_hexdigit) {
             continue;
         }
         let candidate = dir.join(&name);

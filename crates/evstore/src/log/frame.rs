@@ -50,7 +50,7 @@ pub(crate) fn frame_size(body_len: u64) -> u64 {
 }
 
 /// Why a byte range is not a valid frame, batch or event.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum FrameError {
     /// Fewer bytes than a frame header.
     ShortHeader,
