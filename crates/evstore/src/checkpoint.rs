@@ -605,7 +605,8 @@ mod tests {
         std::fs::create_dir(&as_dir).unwrap();
         let err = Checkpoint::read(&as_dir).unwrap_err();
         assert!(matches!(err, CheckpointError::Io(_)), "{err:?}");
-        assert!(std::error::Error::source(&err).is_some_and(|s| s.downcast_ref::<io::Error>().is_some()));
+        assert!(std::error::Error::source(&err)
+            .is_some_and(|s| s.downcast_ref::<io::Error>().is_some()));
         assert!(matches!(Error::from(err), Error::Io(_)));
 
         cp.write(&path).unwrap();

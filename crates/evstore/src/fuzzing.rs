@@ -233,7 +233,12 @@ fn ops_append(store: &Store, model: &mut Model, op: u8, bytes: &mut impl Iterato
     // At most 3 x 20,400 bytes: a batch always fits one 64 KiB segment.
     let size = (bytes.next().unwrap_or(0) as usize) * 80;
     let mode = bytes.next().unwrap_or(0) % 4;
-    let current = model.events.iter().rev().find(|e| e.0 == stream).map(|e| e.1);
+    let current = model
+        .events
+        .iter()
+        .rev()
+        .find(|e| e.0 == stream)
+        .map(|e| e.1);
     let expected = match mode {
         0 => ExpectedVersion::Any,
         1 => ExpectedVersion::NoStream,

@@ -1047,7 +1047,10 @@ mod tests {
                 .iter()
                 .map(|(s, v, n)| (s.as_str(), *v, &types[..*n]))
                 .collect();
-            frames.push(body(&spec, 1_700_000_000_000_000 + i64::try_from(f).unwrap()));
+            frames.push(body(
+                &spec,
+                1_700_000_000_000_000 + i64::try_from(f).unwrap(),
+            ));
         }
         let build = || {
             let mut idx = Index::default();

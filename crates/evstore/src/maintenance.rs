@@ -285,7 +285,7 @@ pub fn repair(path: impl AsRef<Path>) -> Result<RepairReport> {
     file::sync_parent_dir(&backup)?;
     #[expect(unsafe_code, reason = "repair's cut: the unsafe log::file::truncate")]
     // SAFETY: the only maps of this file, the scan's, were dropped just above.
-    unsafe { file::truncate(&file, header.segment_start(segment) + offset)? };
+    unsafe { file::truncate(&file, header.segment_start(segment) + offset) }?;
     file.sync_all()?;
     Ok(RepairReport {
         backup,

@@ -172,10 +172,13 @@ pub(crate) fn prepare_for_appends(
         // end of the log, re-extend the last segment with zeros.
         drop(std::mem::take(&mut recovery.maps));
         let cut = header.segment_start(end) + outcome.end_offset;
-        #[expect(unsafe_code, reason = "trimming a torn tail: the unsafe file::truncate")]
+        #[expect(
+            unsafe_code,
+            reason = "trimming a torn tail: the unsafe file::truncate"
+        )]
         // SAFETY: the scan's maps were the only maps of this file (the store makes its own
         // only from what this returns) and were dropped just above.
-        unsafe { file::truncate(file, cut)? };
+        unsafe { file::truncate(file, cut) }?;
         space::allocate(file, header.segment_start(end), seg_size)?;
         let mut maps = Vec::with_capacity(usize::try_from(end).unwrap_or(0).saturating_add(1));
         for k in 0..=end {

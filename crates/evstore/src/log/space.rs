@@ -19,7 +19,10 @@ pub fn allocate(file: &File, offset: u64, len: u64) -> io::Result<()> {
         .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "offset too large"))?;
     let l = libc::off_t::try_from(len)
         .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "length too large"))?;
-    #[expect(unsafe_code, reason = "posix_fallocate has no safe wrapper in std or libc")]
+    #[expect(
+        unsafe_code,
+        reason = "posix_fallocate has no safe wrapper in std or libc"
+    )]
     // SAFETY: plain syscall wrapper on a file descriptor we own; no memory is passed.
     let rc = unsafe { libc::posix_fallocate(file.as_raw_fd(), off, l) };
     match rc {
