@@ -64,9 +64,19 @@ pub trait DomainEvent: Sized + Clone + Debug + Send + Sync + 'static {
     fn event_type(&self) -> &'static str;
     /// The schema version this build writes for `event_type`; `None` for an unknown type.
     fn schema_version(event_type: &str) -> Option<u16>;
-    /// Encode this event's payload (at the current schema version).
+    /// Encode this event's payload (at the current schema version), in
+    /// [`DomainEvent::payload_codec`].
+    ///
+    /// # Errors
+    /// [`CodecError::Encode`] when the payload cannot be encoded.
     fn encode(&self) -> Result<Vec<u8>, CodecError>;
-    /// Decode a payload of `event_type` at the current schema version.
+    /// Decode a payload of `event_type` at the current schema version. Called inside
+    /// [`codec::with_codec`] naming the codec the payload was written with, so
+    /// [`codec::decode`] reads it right.
+    ///
+    /// # Errors
+    /// [`CodecError::Decode`] for an unknown `event_type` or a payload that does not decode
+    /// (or [`CodecError::TrailingBytes`], as [`codec::decode`] reports it).
     fn decode(event_type: &str, payload: &[u8]) -> Result<Self, CodecError>;
 
     /// The codec [`DomainEvent::encode`] writes this event's payload in, recorded in the
@@ -95,7 +105,12 @@ pub trait Aggregate:
     /// Fold one event into the state. Never fails: events are facts.
     fn apply(&mut self, event: &Self::Event);
 
-    /// Decide what a command means: the events to record, or why it is refused.
+    /// Decide what a command means: the events to record (possibly none). A pure decision on
+    /// the state: [`Repository::execute`](crate::repository::Repository::execute) re-runs it
+    /// after a conflict.
+    ///
+    /// # Errors
+    /// The domain error saying why the command is refused.
     fn handle(&self, command: &Self::Command) -> Result<Vec<Self::Event>, Self::Error>;
 
     /// The stream holding aggregate `id`.
@@ -168,8 +183,11 @@ impl<A: Aggregate> Root<A> {
         &self.pending
     }
 
-    /// Handle a command: on success its events are applied to the state and queued for saving.
-    /// On a domain error nothing changes.
+    /// Handle a command: on success its events are applied to the state and queued for saving,
+    /// and returned.
+    ///
+    /// # Errors
+    /// The domain error of [`Aggregate::handle`]; nothing changes then.
     pub fn execute(&mut self, command: &A::Command) -> Result<&[A::Event], A::Error> {
         let events = self.state.handle(command)?;
         let start = self.pending.len();
@@ -200,10 +218,10 @@ impl<A: Aggregate> Root<A> {
 }
 
 /// The metadata envelope stored in [`NewEvent::metadata`](crate::NewEvent) of every domain
-/// event. Encoding (docs/FORMAT.md §9): one tag byte `0xE1`, then the struct through
-/// [`crate::codec`] (bincode 2 standard: fields in order; `u16` and lengths as varints; an
-/// `Option` as a `0`/`1` byte then the value; a UUID as a length-prefixed 16-byte string; the
-/// map as a varint count then key/value strings, each a varint length and UTF-8 bytes).
+/// event. Encoding (docs/FORMAT.md §9.1): one tag byte naming the codec of the event's
+/// payload, then this struct: `0xE2`, the struct in MessagePack with field names, payload in
+/// MessagePack (what this build writes by default); `0xE3`, the struct in MessagePack, payload
+/// in JSON; `0xE1` (legacy, decoded only), the struct and the payload in bincode 2.0.1.
 /// Empty metadata (an event written without the domain layer) reads as the default with
 /// schema version 1.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -303,7 +321,7 @@ impl EventMetadata {
         }
     }
 
-    /// The legacy envelope (tag 0xE1 + bincode), as builds before the MessagePack codec wrote
+    /// The legacy envelope (tag `0xE1` + bincode), as builds before the MessagePack codec wrote
     /// it: for tests that write old data.
     #[cfg(feature = "test-support")]
     pub(crate) fn encode_legacy(&self) -> Result<Vec<u8>, CodecError> {

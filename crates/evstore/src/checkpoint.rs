@@ -210,15 +210,12 @@ impl Checkpoint {
         out.extend_from_slice(&format.to_le_bytes());
         out.extend_from_slice(&self.version.to_le_bytes());
         out.extend_from_slice(&self.position.to_le_bytes());
-        match self.last_event_id {
-            Some(id) => {
-                out.push(1);
-                out.extend_from_slice(id.as_bytes());
-            }
-            None => {
-                out.push(0);
-                out.extend_from_slice(&[0u8; 16]);
-            }
+        if let Some(id) = self.last_event_id {
+            out.push(1);
+            out.extend_from_slice(id.as_bytes());
+        } else {
+            out.push(0);
+            out.extend_from_slice(&[0u8; 16]);
         }
         out.extend_from_slice(&(self.state.len() as u64).to_le_bytes());
         out.extend_from_slice(&self.state);
@@ -608,7 +605,8 @@ mod tests {
         std::fs::create_dir(&as_dir).unwrap();
         let err = Checkpoint::read(&as_dir).unwrap_err();
         assert!(matches!(err, CheckpointError::Io(_)), "{err:?}");
-        assert!(std::error::Error::source(&err).is_some_and(|s| s.is::<io::Error>()));
+        assert!(std::error::Error::source(&err)
+            .is_some_and(|s| s.downcast_ref::<io::Error>().is_some()));
         assert!(matches!(Error::from(err), Error::Io(_)));
 
         cp.write(&path).unwrap();

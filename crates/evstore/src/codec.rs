@@ -71,7 +71,7 @@ pub enum Codec {
     /// MessagePack, structs as maps with field names (rmp-serde 1.3 `to_vec_named`). Written
     /// by this build.
     MessagePack,
-    /// JSON (serde_json 1): event payloads of aggregates that choose it
+    /// JSON (`serde_json` 1): event payloads of aggregates that choose it
     /// ([`crate::aggregate::PayloadFormat::Json`]).
     Json,
 }

@@ -13,15 +13,19 @@ pub type Result<T> = std::result::Result<T, Error>;
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
-    /// The optimistic concurrency check failed; nothing was written.
-    /// `actual` is the stream's last version (`None`: the stream does not exist).
+    /// The optimistic concurrency check failed; nothing was written. The name and meaning are
+    /// KurrentDB's (`WrongExpectedVersion`).
     ///
     /// Errors: returned by `append` (and the domain layer's retries) when `expected` does not
     /// match; retry after reading the stream again.
-    #[error("wrong expected version for stream {stream:?}: expected {expected}, actual {}", fmt_version(.actual))]
+    #[error("wrong expected version for stream {stream:?}: expected {expected}, actual {}", fmt_version(.actual.as_ref()))]
     WrongExpectedVersion {
+        /// The stream appended to.
         stream: String,
+        /// The check the append asked for.
         expected: ExpectedVersion,
+        /// The stream's last version when the check ran (`None`: the stream does not exist).
+        /// It may count appends still being written, which reads see once they are durable.
         actual: Option<u64>,
     },
 
@@ -46,22 +50,33 @@ pub enum Error {
     /// Errors: returned by `Store::open` after `Options::lock_timeout`, and by
     /// `maintenance::verify` / `repair` while a store has the file open.
     #[error("{} is in use by another process (locked)", .path.display())]
-    Locked { path: PathBuf },
+    Locked {
+        /// The log file's path, as the caller named it.
+        path: PathBuf,
+    },
 
     /// The file exists but is not an evstore log (wrong magic, shorter than the 64 bytes a
     /// header uses, empty where it may not be created).
     ///
     /// Errors: returned by `Store::open` and the `maintenance` functions; nothing was changed.
     #[error("{} is not an evstore log file: {what}", .path.display())]
-    NotALog { path: PathBuf, what: String },
+    NotALog {
+        /// The file's path, as the caller named it.
+        path: PathBuf,
+        /// Why it is not a log, for people (not a stable format).
+        what: String,
+    },
 
     /// The file is an evstore log of a format version this build cannot read.
     ///
     /// Errors: returned by `Store::open` and the `maintenance` functions; nothing was changed.
     #[error("{} uses log format version {found}; this build reads version {supported}", .path.display())]
     UnsupportedFormat {
+        /// The file's path, as the caller named it.
         path: PathBuf,
+        /// The format version in the file's header (docs/FORMAT.md §2).
         found: u32,
+        /// The format version this build reads and writes.
         supported: u32,
     },
 
@@ -77,7 +92,12 @@ pub enum Error {
     ///
     /// Errors: returned by `append`; `detail` names the first event that differs.
     #[error("append to {stream:?} partly repeats an earlier append: {detail}")]
-    IdempotencyConflict { stream: String, detail: String },
+    IdempotencyConflict {
+        /// The stream appended to.
+        stream: String,
+        /// The first event that differs, for people (not a stable format).
+        detail: String,
+    },
 
     /// An earlier write or fsync failed: the page cache may have dropped data, so every later
     /// write is refused. Reads keep working. Reopen the store to continue.
@@ -116,7 +136,7 @@ pub enum Error {
     Io(#[from] std::io::Error),
 }
 
-fn fmt_version(v: &Option<u64>) -> String {
+fn fmt_version(v: Option<&u64>) -> String {
     match v {
         Some(v) => v.to_string(),
         None => "no stream".to_string(),
@@ -139,13 +159,20 @@ impl Error {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum Site {
-    /// In the file header (the file's first 4096 bytes); `offset` is a byte offset in the
-    /// file: 0 for a header that fails its checks, the file's length for a file cut inside
-    /// its header.
-    Header { offset: u64 },
-    /// In segment `segment` (from 0); `offset` is the byte offset inside that segment, which
-    /// starts at file offset `4096 + segment * segment_size` (docs/FORMAT.md §1).
-    Segment { segment: u64, offset: u64 },
+    /// In the file header (the file's first 4096 bytes).
+    Header {
+        /// Byte offset in the file: 0 for a header that fails its checks, the file's length
+        /// for a file cut inside its header.
+        offset: u64,
+    },
+    /// In a segment.
+    Segment {
+        /// The segment, from 0; it starts at file offset `4096 + segment * segment_size`
+        /// (docs/FORMAT.md §1).
+        segment: u64,
+        /// Byte offset inside the segment.
+        offset: u64,
+    },
 }
 
 impl Site {

@@ -1,5 +1,5 @@
 //! Entry points for the fuzz targets in `fuzz/`, kept in the library so the corpus can be
-//! replayed by a plain `cargo test` (tests/fuzz_corpus_replays.rs) without nightly.
+//! replayed by a plain `cargo test` (`tests/it/fuzz_corpus_replays.rs`) without nightly.
 //!
 //! Each function takes arbitrary bytes and must never panic, never allocate more than a bounded
 //! amount and never read out of bounds; an `Err` from the store is a fine outcome. The `ops`
@@ -69,6 +69,10 @@ fn read_everything(store: &Store) {
 }
 
 /// Fuzz target `open_log`: the bytes are a log file; open it, read it all, append, reopen.
+///
+/// # Panics
+/// When a file that opened once fails to reopen after an append, or the reopened store holds
+/// other events than the first open saw plus the append: a bug for the fuzzer to report.
 pub fn open_log(data: &[u8]) {
     // Keep inputs small: the file is extended to whole segments on open.
     if data.len() > 1 << 20 {
@@ -171,6 +175,11 @@ pub fn snapshot_sidecar(data: &[u8]) {
 
 /// Fuzz target `ops`: the bytes script appends, reads, reopens and cuts (truncating the
 /// closed file), checked against an in-memory model.
+///
+/// # Panics
+/// When the store disagrees with the model (an append succeeds or fails against it, a read
+/// returns other events, a reopen or a cut loses or keeps the wrong events), or a reopen fails:
+/// a bug for the fuzzer to report.
 pub fn ops(data: &[u8]) {
     let Some(scratch) = Scratch::new() else {
         return;
@@ -184,99 +193,135 @@ pub fn ops(data: &[u8]) {
     let Ok(mut store) = Store::open_with(&path, options.clone()) else {
         return;
     };
-    // The model: every event (stream, version, id, len) in position order, and append ends.
-    let mut model: Vec<(String, u64, uuid::Uuid, usize)> = Vec::new();
-    let mut append_ends: Vec<usize> = vec![0];
+    let mut model = Model {
+        events: Vec::new(),
+        append_ends: vec![0],
+    };
     let mut bytes = data.iter().copied();
     // Bounded by the input length: every op consumes at least one byte.
     while let Some(op) = bytes.next() {
         match op % 8 {
-            0..=4 => {
-                let stream = format!("s{}", bytes.next().unwrap_or(0) % 4);
-                let count = 1 + (bytes.next().unwrap_or(0) % 3) as usize;
-                // At most 3 x 20,400 bytes: a batch always fits one 64 KiB segment.
-                let size = (bytes.next().unwrap_or(0) as usize) * 80;
-                let mode = bytes.next().unwrap_or(0) % 4;
-                let current = model.iter().rev().find(|e| e.0 == stream).map(|e| e.1);
-                let expected = match mode {
-                    0 => ExpectedVersion::Any,
-                    1 => ExpectedVersion::NoStream,
-                    2 => ExpectedVersion::StreamExists,
-                    _ => current.map_or(ExpectedVersion::NoStream, ExpectedVersion::Exact),
-                };
-                let events: Vec<NewEvent> = (0..count)
-                    .map(|i| NewEvent::new(format!("T{i}"), vec![op; size]))
-                    .collect();
-                let ok = match expected {
-                    ExpectedVersion::Any => true,
-                    ExpectedVersion::NoStream => current.is_none(),
-                    ExpectedVersion::StreamExists => current.is_some(),
-                    ExpectedVersion::Exact(v) => current == Some(v),
-                };
-                match store.append(&stream, expected, &events) {
-                    Ok(r) => {
-                        assert!(ok, "append succeeded against the model");
-                        assert_eq!(r.first_position, model.len() as u64);
-                        let first = current.map_or(0, |v| v + 1);
-                        assert_eq!(r.first_version, first);
-                        for (i, e) in events.iter().enumerate() {
-                            model.push((stream.clone(), first + i as u64, e.event_id, size));
-                        }
-                        append_ends.push(model.len());
-                    }
-                    Err(crate::Error::WrongExpectedVersion { .. }) => {
-                        assert!(!ok, "append failed against the model")
-                    }
-                    Err(e) => panic!("unexpected append error: {e}"),
-                }
-            }
-            5 => {
-                let got: Vec<_> = store.read_all(0).collect();
-                assert_eq!(got.len(), model.len(), "read_all length");
-                for (g, m) in got.iter().zip(&model) {
-                    match g {
-                        Ok(e) => assert_eq!(
-                            (&e.stream_id, e.version, e.event_id, e.data.len()),
-                            (&m.0, m.1, m.2, m.3)
-                        ),
-                        Err(e) => panic!("read failed: {e}"),
-                    }
-                }
-            }
-            6 => {
-                drop(store);
-                store = match Store::open_with(&path, options.clone()) {
-                    Ok(s) => s,
-                    Err(e) => panic!("reopen failed: {e}"),
-                };
-                assert_eq!(store.head_position(), (model.len() as u64).checked_sub(1));
-            }
+            0..=4 => ops_append(&store, &mut model, op, &mut bytes),
+            5 => ops_read_all(&store, &model),
+            6 => store = ops_reopen(store, &path, &options, &model),
             _ => {
-                // Cut: close, truncate the file at a point inside the written area, reopen.
                 let frac = bytes.next().unwrap_or(0);
-                drop(store);
-                if let Ok(f) = std::fs::OpenOptions::new().write(true).open(&path) {
-                    if let Ok(len) = f.metadata().map(|m| m.len()) {
-                        let cut = crate::log::segment::HEADER_SIZE
-                            + (len - crate::log::segment::HEADER_SIZE) * u64::from(frac) / 256;
-                        let _ = f.set_len(cut);
-                    }
-                }
-                store = match Store::open_with(&path, options.clone()) {
-                    Ok(s) => s,
-                    Err(e) => panic!("open after a cut failed: {e}"),
-                };
-                // What survives is a prefix of whole appends.
-                let n = store.head_position().map_or(0, |p| p as usize + 1);
-                assert!(append_ends.contains(&n), "a cut leaves whole appends");
-                assert!(n <= model.len());
-                model.truncate(n);
-                append_ends.retain(|&e| e <= n);
+                store = ops_cut(store, &path, &options, &mut model, frac);
             }
         }
     }
-    let versions: HashMap<&str, u64> = model.iter().map(|e| (e.0.as_str(), e.1)).collect();
+    let versions: HashMap<&str, u64> = model.events.iter().map(|e| (e.0.as_str(), e.1)).collect();
     for (s, v) in versions {
         assert_eq!(store.stream_version(s), Some(v));
     }
+}
+
+/// What the `ops` target expects of the store.
+struct Model {
+    /// Every event (stream, version, id, data length), in position order.
+    events: Vec<(String, u64, uuid::Uuid, usize)>,
+    /// The event count after each append (0 first): the prefixes a cut may leave.
+    append_ends: Vec<usize>,
+}
+
+/// `ops` op 0..=4: append 1..=3 events to one of four streams with one of the four kinds of
+/// expected version, and check the outcome against the model. Reads its arguments from
+/// `bytes`.
+fn ops_append(store: &Store, model: &mut Model, op: u8, bytes: &mut impl Iterator<Item = u8>) {
+    let stream = format!("s{}", bytes.next().unwrap_or(0) % 4);
+    let count = 1 + (bytes.next().unwrap_or(0) % 3) as usize;
+    // At most 3 x 20,400 bytes: a batch always fits one 64 KiB segment.
+    let size = (bytes.next().unwrap_or(0) as usize) * 80;
+    let mode = bytes.next().unwrap_or(0) % 4;
+    let current = model
+        .events
+        .iter()
+        .rev()
+        .find(|e| e.0 == stream)
+        .map(|e| e.1);
+    let expected = match mode {
+        0 => ExpectedVersion::Any,
+        1 => ExpectedVersion::NoStream,
+        2 => ExpectedVersion::StreamExists,
+        _ => current.map_or(ExpectedVersion::NoStream, ExpectedVersion::Exact),
+    };
+    let events: Vec<NewEvent> = (0..count)
+        .map(|i| NewEvent::new(format!("T{i}"), vec![op; size]))
+        .collect();
+    let ok = match expected {
+        ExpectedVersion::Any => true,
+        ExpectedVersion::NoStream => current.is_none(),
+        ExpectedVersion::StreamExists => current.is_some(),
+        ExpectedVersion::Exact(v) => current == Some(v),
+    };
+    match store.append(&stream, expected, &events) {
+        Ok(r) => {
+            assert!(ok, "append succeeded against the model");
+            assert_eq!(r.first_position, model.events.len() as u64);
+            let first = current.map_or(0, |v| v + 1);
+            assert_eq!(r.first_version, first);
+            for (i, e) in events.iter().enumerate() {
+                model
+                    .events
+                    .push((stream.clone(), first + i as u64, e.event_id, size));
+            }
+            model.append_ends.push(model.events.len());
+        }
+        Err(crate::Error::WrongExpectedVersion { .. }) => {
+            assert!(!ok, "append failed against the model");
+        }
+        Err(e) => panic!("unexpected append error: {e}"),
+    }
+}
+
+/// `ops` op 5: `read_all` returns exactly the model's events.
+fn ops_read_all(store: &Store, model: &Model) {
+    let got: Vec<_> = store.read_all(0).collect();
+    assert_eq!(got.len(), model.events.len(), "read_all length");
+    for (g, m) in got.iter().zip(&model.events) {
+        match g {
+            Ok(e) => assert_eq!(
+                (&e.stream_id, e.version, e.event_id, e.data.len()),
+                (&m.0, m.1, m.2, m.3)
+            ),
+            Err(e) => panic!("read failed: {e}"),
+        }
+    }
+}
+
+/// `ops` op 6: close and reopen; every event is still there.
+fn ops_reopen(store: Store, path: &Path, options: &Options, model: &Model) -> Store {
+    drop(store);
+    let store = match Store::open_with(path, options.clone()) {
+        Ok(s) => s,
+        Err(e) => panic!("reopen failed: {e}"),
+    };
+    assert_eq!(
+        store.head_position(),
+        (model.events.len() as u64).checked_sub(1)
+    );
+    store
+}
+
+/// `ops` op 7: close, cut the file at `frac / 256` of the bytes after its header, reopen; what
+/// survives is a prefix of whole appends, which the model keeps.
+fn ops_cut(store: Store, path: &Path, options: &Options, model: &mut Model, frac: u8) -> Store {
+    drop(store);
+    if let Ok(f) = std::fs::OpenOptions::new().write(true).open(path) {
+        if let Ok(len) = f.metadata().map(|m| m.len()) {
+            let cut = crate::log::segment::HEADER_SIZE
+                + (len - crate::log::segment::HEADER_SIZE) * u64::from(frac) / 256;
+            let _ = f.set_len(cut);
+        }
+    }
+    let store = match Store::open_with(path, options.clone()) {
+        Ok(s) => s,
+        Err(e) => panic!("open after a cut failed: {e}"),
+    };
+    let n = store.head_position().map_or(0, |p| p as usize + 1);
+    assert!(model.append_ends.contains(&n), "a cut leaves whole appends");
+    assert!(n <= model.events.len());
+    model.events.truncate(n);
+    model.append_ends.retain(|&e| e <= n);
+    store
 }

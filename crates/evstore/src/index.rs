@@ -98,6 +98,7 @@ impl ChunkedVec {
 pub(crate) struct IndexError {
     /// Offset inside the body of the batch at fault.
     pub body_offset: usize,
+    /// What is wrong with it.
     pub what: String,
 }
 
@@ -533,31 +534,12 @@ impl Index {
             // Names are checked for UTF-8 only when first seen: bytes equal to a known
             // (validated) stream id or event type are valid too.
             let h = frame::decode_batch_header_raw(batch).map_err(|e| err(e.to_string()))?;
-            if !timestamp_in_range(h.recorded_at_us) {
-                return Err(err(format!(
-                    "recorded_at {} µs is out of range",
-                    h.recorded_at_us
-                )));
-            }
-            if let Some(prev) = self.last_recorded_at_us {
-                if h.recorded_at_us < prev {
-                    return Err(err(format!(
-                        "recorded_at goes backwards ({} µs after {} µs)",
-                        h.recorded_at_us, prev
-                    )));
-                }
-            }
+            self.check_recorded_at(h.recorded_at_us).map_err(err)?;
             let batch_file_offset = body_file_offset + at as u64;
             if batch_file_offset > frame::MAX_LOCATION_OFFSET {
                 return Err(err("file offset beyond the 16 TiB limit".into()));
             }
-            let stream_idx = match self.streams.find(h.stream) {
-                Some(i) => i,
-                None => {
-                    frame::check_stream_name(h.stream).map_err(|e| err(e.to_string()))?;
-                    self.streams.find_or_insert(h.stream).map_err(err)?
-                }
-            };
+            let stream_idx = self.stream_index(h.stream).map_err(err)?;
             let stream = self.streams.stream_mut(stream_idx);
             let have = stream.len() as u64;
             if h.first_version != have {
@@ -597,6 +579,34 @@ impl Index {
             at += off;
         }
         Ok(())
+    }
+
+    /// A batch's timestamp must be in chrono's range and not before the previous batch's
+    /// (docs/FORMAT.md §6).
+    #[inline]
+    fn check_recorded_at(&self, recorded_at_us: i64) -> Result<(), String> {
+        if !timestamp_in_range(recorded_at_us) {
+            return Err(format!("recorded_at {recorded_at_us} µs is out of range"));
+        }
+        if let Some(prev) = self.last_recorded_at_us {
+            if recorded_at_us < prev {
+                return Err(format!(
+                    "recorded_at goes backwards ({recorded_at_us} µs after {prev} µs)"
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// The index of stream `name`, added on first sight; only a new name's UTF-8 is checked
+    /// (bytes equal to a known, validated name are valid).
+    #[inline]
+    fn stream_index(&mut self, name: &[u8]) -> Result<u32, String> {
+        if let Some(i) = self.streams.find(name) {
+            return Ok(i);
+        }
+        frame::check_stream_name(name).map_err(|e| e.to_string())?;
+        self.streams.find_or_insert(name)
     }
 
     /// The id of `event_type`, interned on first sight. With few types (the usual case) a
@@ -1025,7 +1035,7 @@ mod tests {
         let mut versions: HashMap<String, u64> = HashMap::new();
         for f in 0..2_000u64 {
             let mut batches = Vec::new();
-            for b in 0..(f % 3 + 1) {
+            for b in 0..=(f % 3) {
                 let stream = format!("stream-{}", (f * 7 + b * 13) % 257);
                 let n = ((f + b) % 4 + 1) as usize;
                 let v = versions.entry(stream.clone()).or_insert(0);
@@ -1037,7 +1047,10 @@ mod tests {
                 .iter()
                 .map(|(s, v, n)| (s.as_str(), *v, &types[..*n]))
                 .collect();
-            frames.push(body(&spec, 1_700_000_000_000_000 + f as i64));
+            frames.push(body(
+                &spec,
+                1_700_000_000_000_000 + i64::try_from(f).unwrap(),
+            ));
         }
         let build = || {
             let mut idx = Index::default();

@@ -19,6 +19,11 @@
 
 #![forbid(unsafe_op_in_unsafe_fn)]
 
+// 64-bit targets only. The workspace allows `clippy::cast_possible_truncation` on this ground
+// (a u64 offset or length converted to usize cannot truncate), and the index packs file offsets
+// and positions into 64-bit words.
+const _: () = assert!(usize::BITS == 64, "evstore supports 64-bit targets only");
+
 pub mod aggregate;
 pub mod aggregate_projection;
 #[cfg(feature = "tokio")]

@@ -41,8 +41,11 @@ pub enum Verdict {
     Clean,
     /// Only a torn tail: opening the store would trim it (nothing acknowledged is lost).
     TornTail {
+        /// Segment where the log ends (from 0): the cut opening would make.
         segment: u64,
+        /// Byte offset inside that segment.
         offset: u64,
+        /// Why the bytes there are not a valid frame, for people (not a stable format).
         reason: String,
     },
     /// Damage the log proves was durable, or invalid content: opening refuses. `site` is
@@ -58,7 +61,9 @@ pub enum Verdict {
 /// The sidecar part of [`VerifyReport`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SidecarReport {
+    /// The sidecar's path: `<log path>.snap`.
     pub path: PathBuf,
+    /// Bytes of the sidecar file.
     pub bytes: u64,
     /// Streams with a readable snapshot.
     pub live_snapshots: u64,
@@ -105,9 +110,16 @@ fn scan(file: &File, path: &Path) -> Result<Scan> {
 }
 
 /// Check a log file (and its sidecar) without changing anything. Takes a shared lock, so it
-/// fails with [`Error::Locked`](crate::Error::Locked) while a store has the file open. Every count and position of
-/// the report comes from one pass over the file (for damage: the valid frames before it).
-/// A file header that cannot be used is an error (`Corruption` at [`Site::Header`], `NotALog`...).
+/// fails while a store has the file open. Every count and position of the report comes from
+/// one pass over the file (for damage: the valid frames before it). Damage in the frames is a
+/// [`Verdict`], not an error.
+///
+/// # Errors
+/// As `Store::open` for the file header: [`Error::NotALog`](crate::Error::NotALog),
+/// [`Error::UnsupportedFormat`](crate::Error::UnsupportedFormat), or
+/// [`Error::Corruption`](crate::Error::Corruption) at [`Site::Header`];
+/// [`Error::Locked`](crate::Error::Locked) while a store has the file open;
+/// [`Error::Io`](crate::Error::Io) (reading the log or the sidecar).
 ///
 /// ```
 /// # let dir = tempfile::tempdir().unwrap();
@@ -160,7 +172,11 @@ pub fn verify(path: impl AsRef<Path>) -> Result<VerifyReport> {
 }
 
 /// Inspect the snapshot sidecar of the log at `log_path` without changing either file (the
-/// sidecar is read, never opened for writing). `None` when there is no sidecar.
+/// sidecar is read, never opened for writing). `None` when there is no sidecar. Takes no
+/// lock: usable while a store has the log open.
+///
+/// # Errors
+/// The errors of [`verify`] for the log's header (except `Locked`); [`Error::Io`](crate::Error::Io).
 pub fn inspect_sidecar(log_path: impl AsRef<Path>) -> Result<Option<SidecarReport>> {
     let log_path = log_path.as_ref();
     let file = File::open(log_path)?;
@@ -190,10 +206,12 @@ fn verify_sidecar(log_path: &Path, header: &FileHeader) -> Result<Option<Sidecar
 /// What [`repair`] did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RepairReport {
-    /// The copy of the file taken before any change.
+    /// The copy of the file taken before any change; empty when nothing was changed (a
+    /// clean or torn-tail-only log).
     pub backup: PathBuf,
-    /// Where the log now ends (segment, offset).
+    /// Segment where the log now ends (from 0).
     pub cut_segment: u64,
+    /// Byte offset inside `cut_segment` where the log now ends.
     pub cut_offset: u64,
     /// Events kept (positions `0..events_kept`).
     pub events_kept: u64,
@@ -206,8 +224,11 @@ pub struct RepairReport {
 /// A frame removed by [`repair`]: what it held.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LostFrame {
+    /// The frame's sequence number (docs/FORMAT.md §3.1).
     pub seq: u64,
+    /// The segment it was in (from 0).
     pub segment: u64,
+    /// Its byte offset inside that segment.
     pub offset: u64,
     /// (stream, first version, event count) of each append in the frame.
     pub appends: Vec<(String, u64, u32)>,
@@ -217,6 +238,11 @@ pub struct LostFrame {
 /// cut it at the damaged frame, keeping every frame before it. Reports what was lost. A clean
 /// or torn-tail-only log is left unchanged (opening it trims a torn tail by itself) and
 /// reported with nothing lost. Takes the exclusive lock.
+///
+/// # Errors
+/// The errors of [`verify`] (the file header, [`Error::Locked`](crate::Error::Locked));
+/// [`Error::Io`](crate::Error::Io) of the scan, the backup copy or the cut. A failure before
+/// the cut changes nothing in the log.
 pub fn repair(path: impl AsRef<Path>) -> Result<RepairReport> {
     let path = path.as_ref();
     let file = OpenOptions::new().read(true).write(true).open(path)?;
@@ -257,8 +283,9 @@ pub fn repair(path: impl AsRef<Path>) -> Result<RepairReport> {
     std::fs::copy(path, &backup)?;
     File::open(&backup)?.sync_all()?;
     file::sync_parent_dir(&backup)?;
+    #[expect(unsafe_code, reason = "repair's cut: the unsafe log::file::truncate")]
     // SAFETY: the only maps of this file, the scan's, were dropped just above.
-    unsafe { file::truncate(&file, header.segment_start(segment) + offset)? };
+    unsafe { file::truncate(&file, header.segment_start(segment) + offset) }?;
     file.sync_all()?;
     Ok(RepairReport {
         backup,

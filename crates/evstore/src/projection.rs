@@ -221,19 +221,24 @@ impl<P: Projection, S: EventSource> ProjectionRunner<P, S> {
     /// [`checkpoint_path`]`(store.path(), P::NAME)`), loading the checkpoint or starting a
     /// rebuild from zero (see [`ProjectionStats::last_rebuild`]). Nothing is applied yet: call
     /// [`ProjectionRunner::catch_up`].
+    ///
+    /// # Errors
+    /// [`Error::InvalidInput`](crate::Error::InvalidInput) when [`Projection::NAME`] is not a
+    /// valid name ([`validate_name`]). A checkpoint that cannot be used is no error: the runner
+    /// rebuilds.
     pub fn open(source: S, checkpoint_path: impl AsRef<Path>) -> Result<ProjectionRunner<P, S>> {
         validate_name(P::NAME)?;
         let path = checkpoint_path.as_ref().to_path_buf();
-        let mut stats = ProjectionStats::default();
+        let mut counters = ProjectionStats::default();
         let loaded = load_projection::<P, S>(&source, &path);
         let (state, position, last_event_id) = match loaded {
             Ok((state, cp)) => {
-                stats.resumed_from = Some(cp.position);
+                counters.resumed_from = Some(cp.position);
                 (state, cp.position, cp.last_event_id)
             }
             Err(reason) => {
-                stats.rebuilds += 1;
-                stats.last_rebuild = Some(reason);
+                counters.rebuilds += 1;
+                counters.last_rebuild = Some(reason);
                 (P::default(), 0, None)
             }
         };
@@ -250,7 +255,7 @@ impl<P: Projection, S: EventSource> ProjectionRunner<P, S> {
             last_checkpoint: Instant::now(),
             since_checkpoint: 0,
             last_event_id,
-            stats,
+            stats: counters,
         })
     }
 
@@ -258,6 +263,7 @@ impl<P: Projection, S: EventSource> ProjectionRunner<P, S> {
     /// at least the checkpoint interval passed). 0: only on demand and at the end of
     /// [`ProjectionRunner::catch_up`] / [`ProjectionRunner::run_until`]. Default
     /// [`DEFAULT_CHECKPOINT_EVERY`].
+    #[must_use]
     pub fn with_checkpoint_every(mut self, n: u64) -> Self {
         self.checkpoint_every = n;
         self
@@ -266,6 +272,7 @@ impl<P: Projection, S: EventSource> ProjectionRunner<P, S> {
     /// The shortest time between automatic checkpoints (default
     /// [`DEFAULT_CHECKPOINT_INTERVAL`]; `Duration::ZERO`: count only). A crash replays at most
     /// the events applied since the last checkpoint, so this bounds the replay in time.
+    #[must_use]
     pub fn with_checkpoint_interval(mut self, interval: Duration) -> Self {
         self.checkpoint_interval = interval;
         self
@@ -336,6 +343,11 @@ impl<P: Projection, S: EventSource> ProjectionRunner<P, S> {
     /// Process up to `max` events: wait up to `timeout` for the first, then take what is
     /// visible. Returns how many were applied (0: nothing arrived in time). Filtered-out events
     /// advance the position without counting.
+    ///
+    /// # Errors
+    /// The source's read errors and [`Error::Internal`](crate::Error::Internal) for a source
+    /// that breaks its contract (see [`Subscription::next_timeout`]); the errors of
+    /// [`ProjectionRunner::checkpoint`] when one is due.
     pub fn step(&mut self, max: usize, timeout: Duration) -> Result<usize> {
         let mut applied = 0;
         let deadline = Instant::now() + timeout;
@@ -361,6 +373,11 @@ impl<P: Projection, S: EventSource> ProjectionRunner<P, S> {
 
     /// Apply everything visible up to the current head, then write a checkpoint if anything
     /// was applied since the last one. Returns the number of events applied.
+    ///
+    /// # Errors
+    /// The source's read errors and [`Error::Internal`](crate::Error::Internal) for a source
+    /// that breaks its contract (see [`Subscription::next_timeout`]); the errors of
+    /// [`ProjectionRunner::checkpoint`] when one is due.
     pub fn catch_up(&mut self) -> Result<u64> {
         let target = match self.subscription.source().head_position() {
             Some(head) => head + 1,
@@ -376,6 +393,11 @@ impl<P: Projection, S: EventSource> ProjectionRunner<P, S> {
     /// Apply events until the projection includes every position below `end` (which must be
     /// visible already); with a filter it may pass a few positions beyond `end`. Returns the
     /// number applied. Does not force a checkpoint.
+    ///
+    /// # Errors
+    /// The source's read errors and [`Error::Internal`](crate::Error::Internal) for a source
+    /// that breaks its contract (see [`Subscription::next_timeout`]); the errors of
+    /// [`ProjectionRunner::checkpoint`] when one is due.
     pub fn catch_up_to(&mut self, end: u64) -> Result<u64> {
         let mut applied = 0u64;
         // Bounded: every round moves the position forward or stops.
@@ -397,6 +419,11 @@ impl<P: Projection, S: EventSource> ProjectionRunner<P, S> {
 
     /// Loop on [`ProjectionRunner::step`] until `stop` is stopped, checkpointing as
     /// configured and once more at the end.
+    ///
+    /// # Errors
+    /// The source's read errors and [`Error::Internal`](crate::Error::Internal) for a source
+    /// that breaks its contract (see [`Subscription::next_timeout`]); the errors of
+    /// [`ProjectionRunner::checkpoint`] when one is due.
     pub fn run_until(&mut self, stop: &StopHandle) -> Result<()> {
         // Bounded by the stop handle, checked at least every 100 ms.
         while !stop.is_stopped() {
@@ -405,7 +432,14 @@ impl<P: Projection, S: EventSource> ProjectionRunner<P, S> {
         self.checkpoint()
     }
 
-    /// Save state and position together, atomically, in the checkpoint file.
+    /// Save state and position together, atomically, in the checkpoint file
+    /// ([`Checkpoint::write`]).
+    ///
+    /// # Errors
+    /// [`Error::Encoding`](crate::Error::Encoding) when the state cannot be encoded;
+    /// [`Error::Io`](crate::Error::Io) or [`Error::InvalidInput`](crate::Error::InvalidInput)
+    /// from [`Checkpoint::write`] (the old checkpoint is kept); the source's read errors when
+    /// the id of the event before the position must be read back.
     pub fn checkpoint(&mut self) -> Result<()> {
         self.publish_position()?;
         let state = {
@@ -427,7 +461,13 @@ impl<P: Projection, S: EventSource> ProjectionRunner<P, S> {
     }
 
     /// Throw the state away and rebuild it from position 0 (up to the current head), then
-    /// checkpoint. Readers see the state reset and grow back.
+    /// checkpoint. Readers see the state reset and grow back. Returns the number of events
+    /// applied.
+    ///
+    /// # Errors
+    /// The source's read errors and [`Error::Internal`](crate::Error::Internal) for a source
+    /// that breaks its contract (see [`Subscription::next_timeout`]); the errors of
+    /// [`ProjectionRunner::checkpoint`] when one is due.
     pub fn rebuild(&mut self) -> Result<u64> {
         *self.shared.state.write() = P::default();
         self.subscription.seek(0);
@@ -500,6 +540,9 @@ impl<P: Projection, S: EventSource + EventStorage> std::fmt::Debug for InlinePro
 
 impl<P: Projection, S: EventSource + EventStorage + Clone> InlineProjection<P, S> {
     /// Open over `source`, with the checkpoint at `checkpoint_path`, and catch up.
+    ///
+    /// # Errors
+    /// The errors of [`ProjectionRunner::open`] and [`ProjectionRunner::catch_up`].
     pub fn open(source: S, checkpoint_path: impl AsRef<Path>) -> Result<InlineProjection<P, S>> {
         InlineProjection::from_runner(ProjectionRunner::open(source, checkpoint_path)?)
     }
@@ -507,6 +550,9 @@ impl<P: Projection, S: EventSource + EventStorage + Clone> InlineProjection<P, S
 
 impl<P: Projection, S: EventSource + EventStorage + Clone> InlineProjection<P, S> {
     /// Wrap a configured runner (checkpoint policy...) and catch it up.
+    ///
+    /// # Errors
+    /// The errors of [`ProjectionRunner::catch_up`].
     pub fn from_runner(mut runner: ProjectionRunner<P, S>) -> Result<InlineProjection<P, S>> {
         runner.catch_up()?;
         let handle = runner.handle();
@@ -522,6 +568,11 @@ impl<P: Projection, S: EventSource + EventStorage> InlineProjection<P, S> {
     /// Append (see [`crate::Store::append`]), then apply every event up to the append's last
     /// position before returning. If the append succeeds but applying fails, the error is
     /// returned: the events are in the log and the projection catches up on the next call.
+    ///
+    /// # Errors
+    /// The source's append errors (nothing was written, e.g.
+    /// [`Error::WrongExpectedVersion`](crate::Error::WrongExpectedVersion)); after a
+    /// successful append, the errors of [`ProjectionRunner::catch_up_to`].
     pub fn append(
         &self,
         stream: &str,
@@ -535,12 +586,18 @@ impl<P: Projection, S: EventSource + EventStorage> InlineProjection<P, S> {
         Ok(result)
     }
 
-    /// Apply whatever others appended.
+    /// Apply whatever others appended. Returns the number of events applied.
+    ///
+    /// # Errors
+    /// As [`ProjectionRunner::catch_up`].
     pub fn catch_up(&self) -> Result<u64> {
         self.runner.lock().catch_up()
     }
 
     /// Save state and position now.
+    ///
+    /// # Errors
+    /// As [`ProjectionRunner::checkpoint`].
     pub fn checkpoint(&self) -> Result<()> {
         self.runner.lock().checkpoint()
     }
@@ -557,7 +614,10 @@ impl<P: Projection, S: EventSource + EventStorage> InlineProjection<P, S> {
 }
 
 impl<P: Projection> InlineProjection<P, Arc<crate::Store>> {
-    /// Open with the checkpoint beside the store's log ([`checkpoint_path`]).
+    /// Open with the checkpoint beside the store's log ([`checkpoint_path`]), and catch up.
+    ///
+    /// # Errors
+    /// As [`InlineProjection::open`].
     pub fn open_beside(store: Arc<crate::Store>) -> Result<InlineProjection<P, Arc<crate::Store>>> {
         let path = checkpoint_path(store.path(), P::NAME);
         InlineProjection::open(store, path)
@@ -566,6 +626,9 @@ impl<P: Projection> InlineProjection<P, Arc<crate::Store>> {
 
 impl<P: Projection> ProjectionRunner<P, Arc<crate::Store>> {
     /// Open with the checkpoint beside the store's log ([`checkpoint_path`]).
+    ///
+    /// # Errors
+    /// As [`ProjectionRunner::open`].
     pub fn open_beside(store: Arc<crate::Store>) -> Result<ProjectionRunner<P, Arc<crate::Store>>> {
         let path = checkpoint_path(store.path(), P::NAME);
         ProjectionRunner::open(store, path)

@@ -31,26 +31,39 @@ pub enum RepositoryError<E: std::error::Error + 'static> {
     /// The command was refused by the domain.
     #[error(transparent)]
     Domain(E),
-    /// Another writer changed the aggregate since it was loaded.
+    /// Another writer changed the aggregate since it was loaded: the storage's
+    /// [`Error::WrongExpectedVersion`], nothing was written.
     #[error("concurrent modification of {stream:?}: expected {expected}, found {}", .actual.map_or("no stream".to_string(), |v| v.to_string()))]
     Conflict {
+        /// The aggregate's stream.
         stream: String,
+        /// The check the save asked for: `NoStream` for a new aggregate, else `Exact` of the
+        /// version it was loaded at.
         expected: ExpectedVersion,
+        /// The stream's last version when the check ran (`None`: the stream does not exist).
         actual: Option<u64>,
     },
     /// A stored event cannot be turned into a domain event.
     #[error("cannot decode event {event_type:?} at version {version} of {stream:?}: {reason}")]
     Decode {
+        /// The aggregate's stream.
         stream: String,
+        /// The event's version in the stream (0 when a save finds a pending event whose type
+        /// has no schema version: it was never stored).
         version: u64,
+        /// The event's type.
         event_type: String,
+        /// What failed, for people (not a stable format).
         reason: String,
     },
     /// A stored event's schema cannot be brought to the current one.
     #[error("cannot upcast the event at version {version} of {stream:?}: {source}")]
     Upcast {
+        /// The aggregate's stream.
         stream: String,
+        /// The event's version in the stream.
         version: u64,
+        /// Why the upcast failed.
         source: UpcastError,
     },
     /// The storage failed.
@@ -60,8 +73,11 @@ pub enum RepositoryError<E: std::error::Error + 'static> {
     /// the last conflict reported (`None`: the stream did not exist).
     #[error("gave up on {stream:?} after {attempts} conflicting attempts (stream at version {})", .actual.map_or("none".to_string(), |v| v.to_string()))]
     TooManyConflicts {
+        /// The aggregate's stream.
         stream: String,
+        /// Attempts made (`max_attempts`, at least 1).
         attempts: u32,
+        /// The stream's last version the last conflict reported.
         actual: Option<u64>,
     },
 }
@@ -98,6 +114,11 @@ pub enum DecodeFailure {
 /// Decode a recorded event into domain event `E` (with its metadata envelope), upcasting an
 /// older schema version through `upcasters`. Needs no storage: projections and sagas use it
 /// directly; [`Repository::decode_event`] adds the stream and version to the error.
+///
+/// # Errors
+/// [`DecodeFailure::Decode`] for a damaged metadata envelope, an event type `E` does not know,
+/// or a payload `E::decode` refuses; [`DecodeFailure::Upcast`] when the stored schema version
+/// cannot be brought to `E`'s current one.
 pub fn decode_recorded<E: DomainEvent>(
     upcasters: &Upcasters,
     recorded: &RecordedEvent,
@@ -107,6 +128,9 @@ pub fn decode_recorded<E: DomainEvent>(
 
 /// [`decode_recorded`] for an event borrowed from the log ([`EventView`]): the payload is
 /// decoded in place unless it needs upcasting.
+///
+/// # Errors
+/// As [`decode_recorded`].
 pub fn decode_view<E: DomainEvent>(
     upcasters: &Upcasters,
     recorded: EventView<'_>,
@@ -139,9 +163,13 @@ pub fn decode_view<E: DomainEvent>(
 /// One step of an aggregate's history: the event and the state right after it.
 #[derive(Debug, Clone)]
 pub struct HistoryEntry<A: Aggregate> {
+    /// The event as stored.
     pub recorded: RecordedEvent,
+    /// The event decoded (and upcast to the current schema).
     pub event: A::Event,
+    /// Its metadata envelope.
     pub metadata: EventMetadata,
+    /// The aggregate's state right after the event.
     pub state: A,
 }
 
@@ -177,12 +205,14 @@ impl<A: Aggregate, S: EventStorage> Repository<A, S> {
 
     /// Save a snapshot every `n` events. `0` turns snapshots off entirely: none are written and
     /// none are read (every load replays the whole stream).
+    #[must_use]
     pub fn with_snapshot_every(mut self, n: u64) -> Self {
         self.snapshot_every = n;
         self
     }
 
     /// Use these upcasters for events and snapshots stored under older schemas.
+    #[must_use]
     pub fn with_upcasters(mut self, upcasters: Arc<Upcasters>) -> Self {
         self.upcasters = upcasters;
         self
@@ -194,6 +224,10 @@ impl<A: Aggregate, S: EventStorage> Repository<A, S> {
     }
 
     /// Turn a recorded event into a domain event, upcasting old schema versions.
+    ///
+    /// # Errors
+    /// [`RepositoryError::Decode`] or [`RepositoryError::Upcast`] (see [`decode_recorded`]),
+    /// naming the event's stream and version.
     pub fn decode_event(
         &self,
         recorded: &RecordedEvent,
@@ -202,6 +236,9 @@ impl<A: Aggregate, S: EventStorage> Repository<A, S> {
     }
 
     /// [`Repository::decode_event`] for an event borrowed from the log.
+    ///
+    /// # Errors
+    /// As [`Repository::decode_event`].
     pub fn decode_view(&self, recorded: EventView<'_>) -> RepoResult<(A::Event, EventMetadata), A> {
         decode_view::<A::Event>(&self.upcasters, recorded).map_err(|f| match f {
             DecodeFailure::Upcast(source) => RepositoryError::Upcast {
@@ -218,17 +255,37 @@ impl<A: Aggregate, S: EventStorage> Repository<A, S> {
         })
     }
 
-    /// Load aggregate `id` with all its events (`None` if it has none).
+    /// Load aggregate `id` with all its events (`None` if it has none): from the latest
+    /// snapshot the log confirms, if any, then the events after it.
+    ///
+    /// # Errors
+    /// [`RepositoryError::Store`] when the storage fails; [`RepositoryError::Decode`] or
+    /// [`RepositoryError::Upcast`] for the first event that cannot be turned into a domain
+    /// event. A snapshot that cannot be decoded is no error: it is counted and the stream is
+    /// replayed instead.
     pub fn load(&self, id: &str) -> RepoResult<Option<Root<A>>, A> {
         self.load_until(id, u64::MAX, true)
     }
 
     /// The aggregate as it was right after version `version` (`None` if it did not exist yet).
+    /// Starts from the latest snapshot if it is not newer than `version`.
+    ///
+    /// # Errors
+    /// [`RepositoryError::Store`] when the storage fails; [`RepositoryError::Decode`] or
+    /// [`RepositoryError::Upcast`] for the first event that cannot be turned into a domain
+    /// event. A snapshot that cannot be decoded is no error: it is counted and the stream is
+    /// replayed instead.
     pub fn load_at_version(&self, id: &str, version: u64) -> RepoResult<Option<Root<A>>, A> {
         self.load_until(id, version, true)
     }
 
-    /// The aggregate as it was at time `at` (events recorded at or before `at`).
+    /// The aggregate as it was at time `at` (events recorded at or before `at`), replayed from
+    /// the stream's first event (no snapshot).
+    ///
+    /// # Errors
+    /// [`RepositoryError::Store`] when the storage fails; [`RepositoryError::Decode`] or
+    /// [`RepositoryError::Upcast`] for the first event that cannot be turned into a domain
+    /// event.
     pub fn load_as_of(&self, id: &str, at: DateTime<Utc>) -> RepoResult<Option<Root<A>>, A> {
         let stream = A::stream_id(id);
         let events = self.storage.read_stream_range(&stream, 0, u64::MAX)?;
@@ -244,7 +301,13 @@ impl<A: Aggregate, S: EventStorage> Repository<A, S> {
         Ok(root)
     }
 
-    /// Every event of aggregate `id` with the state right after it.
+    /// Every event of aggregate `id` with the state right after it, replayed from the
+    /// stream's first event (no snapshot).
+    ///
+    /// # Errors
+    /// [`RepositoryError::Store`] when the storage fails; [`RepositoryError::Decode`] or
+    /// [`RepositoryError::Upcast`] for the first event that cannot be turned into a domain
+    /// event.
     pub fn history(&self, id: &str) -> RepoResult<Vec<HistoryEntry<A>>, A> {
         let stream = A::stream_id(id);
         let mut state = A::default();
@@ -288,7 +351,7 @@ impl<A: Aggregate, S: EventStorage> Repository<A, S> {
                 }
             }
         }
-        let from = root.as_ref().and_then(|r| r.version()).map_or(0, |v| v + 1);
+        let from = root.as_ref().and_then(Root::version).map_or(0, |v| v + 1);
         let to = max_version.saturating_add(1);
         if from < to {
             // Decode straight from the log; the first failure stops the fold (later events
@@ -348,6 +411,14 @@ impl<A: Aggregate, S: EventStorage> Repository<A, S> {
 
     /// Append the root's pending events (nothing to do if there are none), with the metadata of
     /// `ctx`. On success the root's version moves on; on a conflict the root is unchanged.
+    /// Returns where the events landed (`None`: nothing was pending). Every
+    /// [`Repository::with_snapshot_every`] events a snapshot is saved too; failing to save one
+    /// is not an error (snapshots are a cache).
+    ///
+    /// # Errors
+    /// [`RepositoryError::Conflict`] when another writer appended since the root was loaded;
+    /// [`RepositoryError::Decode`] for a pending event whose type has no schema version;
+    /// [`RepositoryError::Store`] when encoding ([`Error::Encoding`]) or the append fails.
     pub fn save(
         &self,
         root: &mut Root<A>,

@@ -152,6 +152,9 @@ pub enum CommandOutcome {
 pub trait SagaHandler<G: Saga>: Send {
     /// Decide what to do about `trigger` for instance `saga_id`, whose state (built from the
     /// saga events caused by earlier triggers) is `saga`. Must be deterministic.
+    ///
+    /// # Errors
+    /// The handler's own: the runner returns it and retries the trigger on its next step.
     fn react(
         &self,
         saga: &G,
@@ -162,6 +165,10 @@ pub trait SagaHandler<G: Saga>: Send {
     /// Execute `command` under `ctx` (record events with ids `ctx.event_id(i)`). Must be
     /// idempotent for a given `ctx`: return [`CommandOutcome::AlreadyDone`] when the target
     /// already holds `ctx.event_id(0)`.
+    ///
+    /// # Errors
+    /// The handler's own (a refusal by the target's rules is [`CommandOutcome::Refused`], not
+    /// an error): the runner returns it and retries the trigger on its next step.
     fn dispatch(&self, command: &G::Command, ctx: &CommandContext) -> SagaResult<CommandOutcome>;
 }
 
@@ -210,6 +217,10 @@ pub struct SagaStats {
 /// let meta = evstore::aggregate::EventMetadata::decode(&a.metadata).unwrap();
 /// assert_eq!(meta.causation_id, Some(cause));
 /// ```
+///
+/// # Errors
+/// [`CodecError::Encode`] when `event`'s type has no schema version, or its payload or the
+/// metadata cannot be encoded.
 pub fn caused_event<E: DomainEvent>(
     event: &E,
     ctx: &CommandContext,
@@ -283,6 +294,11 @@ impl<G: Saga, S: EventSource + EventStorage, H: SagaHandler<G>> SagaRunner<G, S,
     /// Open the runner with its checkpoint at `checkpoint_path` (usually
     /// [`saga_checkpoint_path`]). Without a usable checkpoint it starts at position 0, which
     /// is safe (reactions are idempotent) but re-reads the whole log.
+    ///
+    /// # Errors
+    /// [`SagaError::Store`] with [`Error::InvalidInput`] when [`Saga::NAME`] is not a valid
+    /// name ([`crate::checkpoint::validate_name`]). A checkpoint that cannot be used is no
+    /// error ([`SagaStats::restarted_from_zero`]).
     pub fn open(
         source: S,
         handler: H,
@@ -290,10 +306,10 @@ impl<G: Saga, S: EventSource + EventStorage, H: SagaHandler<G>> SagaRunner<G, S,
     ) -> SagaResult<SagaRunner<G, S, H>> {
         validate_name(G::NAME)?;
         let path = checkpoint_path.as_ref().to_path_buf();
-        let mut stats = SagaStats::default();
+        let mut counters = SagaStats::default();
         let loaded = load_checkpoint(&source, &path, SAGA_CHECKPOINT_VERSION).map(|cp| cp.position);
         let position = loaded.unwrap_or_else(|reason| {
-            stats.restarted_from_zero = Some(reason);
+            counters.restarted_from_zero = Some(reason);
             0
         });
         Ok(SagaRunner {
@@ -302,13 +318,14 @@ impl<G: Saga, S: EventSource + EventStorage, H: SagaHandler<G>> SagaRunner<G, S,
             path,
             checkpoint_every: DEFAULT_SAGA_CHECKPOINT_EVERY,
             since_checkpoint: 0,
-            stats,
+            stats: counters,
             _saga: std::marker::PhantomData,
         })
     }
 
     /// Checkpoint automatically every `n` triggers (0: only on demand and at the end of
     /// [`SagaRunner::catch_up`] / [`SagaRunner::run_until`]).
+    #[must_use]
     pub fn with_checkpoint_every(mut self, n: u64) -> Self {
         self.checkpoint_every = n;
         self
@@ -332,6 +349,10 @@ impl<G: Saga, S: EventSource + EventStorage, H: SagaHandler<G>> SagaRunner<G, S,
     /// Load instance `id` as it was before the trigger at `trigger_position`: its state, the
     /// version of the last event folded in, and whether the stream already holds events caused
     /// by this trigger.
+    ///
+    /// # Errors
+    /// [`SagaError::Store`] when the stream cannot be read; [`SagaError::Decode`] for a saga
+    /// event that does not decode at its current schema or lacks [`TRIGGER_POSITION_KEY`].
     pub fn load_before(
         &self,
         id: &str,
@@ -417,8 +438,14 @@ impl<G: Saga, S: EventSource + EventStorage, H: SagaHandler<G>> SagaRunner<G, S,
     }
 
     /// Process up to `max` triggers: wait up to `timeout` for the first, then take what is
-    /// visible. Returns how many were processed. On an error the failed trigger will be
-    /// processed again by the next call.
+    /// visible. Returns how many were processed.
+    ///
+    /// # Errors
+    /// [`SagaError::Store`] for the source's read and append errors (a concurrent writer to
+    /// the saga's stream shows as [`Error::WrongExpectedVersion`]) and for a checkpoint that
+    /// cannot be written; [`SagaError::Decode`] for a saga event that does not decode (or lacks
+    /// [`TRIGGER_POSITION_KEY`]); the handler's errors. The failed trigger is processed again
+    /// by the next call.
     pub fn step(&mut self, max: usize, timeout: Duration) -> SagaResult<usize> {
         let deadline = Instant::now() + timeout;
         let mut done = 0;
@@ -452,6 +479,13 @@ impl<G: Saga, S: EventSource + EventStorage, H: SagaHandler<G>> SagaRunner<G, S,
     }
 
     /// Process everything visible now, then checkpoint. Returns the number of triggers.
+    ///
+    /// # Errors
+    /// [`SagaError::Store`] for the source's read and append errors (a concurrent writer to
+    /// the saga's stream shows as [`Error::WrongExpectedVersion`]) and for a checkpoint that
+    /// cannot be written; [`SagaError::Decode`] for a saga event that does not decode (or lacks
+    /// [`TRIGGER_POSITION_KEY`]); the handler's errors. The failed trigger is processed again
+    /// by the next call.
     pub fn catch_up(&mut self) -> SagaResult<usize> {
         let mut total = 0;
         // Bounded: each round processes at least one trigger or stops.
@@ -467,6 +501,13 @@ impl<G: Saga, S: EventSource + EventStorage, H: SagaHandler<G>> SagaRunner<G, S,
     }
 
     /// Loop on [`SagaRunner::step`] until `stop` is stopped, then checkpoint.
+    ///
+    /// # Errors
+    /// [`SagaError::Store`] for the source's read and append errors (a concurrent writer to
+    /// the saga's stream shows as [`Error::WrongExpectedVersion`]) and for a checkpoint that
+    /// cannot be written; [`SagaError::Decode`] for a saga event that does not decode (or lacks
+    /// [`TRIGGER_POSITION_KEY`]); the handler's errors. The failed trigger is processed again
+    /// by the next call.
     pub fn run_until(&mut self, stop: &StopHandle) -> SagaResult<()> {
         // Bounded by the stop handle, checked at least every 100 ms.
         while !stop.is_stopped() {
@@ -475,7 +516,12 @@ impl<G: Saga, S: EventSource + EventStorage, H: SagaHandler<G>> SagaRunner<G, S,
         self.checkpoint()
     }
 
-    /// Save the position now.
+    /// Save the position now ([`Checkpoint::write`]).
+    ///
+    /// # Errors
+    /// [`SagaError::Store`]: [`Error::Io`] when the checkpoint cannot be written (the old one is
+    /// kept), or the source's read error when the id of the event before the position must be
+    /// read back.
     pub fn checkpoint(&mut self) -> SagaResult<()> {
         let position = self.subscription.position();
         let last = id_before_position(&self.subscription)?;

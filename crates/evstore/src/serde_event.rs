@@ -43,7 +43,7 @@ pub enum PayloadFormat {
     /// The store's binary codec ([`Codec::CURRENT`], MessagePack with field names).
     #[default]
     Binary,
-    /// JSON (serde_json): readable in `evstore dump` and by other languages, larger.
+    /// JSON (`serde_json`): readable in `evstore dump` and by other languages, larger.
     Json,
 }
 

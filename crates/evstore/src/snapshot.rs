@@ -33,19 +33,22 @@ pub const SNAP_HEADER_SIZE: u64 = 40;
 pub const MAX_SNAPSHOT_BYTES: usize = 64 * 1024 * 1024;
 /// Record header: crc u32, len u32.
 const RECORD_HEADER: usize = 8;
-/// Fixed part of a record body: stream_len u8, version u64, event id 16.
+/// Fixed part of a record body: `stream_len` u8, version u64, event id 16.
 const RECORD_FIXED: usize = 1 + 8 + 16;
 /// Compaction is considered only past this many dead bytes.
 const COMPACT_MIN_DEAD_BYTES: u64 = 64 * 1024;
 
-/// A snapshot as stored.
+/// A snapshot as stored: one record of the sidecar (docs/FORMAT.md §8).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Snapshot {
+    /// The stream (aggregate) it is a snapshot of: 1..=255 bytes of UTF-8.
     pub stream: String,
     /// The stream version the state includes (all events up to and including it).
     pub version: u64,
     /// Id of the event at `version`, to check the log still holds the same history.
     pub event_id: Uuid,
+    /// The state, opaque to the sidecar: at most [`MAX_SNAPSHOT_BYTES`]. The repository writes
+    /// an envelope and the aggregate state (docs/FORMAT.md §9.3).
     pub payload: Vec<u8>,
 }
 
@@ -79,8 +82,13 @@ pub struct SnapshotStats {
 /// Why a snapshot was not used (see [`SnapshotStore::note_ignored`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum IgnoredReason {
+    /// The log does not hold the snapshot's version (its tail was lost): counted in
+    /// [`SnapshotStats::ignored_ahead_of_log`].
     AheadOfLog,
+    /// The log's event id at that version differs: counted in [`SnapshotStats::ignored_stale`].
     Stale,
+    /// The payload could not be decoded or upcast: counted in
+    /// [`SnapshotStats::ignored_undecodable`].
     Undecodable,
 }
 
@@ -109,7 +117,7 @@ impl std::fmt::Debug for SnapshotStore {
         f.debug_struct("SnapshotStore")
             .field("path", &self.path)
             .field("stats", &self.stats)
-            .finish()
+            .finish_non_exhaustive()
     }
 }
 
@@ -238,7 +246,10 @@ pub struct SidecarCheck {
 
 /// Check the sidecar at `path` for the log whose file id is `log_file_id` without changing
 /// it: the checks of [`SnapshotStore::open`], read-only, on one file handle (so every field
-/// describes the same bytes). A missing sidecar is an `io::ErrorKind::NotFound` error.
+/// describes the same bytes).
+///
+/// # Errors
+/// `io::ErrorKind::NotFound` for a missing sidecar; the I/O errors of opening and reading it.
 pub fn inspect(path: &Path, log_file_id: [u8; 16]) -> io::Result<SidecarCheck> {
     let file = File::open(path)?;
     let len = file.metadata()?.len();
@@ -270,8 +281,10 @@ pub fn inspect(path: &Path, log_file_id: [u8; 16]) -> io::Result<SidecarCheck> {
 
 impl SnapshotStore {
     /// Open (or create) the sidecar at `path` for the log whose file id is `log_file_id`.
-    /// Damage is repaired by cutting or resetting the sidecar and counted, never an error;
-    /// only I/O errors (e.g. permissions) are returned.
+    /// Damage is repaired by cutting or resetting the sidecar and counted, never an error.
+    ///
+    /// # Errors
+    /// Only I/O errors (e.g. permissions) of opening, reading, cutting or resetting the file.
     pub fn open(path: &Path, log_file_id: [u8; 16]) -> io::Result<SnapshotStore> {
         let file = OpenOptions::new()
             .read(true)
@@ -340,6 +353,12 @@ impl SnapshotStore {
 
     /// Save a snapshot of `stream` at `version` (whose event id is `event_id`). Older snapshots
     /// of the stream become dead; a newer existing one is kept (a save never goes backwards).
+    /// Not fsynced ([`SnapshotStore::sync`]); may compact the sidecar
+    /// ([`SnapshotStore::compact`]) when dead records outweigh live ones.
+    ///
+    /// # Errors
+    /// `io::ErrorKind::InvalidInput` for a `stream` that is empty or longer than 255 bytes, or
+    /// a `payload` over [`MAX_SNAPSHOT_BYTES`]; the I/O errors of the write or the compaction.
     pub fn save(
         &mut self,
         stream: &str,
@@ -437,12 +456,19 @@ impl SnapshotStore {
         self.end
     }
 
-    /// Make saved snapshots durable.
+    /// Make saved snapshots durable (fdatasync).
+    ///
+    /// # Errors
+    /// The error of the sync.
     pub fn sync(&self) -> io::Result<()> {
         self.file.sync_data()
     }
 
-    /// Rewrite the sidecar with live records only: temp file, fsync, rename, fsync directory.
+    /// Rewrite the sidecar with live records only: temp file (`<sidecar>.compact-tmp`), fsync,
+    /// rename, fsync directory. Live records that no longer check out are dropped and counted.
+    ///
+    /// # Errors
+    /// The I/O errors of those steps; the sidecar file is replaced only by the rename.
     pub fn compact(&mut self) -> io::Result<()> {
         let mut tmp_name = self.path.as_os_str().to_owned();
         tmp_name.push(".compact-tmp");

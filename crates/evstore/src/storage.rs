@@ -15,7 +15,13 @@ use crate::Store;
 
 /// A storage backend for event-sourced aggregates.
 pub trait EventStorage: Send + Sync {
-    /// Append atomically with an optimistic check (see [`Store::append`]).
+    /// Append `events` to `stream` atomically, after the optimistic check `expected` (see
+    /// [`Store::append`]). Returns where they landed.
+    ///
+    /// # Errors
+    /// [`Error::WrongExpectedVersion`](crate::Error::WrongExpectedVersion) when `expected`
+    /// does not hold (the domain layer retries on it); the backend's other errors (the file
+    /// [`Store`]'s are listed at [`Store::append`]).
     fn append(
         &self,
         stream: &str,
@@ -23,7 +29,12 @@ pub trait EventStorage: Send + Sync {
         events: &[NewEvent],
     ) -> Result<AppendResult>;
 
-    /// Events of `stream` with versions in `[from_version, to_version)`.
+    /// Events of `stream` with versions in `[from_version, to_version)`, in version order
+    /// (empty when there are none).
+    ///
+    /// # Errors
+    /// The backend's read errors (for the file [`Store`]: an invalid stream id, bytes damaged
+    /// since they were indexed).
     fn read_stream_range(
         &self,
         stream: &str,
@@ -35,6 +46,9 @@ pub trait EventStorage: Send + Sync {
     /// in order, stopping at the first error. Backends that can lend events without copying
     /// override this (the file [`Store`] does: [`Store::read_stream_with`]); the default
     /// reads owned events with [`EventStorage::read_stream_range`] and lends views of them.
+    ///
+    /// # Errors
+    /// The read errors of [`EventStorage::read_stream_range`], or the first error `f` returns.
     fn visit_stream_range(
         &self,
         stream: &str,
@@ -50,12 +64,25 @@ pub trait EventStorage: Send + Sync {
 
     /// Last version of `stream` (`None`: no such stream). (Named differently from
     /// [`Store::stream_version`] so the two never shadow each other on an `Arc<Store>`.)
+    ///
+    /// # Errors
+    /// The backend's read errors (the file [`Store`] has none).
     fn last_version(&self, stream: &str) -> Result<Option<u64>>;
 
-    /// The latest snapshot the log confirms (version present with the same event id).
+    /// The latest snapshot the log confirms (version present with the same event id); `None`
+    /// when there is none or it is not usable.
+    ///
+    /// # Errors
+    /// The backend's errors (for the file [`Store`]: an invalid stream id, I/O opening the
+    /// sidecar).
     fn load_snapshot(&self, stream: &str) -> Result<Option<Snapshot>>;
 
-    /// Save a snapshot (a cache: may be lost).
+    /// Save a snapshot of `stream` at `version`, whose event id is `event_id` (a cache: may be
+    /// lost).
+    ///
+    /// # Errors
+    /// The backend's errors (for the file [`Store`]: an invalid stream id, an oversized
+    /// payload, a read-only store, I/O). Callers may ignore them: the repository does.
     fn save_snapshot(
         &self,
         stream: &str,
@@ -65,6 +92,10 @@ pub trait EventStorage: Send + Sync {
     ) -> Result<()>;
 
     /// Report that the snapshot just loaded could not be decoded (it is dropped and counted).
+    ///
+    /// # Errors
+    /// The backend's errors (for the file [`Store`]: a read-only store, I/O opening the
+    /// sidecar).
     fn note_snapshot_undecodable(&self, stream: &str) -> Result<()>;
 
     /// Block until `stream`'s last version is at least `version` (visible to reads), or
@@ -75,6 +106,9 @@ pub trait EventStorage: Send + Sync {
     ///
     /// The default polls [`EventStorage::last_version`] with back-off (1 ms doubling to 16 ms);
     /// the file [`Store`] waits on its publish notification instead.
+    ///
+    /// # Errors
+    /// The errors of [`EventStorage::last_version`] (the file [`Store`] has none).
     fn wait_for_version(&self, stream: &str, version: u64, timeout: Duration) -> Result<bool> {
         let deadline = Instant::now() + timeout;
         let mut pause = Duration::from_millis(1);

@@ -60,6 +60,9 @@ const WAIT_SLICE: Duration = Duration::from_millis(100);
 pub trait EventSource: Send + Sync {
     /// Up to `max` events from `from_position` on, in position order. Fewer (or none) when the
     /// head is reached.
+    ///
+    /// # Errors
+    /// The source's read errors (for the [`Store`]: bytes damaged since they were indexed).
     fn read_all_from(&self, from_position: u64, max: usize) -> Result<Vec<RecordedEvent>>;
 
     /// Block until an event at `position` or later is visible, or `timeout` passes. Returns
@@ -133,6 +136,7 @@ impl SubscriptionFilter {
     }
 
     /// Deliver only events whose type is one of `types` (replaces an earlier type set).
+    #[must_use]
     pub fn with_event_types<I, T>(mut self, types: I) -> SubscriptionFilter
     where
         I: IntoIterator<Item = T>,
@@ -142,7 +146,8 @@ impl SubscriptionFilter {
         self
     }
 
-    /// Deliver only events whose stream id starts with `prefix`.
+    /// Deliver only events whose stream id starts with `prefix` (replaces an earlier prefix).
+    #[must_use]
     pub fn with_stream_prefix(mut self, prefix: impl Into<String>) -> SubscriptionFilter {
         self.stream_prefix = Some(prefix.into());
         self
@@ -196,7 +201,8 @@ impl StopHandle {
     }
 }
 
-/// A catch-up subscription to the global log of an [`EventSource`].
+/// A catch-up subscription to the global log of an [`EventSource`] (as KurrentDB's catch-up
+/// subscriptions to `$all`: read from a position, then follow live).
 ///
 /// [`Subscription::next_timeout`] is the primitive: the next matching event, or `None` when
 /// none arrived within the timeout. The [`Iterator`] implementation blocks until an event
@@ -266,12 +272,14 @@ impl<S: EventSource> Subscription<S> {
     }
 
     /// Read ahead `n` events at a time (at least 1; default [`DEFAULT_BATCH_SIZE`]).
+    #[must_use]
     pub fn with_batch_size(mut self, n: usize) -> Subscription<S> {
         self.batch_size = n.max(1);
         self
     }
 
     /// Use `stop` (shared with other threads) to end the blocking iterator.
+    #[must_use]
     pub fn with_stop_handle(mut self, stop: StopHandle) -> Subscription<S> {
         self.stop = stop;
         self
@@ -360,8 +368,12 @@ impl<S: EventSource> Subscription<S> {
     }
 
     /// The next matching event, waiting up to `timeout` for one to become visible.
-    /// `Ok(None)`: nothing (matching) arrived in time. An `Err` leaves the position unchanged,
-    /// so the call can be retried.
+    /// `Ok(None)`: nothing (matching) arrived in time.
+    ///
+    /// # Errors
+    /// The source's read errors, and [`Error::Internal`] when the source breaks its contract
+    /// (an event at another position than the next one expected). Events already delivered or
+    /// skipped stay behind; the failed read is retried by the next call.
     pub fn next_timeout(&mut self, timeout: Duration) -> Result<Option<RecordedEvent>> {
         let deadline = Instant::now() + timeout;
         // Bounded by the deadline: each round either delivers, reads at least one event (the
@@ -385,6 +397,10 @@ impl<S: EventSource> Subscription<S> {
 
     /// Up to `max` matching events: waits up to `timeout` for the first one, then takes only
     /// what is already visible. Empty when nothing arrived in time.
+    ///
+    /// # Errors
+    /// As [`Subscription::next_timeout`]; events taken before the error are not returned
+    /// (the position has moved past them).
     pub fn next_batch(&mut self, max: usize, timeout: Duration) -> Result<Vec<RecordedEvent>> {
         let mut out = Vec::new();
         if max == 0 {
@@ -417,7 +433,7 @@ impl<S: EventSource> Iterator for Subscription<S> {
         while !self.stop.is_stopped() {
             match self.next_timeout(WAIT_SLICE) {
                 Ok(Some(e)) => return Some(Ok(e)),
-                Ok(None) => continue,
+                Ok(None) => {}
                 Err(e) => {
                     self.failed = true;
                     return Some(Err(e));

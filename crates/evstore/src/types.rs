@@ -65,7 +65,9 @@ impl Default for Options {
     }
 }
 
-/// The optimistic concurrency check of an append.
+/// The optimistic concurrency check of an append, as KurrentDB's expected revision (`Any`,
+/// `NoStream`, `StreamExists`, an exact revision). Versions count from 0, so `Exact(0)`
+/// expects a stream holding one event.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum ExpectedVersion {
     /// No check.
@@ -74,7 +76,7 @@ pub enum ExpectedVersion {
     NoStream,
     /// The stream must exist (have at least one event).
     StreamExists,
-    /// The stream's last version must be exactly this.
+    /// The stream's last version (0 for its first event) must be exactly this.
     Exact(u64),
 }
 
@@ -120,12 +122,14 @@ impl NewEvent {
     }
 
     /// The same event with `metadata` set.
+    #[must_use]
     pub fn with_metadata(mut self, metadata: impl Into<Vec<u8>>) -> NewEvent {
         self.metadata = metadata.into();
         self
     }
 
     /// The same event with `event_id` set (e.g. a UUID v5 derived from a cause).
+    #[must_use]
     pub fn with_id(mut self, event_id: Uuid) -> NewEvent {
         self.event_id = event_id;
         self
@@ -185,8 +189,11 @@ pub fn new_event_id() -> Uuid {
 /// An event as stored.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RecordedEvent {
+    /// The id it was appended with ([`NewEvent::event_id`]).
     pub event_id: Uuid,
+    /// The stream it belongs to: 1..=255 bytes of UTF-8.
     pub stream_id: String,
+    /// Its type ([`NewEvent::event_type`]): 1..=255 bytes of UTF-8.
     pub event_type: String,
     /// 0 for the first event of a stream; dense.
     pub version: u64,
@@ -194,7 +201,9 @@ pub struct RecordedEvent {
     pub position: u64,
     /// Stamped by the store (microsecond precision); non-decreasing in position order.
     pub recorded_at: DateTime<Utc>,
+    /// The payload, as appended.
     pub data: Vec<u8>,
+    /// The metadata, as appended.
     pub metadata: Vec<u8>,
 }
 
@@ -235,13 +244,21 @@ impl RecordedEvent {
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct EventView<'a> {
+    /// As [`RecordedEvent::event_id`].
     pub event_id: Uuid,
+    /// As [`RecordedEvent::stream_id`].
     pub stream_id: &'a str,
+    /// As [`RecordedEvent::event_type`].
     pub event_type: &'a str,
+    /// As [`RecordedEvent::version`]: 0 for the first event of the stream.
     pub version: u64,
+    /// As [`RecordedEvent::position`]: 0 for the first event in the file.
     pub position: u64,
+    /// As [`RecordedEvent::recorded_at`].
     pub recorded_at: DateTime<Utc>,
+    /// As [`RecordedEvent::data`].
     pub data: &'a [u8],
+    /// As [`RecordedEvent::metadata`].
     pub metadata: &'a [u8],
 }
 
@@ -261,12 +278,18 @@ impl EventView<'_> {
     }
 }
 
-/// Where an append's events landed.
+/// Where an append's events landed: inclusive ranges of stream versions and of global
+/// positions (an append of `n` events spans `n` of each). An idempotent retry gets the
+/// original append's.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub struct AppendResult {
+    /// Stream version of the first event appended.
     pub first_version: u64,
+    /// Stream version of the last event appended.
     pub last_version: u64,
+    /// Global position of the first event appended.
     pub first_position: u64,
+    /// Global position of the last event appended.
     pub last_position: u64,
 }
 

@@ -24,9 +24,13 @@ pub enum UpcastError {
     /// No upcaster is registered from `from_version` for this type.
     #[error("no upcaster for {kind} {name:?} from schema version {from_version} (current is {current_version})")]
     Missing {
+        /// What was upcast: `"event type"` or `"snapshot of"` (followed by `name`).
         kind: &'static str,
+        /// The event type, or the aggregate type of the snapshot.
         name: String,
+        /// The schema version the chain stopped at (no upcaster from it).
         from_version: u16,
+        /// The schema version the chain was to reach.
         current_version: u16,
     },
     /// The stored version is newer than this build knows.
@@ -34,17 +38,25 @@ pub enum UpcastError {
         "{kind} {name:?} has schema version {found}, newer than this build's {current_version}"
     )]
     FromTheFuture {
+        /// What was upcast: `"event type"` or `"snapshot of"` (followed by `name`).
         kind: &'static str,
+        /// The event type, or the aggregate type of the snapshot.
         name: String,
+        /// The stored schema version.
         found: u16,
+        /// The schema version this build reads and writes.
         current_version: u16,
     },
     /// An upcaster failed.
     #[error("upcasting {kind} {name:?} from schema version {from_version} failed: {reason}")]
     Failed {
+        /// What was upcast: `"event type"` or `"snapshot of"` (followed by `name`).
         kind: &'static str,
+        /// The event type, or the aggregate type of the snapshot.
         name: String,
+        /// The schema version the failed upcaster reads.
         from_version: u16,
+        /// The upcaster's error message.
         reason: String,
     },
 }
@@ -100,8 +112,13 @@ impl Upcasters {
         self
     }
 
-    /// Bring an event payload stored at `version` up to `current`. Returns the payload and the
-    /// version reached (always `current` on success).
+    /// Bring an event payload stored at `version` up to `current`, running the upcasters
+    /// registered for `event_type` from `version`, `version + 1`, … up to `current - 1` in
+    /// order. Returns the payload and the version reached (always `current` on success).
+    ///
+    /// # Errors
+    /// [`UpcastError::FromTheFuture`] when `version > current`; [`UpcastError::Missing`] when
+    /// a step has no upcaster; [`UpcastError::Failed`] when an upcaster returns an error.
     pub fn upcast(
         &self,
         event_type: &str,
@@ -119,7 +136,12 @@ impl Upcasters {
         )
     }
 
-    /// Bring a snapshot payload stored at `version` up to `current`.
+    /// Bring a snapshot payload of an `aggregate_type` aggregate stored at `version` up to
+    /// `current`, as [`Upcasters::upcast`] does for events, with the upcasters registered by
+    /// [`Upcasters::register_snapshot`].
+    ///
+    /// # Errors
+    /// As [`Upcasters::upcast`].
     pub fn upcast_snapshot(
         &self,
         aggregate_type: &str,

@@ -258,7 +258,7 @@ pub(crate) fn remove_stale_creating_files(path: &Path) -> io::Result<usize> {
         let Some(suffix) = name.as_bytes().strip_prefix(prefix) else {
             continue;
         };
-        if suffix.len() != 32 || !suffix.iter().all(|b| b.is_ascii_hexdigit()) {
+        if suffix.len() != 32 || !suffix.iter().all(u8::is_ascii_hexdigit) {
             continue;
         }
         let candidate = dir.join(&name);
@@ -307,6 +307,10 @@ pub(crate) fn initialize(file: &File, segment_size: u64) -> io::Result<()> {
 ///
 /// # Errors
 /// `UnexpectedEof` when the file is shorter than the range; the errors of [`Segment::map`].
+#[expect(
+    unsafe_code,
+    reason = "the one caller of the unsafe Segment::map: checks the first half of its contract"
+)]
 pub(crate) fn map_segment(
     file: &File,
     header: &FileHeader,
@@ -336,6 +340,11 @@ pub(crate) fn map_segment(
 ///
 /// No [`Segment`] of `file` that maps bytes at or past `len` may be alive (nor a slice borrowed
 /// from one): reading such a byte after the cut would raise SIGBUS. Drop the maps first.
+#[expect(
+    unsafe_code,
+    reason = "cutting a file under a live map raises SIGBUS: an unsafe fn, so every cut states \
+              why no map of the cut bytes is alive"
+)]
 pub(crate) unsafe fn truncate(file: &File, len: u64) -> io::Result<()> {
     file.set_len(len)
 }

@@ -18,6 +18,25 @@ pub(crate) const MAX_EVENTS_PER_BATCH: usize = (1 << 20) - 1;
 /// Longest stream id or event type in bytes.
 pub(crate) const MAX_NAME_LEN: usize = 255;
 
+// The layout constants against docs/FORMAT.md §3 and against each other, at compile time.
+const _: () = {
+    // header_crc, body_len, seq, body_crc, durable_lag (§3.1).
+    assert!(4 + 4 + 8 + 4 + 4 == FRAME_HEADER_SIZE);
+    // event_count, stream_len, first_version, recorded_at_us (§3.2).
+    assert!(4 + 1 + 8 + 8 == BATCH_HEADER_FIXED);
+    // event_id, type_len, data_len, metadata_len (§3.2).
+    assert!(16 + 1 + 4 + 4 == EVENT_FIXED);
+    // `align8` rounds with a mask.
+    assert!(FRAME_ALIGN.is_power_of_two());
+    // A seal (a header without body) keeps the next frame aligned without padding.
+    assert!(FRAME_HEADER_SIZE.is_multiple_of(FRAME_ALIGN));
+    // Name lengths are stored in one byte.
+    assert!(MAX_NAME_LEN <= u8::MAX as usize);
+    // An event index fits the 20 bits a `Location` leaves above its 44-bit offset.
+    assert!(MAX_EVENTS_PER_BATCH < 1 << (64 - 44));
+    assert!(MAX_LOCATION_OFFSET == (1 << 44) - 1);
+};
+
 /// Round `n` up to the frame alignment.
 #[inline]
 pub(crate) fn align8(n: u64) -> u64 {
@@ -31,7 +50,7 @@ pub(crate) fn frame_size(body_len: u64) -> u64 {
 }
 
 /// Why a byte range is not a valid frame, batch or event.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum FrameError {
     /// Fewer bytes than a frame header.
     ShortHeader,
@@ -273,7 +292,7 @@ pub(crate) fn decode_batch_header_raw(b: &[u8]) -> Result<RawBatchHeader<'_>, Fr
     let event_count = read_u32(b, 0).ok_or(SHORT)?;
     let stream_len = *b.get(4).ok_or(SHORT)? as usize;
     let first_version = read_u64(b, 5).ok_or(SHORT)?;
-    let recorded_at_us = read_u64(b, 13).ok_or(SHORT)? as i64;
+    let recorded_at_us = read_u64(b, 13).ok_or(SHORT)?.cast_signed();
     let stream = b
         .get(BATCH_HEADER_FIXED..BATCH_HEADER_FIXED + stream_len)
         .ok_or(SHORT)?;

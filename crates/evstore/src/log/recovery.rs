@@ -172,9 +172,13 @@ pub(crate) fn prepare_for_appends(
         // end of the log, re-extend the last segment with zeros.
         drop(std::mem::take(&mut recovery.maps));
         let cut = header.segment_start(end) + outcome.end_offset;
+        #[expect(
+            unsafe_code,
+            reason = "trimming a torn tail: the unsafe file::truncate"
+        )]
         // SAFETY: the scan's maps were the only maps of this file (the store makes its own
         // only from what this returns) and were dropped just above.
-        unsafe { file::truncate(file, cut)? };
+        unsafe { file::truncate(file, cut) }?;
         space::allocate(file, header.segment_start(end), seg_size)?;
         let mut maps = Vec::with_capacity(usize::try_from(end).unwrap_or(0).saturating_add(1));
         for k in 0..=end {
@@ -270,7 +274,60 @@ pub(crate) fn scan(
     on_frame: &mut OnFrame<'_>,
     hints: &dyn ScanHints,
 ) -> ScanOutcome {
-    let seg_size = header.segment_size;
+    let walk = walk_frames(header, segments, on_frame, hints);
+    let (end_segment, end_offset) = if walk.k >= segments.len() {
+        // Ran off the last segment while skipping: cannot happen (skip needs a next segment),
+        // but stay in range: the end is the end of the last segment.
+        (segments.len().saturating_sub(1) as u64, header.segment_size)
+    } else {
+        (walk.k as u64, walk.off)
+    };
+    let verdict = if let Some(d) = walk.damage {
+        Verdict::Damaged(d)
+    } else {
+        let tail = verdict(header, segments, end_segment, end_offset, walk.seq, hints);
+        tail_verdict(tail, walk.torn_reason)
+    };
+    ScanOutcome {
+        end_segment,
+        end_offset,
+        next_seq: walk.seq,
+        proven_durable_seq: walk.proven,
+        last_data_seq: walk.last_data_seq,
+        frames: walk.frames,
+        verdict,
+    }
+}
+
+/// Where [`walk_frames`] stopped and what it saw on the way.
+struct Walk {
+    /// Segment of the end of the log (or of the damage); `segments.len()` if it ran off the
+    /// last one.
+    k: usize,
+    /// Offset in segment `k` of the end of the log (or of the frame the consumer refused).
+    off: u64,
+    /// Seq of the next frame.
+    seq: u64,
+    /// Largest `durable_seq` claimed by a valid frame.
+    proven: u64,
+    /// Seq of the last valid frame that holds events.
+    last_data_seq: Option<u64>,
+    /// Valid frames handed to the consumer and accepted.
+    frames: u64,
+    /// Why the bytes at the end are not a frame, when its header bytes are not all zero.
+    torn_reason: Option<String>,
+    /// Damage found before the end of the log.
+    damage: Option<Damage>,
+}
+
+/// The first half of [`scan`]: walk the valid frames from (0, 0), feeding each body to
+/// `on_frame` and following segment switches, up to the end of the log or damage.
+fn walk_frames(
+    header: &FileHeader,
+    segments: &[&[u8]],
+    on_frame: &mut OnFrame<'_>,
+    hints: &dyn ScanHints,
+) -> Walk {
     let mut k: usize = 0;
     let mut off: u64 = 0;
     let mut seq: u64 = 0;
@@ -310,26 +367,18 @@ pub(crate) fn scan(
                 frames += 1;
             }
             Err(first_err) => {
-                // Did the writer move on to the next segment because the frame did not fit?
-                if let Some(next) = segments.get(k + 1) {
-                    if let Ok((h, _)) = frame::check_frame(next, &header.file_id, seq) {
-                        if h.size() > seg_size - off {
-                            if let Some(nz) = first_nonzero(rest) {
-                                damage = Some(Damage {
-                                    segment: k as u64,
-                                    offset: off + nz,
-                                    what: format!(
-                                        "unexpected bytes before the segment switch to frame {seq}"
-                                    ),
-                                });
-                                break;
-                            }
-                            k += 1;
-                            off = 0;
-                            hints.will_scan(k as u64 + 1);
-                            continue;
-                        }
+                match after_failed_frame(header, segments, k, off, seq, rest) {
+                    AfterFailedFrame::NextSegment => {
+                        k += 1;
+                        off = 0;
+                        hints.will_scan(k as u64 + 1);
+                        continue;
                     }
+                    AfterFailedFrame::Damaged(d) => {
+                        damage = Some(d);
+                        break;
+                    }
+                    AfterFailedFrame::EndOfLog => {}
                 }
                 if first_nonzero(rest.get(..FRAME_HEADER_SIZE.min(rest.len())).unwrap_or(&[]))
                     .is_some()
@@ -340,32 +389,73 @@ pub(crate) fn scan(
             }
         }
     }
-    let (end_segment, end_offset) = if k >= segments.len() {
-        // Ran off the last segment while skipping: cannot happen (skip needs a next segment),
-        // but stay in range: the end is the end of the last segment.
-        (segments.len().saturating_sub(1) as u64, seg_size)
-    } else {
-        (k as u64, off)
-    };
-    let verdict = match damage {
-        Some(d) => Verdict::Damaged(d),
-        None => match verdict(header, segments, end_segment, end_offset, seq, hints) {
-            Ok(None) => Verdict::Clean,
-            Ok(Some(first_nonzero)) => Verdict::TornTail {
-                first_nonzero,
-                reason: torn_reason.unwrap_or_else(|| TORN_DEFAULT_REASON.into()),
-            },
-            Err(d) => Verdict::Damaged(d),
-        },
-    };
-    ScanOutcome {
-        end_segment,
-        end_offset,
-        next_seq: seq,
-        proven_durable_seq: proven,
+    Walk {
+        k,
+        off,
+        seq,
+        proven,
         last_data_seq,
         frames,
-        verdict,
+        torn_reason,
+        damage,
+    }
+}
+
+/// Where the scan goes when frame `seq` does not check out at (`k`, `off`) (docs/FORMAT.md
+/// §4).
+enum AfterFailedFrame {
+    /// The writer moved on to segment `k + 1`: continue there at offset 0.
+    NextSegment,
+    /// Frame `seq` is in segment `k + 1`, but non-zero bytes precede the switch.
+    Damaged(Damage),
+    /// (`k`, `off`) is the end of the log.
+    EndOfLog,
+}
+
+/// Frame `seq` does not check out at (`k`, `off`), whose bytes to the end of the segment are
+/// `rest`: did the writer move on to segment `k + 1` because the frame did not fit there
+/// (segment `k + 1` starts with frame `seq`, larger than the rest of segment `k`)?
+fn after_failed_frame(
+    header: &FileHeader,
+    segments: &[&[u8]],
+    k: usize,
+    off: u64,
+    seq: u64,
+    rest: &[u8],
+) -> AfterFailedFrame {
+    let Some(next) = segments.get(k + 1) else {
+        return AfterFailedFrame::EndOfLog;
+    };
+    let Ok((h, _)) = frame::check_frame(next, &header.file_id, seq) else {
+        return AfterFailedFrame::EndOfLog;
+    };
+    if h.size() <= header.segment_size - off {
+        return AfterFailedFrame::EndOfLog;
+    }
+    match first_nonzero(rest) {
+        Some(nz) => AfterFailedFrame::Damaged(Damage {
+            segment: k as u64,
+            offset: off + nz,
+            what: format!("unexpected bytes before the segment switch to frame {seq}"),
+        }),
+        None => AfterFailedFrame::NextSegment,
+    }
+}
+
+/// The verdict of a scan that found no damage before the end of the log, from the
+/// [`verdict`] on what follows the end; `torn_reason` says why the bytes at the end are not a
+/// frame, when they are not zero.
+fn tail_verdict(
+    tail: std::result::Result<Option<(u64, u64)>, Damage>,
+    torn_reason: Option<String>,
+) -> Verdict {
+    match tail {
+        Ok(None) => Verdict::Clean,
+        Ok(Some(first_nonzero)) => Verdict::TornTail {
+            first_nonzero,
+            reason: torn_reason.unwrap_or_else(|| TORN_DEFAULT_REASON.into()),
+        },
+        Err(d) => Verdict::Damaged(d),
     }
 }
 

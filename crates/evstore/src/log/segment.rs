@@ -44,7 +44,7 @@ use std::sync::Arc;
 use memmap2::{Advice, Mmap, MmapOptions};
 use parking_lot::RwLock;
 
-use crate::types::{MAX_SEGMENT_SIZE, MIN_SEGMENT_SIZE};
+use crate::types::{DEFAULT_SEGMENT_SIZE, MAX_SEGMENT_SIZE, MIN_SEGMENT_SIZE};
 
 /// Bytes reserved for the file header; segment 0 starts here.
 pub const HEADER_SIZE: u64 = 4096;
@@ -53,6 +53,23 @@ pub(crate) const MAGIC: [u8; 8] = *b"EVSTLOG\0";
 /// The format version this build writes and reads.
 pub(crate) const FORMAT_VERSION: u32 = 1;
 const HEADER_USED: usize = 64;
+
+// The header and segment geometry against docs/FORMAT.md §1–§2, at compile time.
+const _: () = {
+    // magic, format_version, header_size, segment_size, file_id, created_at_us, flags,
+    // reserved, header_crc.
+    assert!(8 + 4 + 4 + 8 + 16 + 8 + 4 + 8 + 4 == HEADER_USED);
+    assert!(HEADER_USED as u64 <= HEADER_SIZE);
+    // Stored as a u32 at offset 12.
+    assert!(HEADER_SIZE <= u32::MAX as u64);
+    // Segments start at multiples of 4096 (mmap offsets are page-aligned).
+    assert!(HEADER_SIZE.is_multiple_of(4096));
+    assert!(MIN_SEGMENT_SIZE.is_multiple_of(4096) && MAX_SEGMENT_SIZE.is_multiple_of(4096));
+    assert!(MIN_SEGMENT_SIZE <= DEFAULT_SEGMENT_SIZE && DEFAULT_SEGMENT_SIZE <= MAX_SEGMENT_SIZE);
+    assert!(DEFAULT_SEGMENT_SIZE.is_multiple_of(4096));
+    // A frame lies in one segment and its body length is a u32.
+    assert!(MAX_SEGMENT_SIZE <= u32::MAX as u64);
+};
 
 /// The decoded file header.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -145,7 +162,7 @@ impl FileHeader {
         Ok(FileHeader {
             segment_size,
             file_id,
-            created_at_us: u64_at(40) as i64,
+            created_at_us: u64_at(40).cast_signed(),
         })
     }
 
@@ -192,6 +209,11 @@ impl Segment {
     /// mapped page that is no longer in the file raises SIGBUS. Call it through
     /// [`super::file::map_segment`], which checks the first half; the second is the contract
     /// of [`super::file::truncate`] (module docs).
+    #[expect(
+        unsafe_code,
+        reason = "mmap: a map of a file that shrinks under it raises SIGBUS, so mapping is an \
+                  unsafe fn whose contract the callers keep (module docs)"
+    )]
     pub(crate) unsafe fn map(
         file: &File,
         header: &FileHeader,

@@ -7,13 +7,22 @@ use std::fs::File;
 use std::io;
 
 /// Reserve `[offset, offset + len)` of the file on disk (so a full disk shows up here, not as
-/// a failed write later), extending the file if needed.
+/// a failed write later), extending the file if needed. On file systems without
+/// `posix_fallocate` support the file is extended (sparse) instead.
+///
+/// # Errors
+/// `InvalidInput` for an offset or length beyond `off_t`; the errno of `posix_fallocate`
+/// (e.g. `ENOSPC`), or the error of measuring or extending the file.
 pub fn allocate(file: &File, offset: u64, len: u64) -> io::Result<()> {
     use std::os::fd::AsRawFd;
     let off = libc::off_t::try_from(offset)
         .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "offset too large"))?;
     let l = libc::off_t::try_from(len)
         .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "length too large"))?;
+    #[expect(
+        unsafe_code,
+        reason = "posix_fallocate has no safe wrapper in std or libc"
+    )]
     // SAFETY: plain syscall wrapper on a file descriptor we own; no memory is passed.
     let rc = unsafe { libc::posix_fallocate(file.as_raw_fd(), off, l) };
     match rc {
@@ -58,6 +67,10 @@ pub(crate) fn next_hole(file: &File, offset: u64) -> u64 {
 fn seek(file: &File, offset: u64, whence: libc::c_int) -> Result<u64, Option<i32>> {
     use std::os::fd::AsRawFd;
     let off = libc::off_t::try_from(offset).map_err(|_| None)?;
+    #[expect(
+        unsafe_code,
+        reason = "lseek with SEEK_DATA / SEEK_HOLE has no safe wrapper in std or libc"
+    )]
     // SAFETY: plain syscall wrapper on a file descriptor we own; no memory is passed. Moving
     // the file position is harmless: every read and write of the log names its offset
     // (pread/pwrite/mmap).

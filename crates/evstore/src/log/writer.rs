@@ -20,13 +20,25 @@ use crate::log::space;
 /// The file operations the writer performs. A narrow seam so tests can inject faults (EIO,
 /// ENOSPC, short writes) or record I/O to simulate power loss.
 pub trait LogIo: Send + Sync {
-    /// Write all of `buf` at `offset`.
+    /// Write all of `buf` at `offset` (`pwrite`).
+    ///
+    /// # Errors
+    /// The write's error; the writer never retries, the store poisons itself.
     fn write_all_at(&self, buf: &[u8], offset: u64) -> io::Result<()>;
     /// fdatasync.
+    ///
+    /// # Errors
+    /// The sync's error; the store poisons itself.
     fn sync_data(&self) -> io::Result<()>;
     /// fsync (data and metadata, e.g. the file size after growth).
+    ///
+    /// # Errors
+    /// The sync's error; the store poisons itself.
     fn sync_all(&self) -> io::Result<()>;
     /// Reserve `[offset, offset + len)` on disk, extending the file.
+    ///
+    /// # Errors
+    /// The allocation's error (e.g. `ENOSPC`); the store poisons itself.
     fn allocate(&self, offset: u64, len: u64) -> io::Result<()>;
 }
 
@@ -100,7 +112,11 @@ pub(crate) struct WriterStats {
 impl LogWriter {
     /// A writer whose next frame is `next_seq` at (`seg_index`, `seg_offset`), as recovery
     /// found the log; `segments` must map segment `seg_index` (asserted).
-    #[allow(clippy::too_many_arguments)]
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "the write head as recovery found it, field by field: the store's open passes \
+                  them straight from the scan outcome"
+    )]
     pub(crate) fn new(
         io: Box<dyn LogIo>,
         map_file: Arc<File>,
@@ -147,7 +163,7 @@ impl LogWriter {
     }
 
     /// Write `batches` as frames (as few as fit), growing the file as needed. Does not sync.
-    /// Returns the frames written, in order. `max_frame_body` bounds the size of one frame.
+    /// Returns the frames written, in order.
     pub(crate) fn write_batches(
         &mut self,
         batches: &[EncodedBatch],
@@ -170,12 +186,10 @@ impl LogWriter {
                 guard <= 3 * batches.len() + 3,
                 "frame layout loop does not terminate"
             );
-            let frame_start_in_seg =
-                |buf_pos: usize, this: &Self| this.seg_offset + (buf_pos - chunk_start) as u64;
             match open_frame {
                 None => {
                     let Some(b) = batches.get(i) else { break };
-                    let here = frame_start_in_seg(self.buf.len(), self);
+                    let here = self.seg_offset_of(self.buf.len(), chunk_start);
                     let need = frame::frame_size(b.bytes.len() as u64);
                     assert!(
                         need <= seg_size,
@@ -198,44 +212,14 @@ impl LogWriter {
                     let fits_next = batches.get(i).is_some_and(|b| {
                         let body_now = (self.buf.len() - start - FRAME_HEADER_SIZE) as u64;
                         let size = frame::frame_size(body_now + b.bytes.len() as u64);
-                        frame_start_in_seg(start, self) + size <= seg_size
+                        self.seg_offset_of(start, chunk_start) + size <= seg_size
                     });
                     if fits_next {
                         self.buf.extend_from_slice(&batches[i].bytes);
                         i += 1;
                         continue;
                     }
-                    // Close the frame.
-                    let seg_start_of_frame = frame_start_in_seg(start, self);
-                    let body = start + FRAME_HEADER_SIZE..self.buf.len();
-                    let body_len = u32::try_from(body.len()).map_err(|_| {
-                        io::Error::new(io::ErrorKind::InvalidInput, "frame body exceeds 4 GiB")
-                    })?;
-                    let body_crc = frame::crc32(&self.buf[body.clone()]);
-                    let seq = self.next_seq;
-                    let lag = u32::try_from(seq - self.durable_seq).unwrap_or(u32::MAX);
-                    let file_id = self.header.file_id;
-                    frame::encode_frame_header(
-                        &mut self.buf[start..start + FRAME_HEADER_SIZE],
-                        &file_id,
-                        body_len,
-                        seq,
-                        body_crc,
-                        lag,
-                    );
-                    let padded = frame::frame_size(u64::from(body_len)) as usize;
-                    self.buf.resize(start + padded, 0);
-                    frames.push(WrittenFrame {
-                        body_file_offset: self.header.segment_start(self.seg_index)
-                            + seg_start_of_frame
-                            + FRAME_HEADER_SIZE as u64,
-                        body,
-                    });
-                    self.proven_durable_seq = self.proven_durable_seq.max(seq - u64::from(lag));
-                    if body_len > 0 {
-                        self.last_data_seq = Some(seq);
-                    }
-                    self.next_seq += 1;
+                    frames.push(self.close_frame(start, chunk_start)?);
                     open_frame = None;
                 }
             }
@@ -244,6 +228,49 @@ impl LogWriter {
         self.stats.frames_written += frames.len() as u64;
         self.stats.batches_written += batches.len() as u64;
         Ok(frames)
+    }
+
+    /// Offset in the current segment of `buf[buf_pos]`, where `buf[chunk_start..]` is the part
+    /// of the buffer that goes to this segment, from `seg_offset` on.
+    #[inline]
+    fn seg_offset_of(&self, buf_pos: usize, chunk_start: usize) -> u64 {
+        self.seg_offset + (buf_pos - chunk_start) as u64
+    }
+
+    /// Close the frame whose zeroed header starts at `buf[start]`, followed by its batches:
+    /// fill in its header (seq, body CRC, durable lag), pad it to the frame alignment, and
+    /// move the sequence and watermarks on. Returns where its body goes in the file.
+    #[inline]
+    fn close_frame(&mut self, start: usize, chunk_start: usize) -> io::Result<WrittenFrame> {
+        let seg_start_of_frame = self.seg_offset_of(start, chunk_start);
+        let body = start + FRAME_HEADER_SIZE..self.buf.len();
+        let body_len = u32::try_from(body.len())
+            .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "frame body exceeds 4 GiB"))?;
+        let body_crc = frame::crc32(&self.buf[body.clone()]);
+        let seq = self.next_seq;
+        let lag = u32::try_from(seq - self.durable_seq).unwrap_or(u32::MAX);
+        let file_id = self.header.file_id;
+        frame::encode_frame_header(
+            &mut self.buf[start..start + FRAME_HEADER_SIZE],
+            &file_id,
+            body_len,
+            seq,
+            body_crc,
+            lag,
+        );
+        let padded = frame::frame_size(u64::from(body_len)) as usize;
+        self.buf.resize(start + padded, 0);
+        self.proven_durable_seq = self.proven_durable_seq.max(seq - u64::from(lag));
+        if body_len > 0 {
+            self.last_data_seq = Some(seq);
+        }
+        self.next_seq += 1;
+        Ok(WrittenFrame {
+            body_file_offset: self.header.segment_start(self.seg_index)
+                + seg_start_of_frame
+                + FRAME_HEADER_SIZE as u64,
+            body,
+        })
     }
 
     /// A seal frame: an empty frame whose watermark covers every earlier frame. Call after a

@@ -1,6 +1,15 @@
 //! The integration tests of the evstore library: one test binary (one link step), one module per
 //! property, named after it.
 
+// Test code: clippy's pedantic group and documented items are held to the library's API. The
+// tests favour long scenario functions, plain casts in test arithmetic and repeated names for
+// the same value at different steps.
+#![allow(
+    clippy::pedantic,
+    missing_docs,
+    reason = "test code: pedantic style and docs are required of the library, not of its tests"
+)]
+
 mod api_round_trips;
 mod bank_app_holds_under_contention;
 mod common;

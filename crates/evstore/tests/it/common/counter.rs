@@ -1,5 +1,8 @@
 //! A tiny aggregate for repository tests.
-#![allow(dead_code)]
+#![allow(
+    dead_code,
+    reason = "shared by the test modules, each of which uses a subset"
+)]
 
 use evstore::aggregate::{Aggregate, DomainEvent};
 use evstore::codec::{self, CodecError};

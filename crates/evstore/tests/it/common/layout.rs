@@ -1,6 +1,9 @@
 //! An independent reader of the log layout (docs/FORMAT.md), written without the library's
 //! decoder, so recovery tests can find and damage exact frames.
-#![allow(dead_code)]
+#![allow(
+    dead_code,
+    reason = "shared by the test modules, each of which uses a subset"
+)]
 
 pub const SEG: u64 = 64 * 1024;
 pub const HEADER: u64 = 4096;

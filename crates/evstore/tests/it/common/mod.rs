@@ -1,5 +1,8 @@
 //! Helpers shared by the integration tests.
-#![allow(dead_code)]
+#![allow(
+    dead_code,
+    reason = "shared by the test modules, each of which uses a subset"
+)]
 
 pub mod counter;
 pub mod layout;
