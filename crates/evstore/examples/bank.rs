@@ -3,6 +3,10 @@
 //! owner" projection, 1,000 random commands from 8 threads on 12 accounts, then history and time
 //! travel. Run: `cargo run --release -p evstore --example bank`. The integration test
 //! `bank_app_holds_under_contention` runs the same code.
+#![allow(
+    missing_docs,
+    reason = "an example: the fields of event and command variants explain themselves"
+)]
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -18,9 +22,13 @@ use serde::{Deserialize, Serialize};
 /// What happened to an account. The variant names are the stored event types.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum AccountEvent {
+    /// The account was opened for `owner`.
     Opened { owner: String },
+    /// Money came in, in cents.
     Deposited { cents: i64 },
+    /// Money went out, in cents.
     Withdrawn { cents: i64 },
+    /// The (empty) account was closed.
     Closed,
 }
 
@@ -29,23 +37,32 @@ impl SerdeEvent for AccountEvent {}
 /// What can be asked of an account.
 #[derive(Debug, Clone)]
 pub enum AccountCommand {
+    /// Open the account for `owner`.
     Open { owner: String },
+    /// Deposit `cents` (> 0).
     Deposit { cents: i64 },
+    /// Withdraw `cents` (> 0, at most the balance: no overdraft).
     Withdraw { cents: i64 },
+    /// Close the account (its balance must be 0).
     Close,
 }
 
 /// Why a command was refused.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum AccountError {
+    /// The account was never opened, or is closed.
     #[error("the account is not open")]
     NotOpen,
+    /// `Open` on an account that exists.
     #[error("the account is already open")]
     AlreadyOpen,
+    /// A zero or negative amount.
     #[error("amounts are positive")]
     NotPositive,
+    /// A withdrawal above the balance (cents).
     #[error("insufficient funds: balance {balance}, asked {asked}")]
     InsufficientFunds { balance: i64, asked: i64 },
+    /// `Close` with money left on the account.
     #[error("only an empty account can be closed")]
     NotEmpty,
 }
@@ -53,9 +70,12 @@ pub enum AccountError {
 /// The account's state: the fold of its events. `skip_serializing_if` is fine in snapshots.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Account {
+    /// Whose account it is (`None` until opened).
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub owner: Option<String>,
+    /// Balance in cents.
     pub balance: i64,
+    /// Whether it was closed.
     pub closed: bool,
 }
 
@@ -109,6 +129,7 @@ impl Aggregate for Account {
 #[derive(Debug, Default, Serialize, Deserialize)]
 pub struct BalancesByOwner {
     owner_of: BTreeMap<String, String>,
+    /// Total balance in cents per owner.
     pub balances: BTreeMap<String, i64>,
 }
 
@@ -135,15 +156,26 @@ impl AggregateProjection for BalancesByOwner {
 /// What a run did.
 #[derive(Debug, Default)]
 pub struct Report {
+    /// Commands that recorded events.
     pub accepted: u64,
+    /// Commands the domain refused (e.g. an overdraft).
     pub refused: u64,
+    /// Commands that gave up on conflicts (`TooManyConflicts`): 0 is the point.
     pub conflict_failures: u64,
+    /// Sum of the accounts' balances, cents.
     pub total_cents: i64,
+    /// The projection's balances per owner, cents.
     pub by_owner: BTreeMap<String, i64>,
 }
 
 /// Run `commands` random commands from `threads` threads on `accounts` accounts in the store at
 /// `path`, then fold the projection; the sum over accounts must equal the projection's.
+///
+/// # Errors
+/// The store cannot be opened, or a load, append or checkpoint fails.
+///
+/// # Panics
+/// If a command fails with anything but a domain refusal or `TooManyConflicts`.
 pub fn run(
     path: &Path,
     threads: u64,
@@ -172,7 +204,7 @@ pub fn run(
                         seed ^= seed >> 7;
                         seed ^= seed << 17;
                         let id = format!("acct-{}", seed % accounts);
-                        let cents = ((seed >> 32) % 5_000 + 1) as i64;
+                        let cents = i64::try_from((seed >> 32) % 5_000 + 1).unwrap_or(1);
                         let cmd = if (seed >> 20).is_multiple_of(3) {
                             AccountCommand::Withdraw { cents }
                         } else {
@@ -182,7 +214,7 @@ pub fn run(
                             Ok(_) => r.accepted += 1,
                             Err(RepositoryError::Domain(_)) => r.refused += 1,
                             Err(RepositoryError::TooManyConflicts { .. }) => {
-                                r.conflict_failures += 1
+                                r.conflict_failures += 1;
                             }
                             Err(e) => panic!("{id}: {e}"),
                         }
