@@ -36,6 +36,7 @@ pub mod fuzzing;
 mod index;
 mod log;
 pub mod maintenance;
+pub mod prelude;
 pub mod projection;
 pub mod repository;
 pub mod saga;
@@ -49,6 +50,10 @@ pub mod testing;
 mod types;
 pub mod upcast;
 
+/// The `chrono` crate the API's times come from (re-exported: no version to match).
+pub use chrono;
+/// The `uuid` crate the API's event ids come from (re-exported: no version to match).
+pub use uuid;
 pub use error::{Error, Result, Site};
 pub use storage::EventStorage;
 pub use store::{ReadAll, RecoveryReport, Store, StoreStats, TrimReport};
