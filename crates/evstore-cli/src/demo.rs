@@ -532,7 +532,7 @@ impl<'s> Demo<'s> {
             out,
             format!(
                 "Orders of {user} (order-summaries projection at position {}, query {query_us:.0} µs)",
-                self.summaries.position()
+                self.summaries.next_position()
             ),
         )?;
         let mut by_status: BTreeMap<String, (u64, i64)> = BTreeMap::new();

@@ -282,8 +282,18 @@ impl OrderQueries {
     }
 
     /// The position the read model has reached: it includes every event below it.
+    pub fn next_position(&self) -> u64 {
+        self.projection.next_position()
+    }
+
+    /// The old name of [`Self::next_position`] (the position of the next event, not the last:
+    /// compare `Store::head_position`, the last event's).
+    #[deprecated(
+        since = "0.2.0",
+        note = "renamed next_position: the position of the next event"
+    )]
     pub fn position(&self) -> u64 {
-        self.projection.position()
+        self.next_position()
     }
 
     /// Block until the read model includes position `position` (e.g. a [`CommandAck`]'s), or

@@ -500,7 +500,7 @@ pub struct PaymentShippingSimulator<S: EventSource + EventStorage> {
 impl<S: EventSource + EventStorage> std::fmt::Debug for PaymentShippingSimulator<S> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("PaymentShippingSimulator")
-            .field("position", &self.subscription.position())
+            .field("position", &self.subscription.next_position())
             .field("limit_cents", &self.limit_cents)
             .field("handled", &self.handled)
             .finish_non_exhaustive()
@@ -524,8 +524,18 @@ impl<S: EventSource + EventStorage> PaymentShippingSimulator<S> {
     }
 
     /// The next position to read.
+    pub fn next_position(&self) -> u64 {
+        self.subscription.next_position()
+    }
+
+    /// The old name of [`Self::next_position`] (the position of the next event, not the last:
+    /// compare `Store::head_position`, the last event's).
+    #[deprecated(
+        since = "0.2.0",
+        note = "renamed next_position: the position of the next event"
+    )]
     pub fn position(&self) -> u64 {
-        self.subscription.position()
+        self.next_position()
     }
 
     /// Requests answered so far (including idempotent repeats).

@@ -457,7 +457,7 @@ pub fn event_id_at<S: EventSource + ?Sized>(source: &S, position: u64) -> Result
 pub(crate) fn id_before_position<S: EventSource>(
     subscription: &Subscription<S>,
 ) -> Result<Option<Uuid>> {
-    let Some(p) = subscription.position().checked_sub(1) else {
+    let Some(p) = subscription.next_position().checked_sub(1) else {
         return Ok(None);
     };
     if let Some(id) = subscription.last_event_id() {

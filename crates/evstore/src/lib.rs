@@ -52,8 +52,6 @@ pub mod upcast;
 
 /// The `chrono` crate the API's times come from (re-exported: no version to match).
 pub use chrono;
-/// The `uuid` crate the API's event ids come from (re-exported: no version to match).
-pub use uuid;
 pub use error::{Error, Result, Site};
 pub use storage::EventStorage;
 pub use store::{ReadAll, RecoveryReport, Store, StoreStats, TrimReport};
@@ -61,6 +59,8 @@ pub use types::{
     new_event_id, AppendResult, Durability, EventView, ExpectedVersion, NewEvent, Options,
     RecordedEvent, DEFAULT_SEGMENT_SIZE, MAX_SEGMENT_SIZE, MIN_SEGMENT_SIZE,
 };
+/// The `uuid` crate the API's event ids come from (re-exported: no version to match).
+pub use uuid;
 
 /// docs/GUIDE.md ("Your first aggregate"), compiled and run as doc tests so its code stays
 /// true.

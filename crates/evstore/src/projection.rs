@@ -152,7 +152,7 @@ impl<P> Clone for ProjectionHandle<P> {
 impl<P> std::fmt::Debug for ProjectionHandle<P> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ProjectionHandle")
-            .field("position", &self.position())
+            .field("position", &self.next_position())
             .finish_non_exhaustive()
     }
 }
@@ -164,8 +164,18 @@ impl<P> ProjectionHandle<P> {
     }
 
     /// The next position the projection will apply: it includes every event below it.
-    pub fn position(&self) -> u64 {
+    pub fn next_position(&self) -> u64 {
         *self.shared.position.lock()
+    }
+
+    /// The old name of [`Self::next_position`] (the position of the next event, not the last:
+    /// compare `Store::head_position`, the last event's).
+    #[deprecated(
+        since = "0.2.0",
+        note = "renamed next_position: the position of the next event"
+    )]
+    pub fn position(&self) -> u64 {
+        self.next_position()
     }
 
     /// Block until the projection includes the event at `position`, or `timeout` passes.
@@ -210,7 +220,7 @@ impl<P: Projection, S: EventSource> std::fmt::Debug for ProjectionRunner<P, S> {
         f.debug_struct("ProjectionRunner")
             .field("name", &P::NAME)
             .field("path", &self.path)
-            .field("position", &self.subscription.position())
+            .field("position", &self.subscription.next_position())
             .field("stats", &self.stats)
             .finish_non_exhaustive()
     }
@@ -286,8 +296,18 @@ impl<P: Projection, S: EventSource> ProjectionRunner<P, S> {
     }
 
     /// The next position to apply.
+    pub fn next_position(&self) -> u64 {
+        self.subscription.next_position()
+    }
+
+    /// The old name of [`Self::next_position`] (the position of the next event, not the last:
+    /// compare `Store::head_position`, the last event's).
+    #[deprecated(
+        since = "0.2.0",
+        note = "renamed next_position: the position of the next event"
+    )]
     pub fn position(&self) -> u64 {
-        self.subscription.position()
+        self.next_position()
     }
 
     /// Counters since open.
@@ -329,7 +349,7 @@ impl<P: Projection, S: EventSource> ProjectionRunner<P, S> {
     /// Record the subscription's position (and the id of the event just before it) as the
     /// projection's position, and wake waiters.
     fn publish_position(&mut self) -> Result<()> {
-        let position = self.subscription.position();
+        let position = self.subscription.next_position();
         let published = *self.shared.position.lock();
         if position == published {
             return Ok(());
@@ -401,15 +421,15 @@ impl<P: Projection, S: EventSource> ProjectionRunner<P, S> {
     pub fn catch_up_to(&mut self, end: u64) -> Result<u64> {
         let mut applied = 0u64;
         // Bounded: every round moves the position forward or stops.
-        while self.subscription.position() < end {
-            let before = self.subscription.position();
+        while self.subscription.next_position() < end {
+            let before = self.subscription.next_position();
             let want = usize::try_from(end - before).map_or(APPLY_BATCH, |n| n.min(APPLY_BATCH));
             let batch = self.subscription.next_batch(want, Duration::ZERO)?;
             applied += batch.len() as u64;
             if !batch.is_empty() {
                 self.apply_batch(&batch)?;
             }
-            if self.subscription.position() == before {
+            if self.subscription.next_position() == before {
                 break;
             }
         }
@@ -448,7 +468,7 @@ impl<P: Projection, S: EventSource> ProjectionRunner<P, S> {
         };
         let cp = Checkpoint {
             version: P::VERSION,
-            position: self.subscription.position(),
+            position: self.subscription.next_position(),
             last_event_id: self.last_event_id,
             state,
             state_codec: Codec::CURRENT,
@@ -533,7 +553,7 @@ impl<P: Projection, S: EventSource + EventStorage> std::fmt::Debug for InlinePro
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("InlineProjection")
             .field("name", &P::NAME)
-            .field("position", &self.handle.position())
+            .field("position", &self.handle.next_position())
             .finish_non_exhaustive()
     }
 }

@@ -284,7 +284,7 @@ impl<G: Saga, S: EventSource + EventStorage, H: SagaHandler<G>> std::fmt::Debug
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("SagaRunner")
             .field("name", &G::NAME)
-            .field("position", &self.subscription.position())
+            .field("position", &self.subscription.next_position())
             .field("stats", &self.stats)
             .finish_non_exhaustive()
     }
@@ -332,8 +332,18 @@ impl<G: Saga, S: EventSource + EventStorage, H: SagaHandler<G>> SagaRunner<G, S,
     }
 
     /// The next position to process.
+    pub fn next_position(&self) -> u64 {
+        self.subscription.next_position()
+    }
+
+    /// The old name of [`Self::next_position`] (the position of the next event, not the last:
+    /// compare `Store::head_position`, the last event's).
+    #[deprecated(
+        since = "0.2.0",
+        note = "renamed next_position: the position of the next event"
+    )]
     pub fn position(&self) -> u64 {
-        self.subscription.position()
+        self.next_position()
     }
 
     /// Counters since open.
@@ -523,7 +533,7 @@ impl<G: Saga, S: EventSource + EventStorage, H: SagaHandler<G>> SagaRunner<G, S,
     /// kept), or the source's read error when the id of the event before the position must be
     /// read back.
     pub fn checkpoint(&mut self) -> SagaResult<()> {
-        let position = self.subscription.position();
+        let position = self.subscription.next_position();
         let last = id_before_position(&self.subscription)?;
         self.checkpoint_at(position, last)
     }

@@ -29,7 +29,7 @@
 //! let first = sub.next_timeout(Duration::from_millis(10))?.unwrap();
 //! assert_eq!((first.position, first.event_type.as_str()), (0, "OrderCreated"));
 //! assert!(sub.next_timeout(Duration::from_millis(10))?.is_none()); // caught up
-//! assert_eq!(sub.position(), 2);
+//! assert_eq!(sub.next_position(), 2);
 //! # Ok::<(), evstore::Error>(())
 //! ```
 
@@ -293,8 +293,18 @@ impl<S: EventSource> Subscription<S> {
     /// The position of the next event the subscription will look at: every position below it
     /// has been delivered or filtered out. Save it as a checkpoint and pass it to
     /// [`Subscription::new`] to resume.
-    pub fn position(&self) -> u64 {
+    pub fn next_position(&self) -> u64 {
         self.position
+    }
+
+    /// The old name of [`Self::next_position`] (the position of the next event, not the last:
+    /// compare `Store::head_position`, the last event's).
+    #[deprecated(
+        since = "0.2.0",
+        note = "renamed next_position: the position of the next event"
+    )]
+    pub fn position(&self) -> u64 {
+        self.next_position()
     }
 
     /// The id of the event just before [`Subscription::position`] (delivered or filtered
@@ -484,7 +494,7 @@ mod tests {
             sub.next_timeout(Duration::ZERO),
             Err(Error::Internal(_))
         ));
-        assert_eq!(sub.position(), 0);
+        assert_eq!(sub.next_position(), 0);
         assert!(sub.next().is_some_and(|r| r.is_err()));
         assert!(sub.next().is_none());
     }
@@ -509,7 +519,7 @@ mod tests {
             .map(|e| e.position)
             .collect();
         assert_eq!(got, [0, 3]);
-        assert_eq!(sub.position(), 4);
+        assert_eq!(sub.next_position(), 4);
         assert!(!sub.has_pending());
     }
 }

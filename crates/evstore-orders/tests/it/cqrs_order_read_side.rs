@@ -72,7 +72,7 @@ fn inline_projection_reads_its_own_writes() {
         })
         .unwrap();
     assert_eq!(get(&queries).status, OrderStatus::Confirmed);
-    assert!(queries.position() > ack.position);
+    assert!(queries.next_position() > ack.position);
     commands
         .handle(&ShipOrder {
             order_id: id.clone(),

@@ -190,7 +190,7 @@ fn crash_after_reacting_before_checkpointing_emits_nothing_twice() {
         .with_checkpoint_every(0);
     let mut world = PaymentShippingSimulator::new(store.clone(), 0, LIMIT);
     saga.catch_up().unwrap();
-    let checkpointed = saga.position();
+    let checkpointed = saga.next_position();
     // Second stretch: the participant answers, the saga reacts (cancels, ships, records) but
     // "crashes" before its next checkpoint.
     for _ in 0..3 {
@@ -203,7 +203,7 @@ fn crash_after_reacting_before_checkpointing_emits_nothing_twice() {
 
     // Restart from the old checkpoint: everything after it is re-processed.
     let mut saga = OrderSaga::open_runner(store.clone()).unwrap();
-    assert_eq!(saga.position(), checkpointed);
+    assert_eq!(saga.next_position(), checkpointed);
     saga.catch_up().unwrap();
     assert_eq!(
         store.head_position(),
@@ -220,7 +220,7 @@ fn crash_after_reacting_before_checkpointing_emits_nothing_twice() {
     // Even without any checkpoint (from zero) nothing is emitted twice.
     std::fs::remove_file(saga_checkpoint_path(store.path(), OrderSaga::NAME)).unwrap();
     let mut saga = OrderSaga::open_runner(store.clone()).unwrap();
-    assert_eq!(saga.position(), 0);
+    assert_eq!(saga.next_position(), 0);
     saga.catch_up().unwrap();
     let mut world = PaymentShippingSimulator::new(store.clone(), 0, LIMIT);
     world.catch_up().unwrap();

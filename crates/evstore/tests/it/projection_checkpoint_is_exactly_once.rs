@@ -214,7 +214,7 @@ fn child_process_entry() {
             println!(
                 "READY applied={} position={}",
                 r.stats().applied,
-                r.position()
+                r.next_position()
             );
             std::thread::sleep(Duration::from_secs(60));
         }

@@ -167,7 +167,7 @@ fn saga_checkpoint_never_names_the_event_after_a_missing_one() {
     append_ticks(&store, 5);
     let mut runner = SagaRunner::<Watcher, _, _>::open(source.clone(), Idle, &path).unwrap();
     assert_eq!(runner.stats().restarted_from_zero, None);
-    assert_eq!(runner.position(), 10);
+    assert_eq!(runner.next_position(), 10);
     source.first.store(10, Ordering::SeqCst);
 
     // The event at position 9 can no longer be read: a read from 9 returns the event at 10.
@@ -181,5 +181,5 @@ fn saga_checkpoint_never_names_the_event_after_a_missing_one() {
     // With the whole log back, the checkpoint on disk is still confirmed by it.
     let runner = SagaRunner::<Watcher, _, _>::open(store.clone(), Idle, &path).unwrap();
     assert_eq!(runner.stats().restarted_from_zero, None);
-    assert_eq!(runner.position(), 10);
+    assert_eq!(runner.next_position(), 10);
 }

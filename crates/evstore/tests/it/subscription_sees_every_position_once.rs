@@ -47,7 +47,7 @@ fn run(durability: Durability, batches_per_appender: usize, batch: usize) {
                 .next_timeout(Duration::from_millis(50))
                 .unwrap()
                 .is_none());
-            assert_eq!(sub.position(), total);
+            assert_eq!(sub.next_position(), total);
             seen
         })
     };
@@ -144,7 +144,7 @@ fn subscription_resumes_from_its_position() {
     let mut sub = Subscription::new(&store, 0, SubscriptionFilter::all()).with_batch_size(3);
     let first = sub.next_batch(4, Duration::ZERO).unwrap();
     assert_eq!(first.len(), 4);
-    let resumed = Subscription::new(&store, sub.position(), SubscriptionFilter::all())
+    let resumed = Subscription::new(&store, sub.next_position(), SubscriptionFilter::all())
         .next_batch(100, Duration::ZERO)
         .unwrap();
     let positions: Vec<u64> = first.iter().chain(&resumed).map(|e| e.position).collect();
