@@ -1,0 +1,455 @@
+//! Appends and group commit: the checks under `state`, the solo path, waiting for a group,
+//! leading one (write, sync, index, publish, wake), handing off; flush and close.
+
+use std::io;
+use std::sync::Arc;
+
+use parking_lot::MutexGuard;
+
+use super::retry::InflightMatch;
+use super::state::{InflightBatch, RecentAppend, WriterState};
+use super::{validate_name, Store};
+use crate::error::{Error, Result};
+use crate::log::frame::{self, MAX_EVENTS_PER_BATCH};
+use crate::log::writer::EncodedBatch;
+use crate::types::{AppendResult, Durability, ExpectedVersion, NewEvent};
+
+/// How many queued groups a leader commits after its own before it returns (see
+/// `Store::keep_leading`).
+const EXTRA_LEADER_ROUNDS: usize = 2;
+
+impl Store {
+    /// Append `events` to `stream`, atomically, if the stream's version matches `expected`
+    /// (as KurrentDB's expected revision: `Any`, `NoStream`, `StreamExists`, `Exact(v)`).
+    ///
+    /// Returns after the events are durable ([`Durability::Sync`]) or written to the OS
+    /// ([`Durability::Buffered`]).
+    ///
+    /// **Idempotent retry.** Repeating an append (the same event ids in the same order) returns
+    /// the original [`AppendResult`] and writes nothing, whether the first call has returned
+    /// or is still waiting for its write or fsync (the repeat then waits for it too):
+    /// * `Exact(v)` / `NoStream`: when the events sit at the versions `expected` puts them;
+    /// * `Any` / `StreamExists`: when the events are the stream's most recent ones, or a batch
+    ///   of the stream still in flight (an `Any` repeat after later appends to the same stream
+    ///   is not recognised; use `Exact` when retries matter).
+    ///
+    /// A batch that only partly repeats one (its first event id matches but the rest does not,
+    /// or it repeats the stream's last events and adds more) is an
+    /// [`Error::IdempotencyConflict`], and nothing is written.
+    ///
+    /// # Errors
+    /// [`Error::WrongExpectedVersion`] with the actual version; [`Error::InvalidInput`] for
+    /// bad names, an empty or oversized batch; [`Error::IdempotencyConflict`];
+    /// [`Error::ReadOnly`]; [`Error::Poisoned`] after an earlier I/O error; [`Error::Io`].
+    pub fn append(
+        &self,
+        stream: &str,
+        expected: ExpectedVersion,
+        events: &[NewEvent],
+    ) -> Result<AppendResult> {
+        if self.options.read_only {
+            return Err(Error::ReadOnly);
+        }
+        let mut bytes = encode_batch(stream, events, self.header.segment_size)?;
+        let mut st = self.state.lock();
+        if st.poisoned {
+            return Err(Error::Poisoned);
+        }
+        let current = match self.check_append(&mut st, stream, expected, events)? {
+            Checked::Repeat(result) => return Ok(result),
+            Checked::Proceed(current) => current,
+        };
+        let n = events.len() as u64;
+        let first_version = current.map_or(0, |v| v + 1);
+        let last_version = first_version + n - 1;
+        let first_position = st.next_position;
+        let stamp = now_us().max(st.last_stamp_us);
+        frame::patch_batch_header(&mut bytes, first_version, stamp);
+        st.last_stamp_us = stamp;
+        st.next_position += n;
+        let end = st.next_position;
+        let result = AppendResult {
+            first_version,
+            last_version,
+            first_position,
+            last_position: end - 1,
+        };
+        st.appends += 1;
+        if !st.leader && st.queue.is_empty() {
+            self.append_solo(&mut st, stream, events, bytes, result)?;
+            return Ok(result);
+        }
+        // One shared copy of the name for both records.
+        let name: Arc<str> = Arc::from(stream);
+        st.inflight.insert(name.clone(), last_version);
+        st.queue.push(EncodedBatch { bytes });
+        st.queue_batches.push(InflightBatch {
+            stream: name,
+            result,
+            ids: events.iter().map(|e| e.event_id).collect(),
+        });
+        self.wait_published(&mut st, end)?;
+        Ok(result)
+    }
+
+    /// The checks an append makes under `state` before it is assigned versions: an identical
+    /// batch in flight or already in the stream (idempotent retry: its result), then the
+    /// expected version against the stream's version including batches in flight. Waits for
+    /// an identical in-flight batch to be published before returning its result.
+    fn check_append(
+        &self,
+        st: &mut MutexGuard<'_, WriterState>,
+        stream: &str,
+        expected: ExpectedVersion,
+        events: &[NewEvent],
+    ) -> Result<Checked> {
+        let inflight = st.inflight_version(stream);
+        if inflight.is_some() {
+            if let InflightMatch::Duplicate(result) = st.inflight_match(stream, expected, events)? {
+                self.wait_published(st, result.last_position + 1)?;
+                return Ok(Checked::Repeat(result));
+            }
+        }
+        let recent = st.recent_append(stream);
+        let current = match (inflight, recent) {
+            (Some(v), _) => Some(v),
+            // The most recent solo append is still the stream's last published batch.
+            (None, Some(r)) => Some(r.last_version),
+            (None, None) => self.index.read().stream_version(stream),
+        };
+        let matches = match expected {
+            ExpectedVersion::Any => true,
+            ExpectedVersion::NoStream => current.is_none(),
+            ExpectedVersion::StreamExists => current.is_some(),
+            ExpectedVersion::Exact(v) => current == Some(v),
+        };
+        if !matches {
+            if let Some(r) = self.check_retry(stream, expected, current, events)? {
+                return Ok(Checked::Repeat(r));
+            }
+            return Err(Error::WrongExpectedVersion {
+                stream: stream.to_string(),
+                expected,
+                actual: current,
+            });
+        }
+        if let (ExpectedVersion::Any | ExpectedVersion::StreamExists, None, Some(c)) =
+            (expected, inflight, current)
+        {
+            // With nothing in flight, `current` is the stream's published tail: an identical
+            // append there is a retry; one that repeats only part of it is an error.
+            let cached = recent.map(|r| (r, &st.recent_ids[..]));
+            if let Some(r) = self.check_tail_retry(stream, c, events, cached)? {
+                return Ok(Checked::Repeat(r));
+            }
+        }
+        Ok(Checked::Proceed(current))
+    }
+
+    /// The solo path: nobody is writing and nothing is queued, so this append leads a group
+    /// of one, its own batch, without the queue: no shared copy of the stream name, no
+    /// in-flight map entry, no hand-off. Appenders arriving meanwhile see the batch in the
+    /// solo slot (its version, result and ids) and queue behind it, or wait for it if they
+    /// repeat it.
+    fn append_solo(
+        &self,
+        st: &mut MutexGuard<'_, WriterState>,
+        stream: &str,
+        events: &[NewEvent],
+        bytes: Vec<u8>,
+        result: AppendResult,
+    ) -> Result<()> {
+        st.solo_stream.clear();
+        st.solo_stream.push_str(stream);
+        st.solo_last = Some(result.last_version);
+        st.solo_result = result;
+        st.solo_ids.clear();
+        st.solo_ids.extend(events.iter().map(|e| e.event_id));
+        let end = result.last_position + 1;
+        let outcome = self.run_group(st, std::slice::from_ref(&EncodedBatch { bytes }), end);
+        st.solo_last = None;
+        outcome?;
+        // Remember it: the next append to this stream needs no index lookup.
+        {
+            let st = &mut **st;
+            std::mem::swap(&mut st.solo_stream, &mut st.recent_stream);
+            std::mem::swap(&mut st.solo_ids, &mut st.recent_ids);
+            st.recent = Some(RecentAppend {
+                first_version: result.first_version,
+                last_version: result.last_version,
+            });
+        }
+        self.keep_leading(st);
+        Ok(())
+    }
+
+    /// Wait until every position below `end` is published, leading a group commit when
+    /// nobody else does. `Err(Poisoned)` if the store is poisoned first.
+    fn wait_published(&self, st: &mut MutexGuard<'_, WriterState>, end: u64) -> Result<()> {
+        // Bounded: each round either returns or waits for a leader that publishes or poisons.
+        loop {
+            if st.published >= end {
+                return Ok(());
+            }
+            if st.poisoned {
+                return Err(Error::Poisoned);
+            }
+            if st.leader {
+                // In the group being written, or queued for the next one.
+                let group = if end <= st.taken_end {
+                    st.groups
+                } else {
+                    st.groups + 1
+                };
+                self.group_done[(group % 2) as usize].wait(st);
+                continue;
+            }
+            // Not published and nobody leads: the batch is queued; this group takes it.
+            self.lead(st)?;
+            debug_assert!(
+                st.published >= end,
+                "a leader's group holds every queued batch"
+            );
+            self.keep_leading(st);
+        }
+    }
+
+    /// Called by a leader about to return: if batches are queued and nobody leads, wake their
+    /// appenders so one of them leads.
+    fn hand_off(&self, st: &mut MutexGuard<'_, WriterState>) {
+        if !st.leader && !st.poisoned && !st.queue.is_empty() {
+            self.group_done[((st.groups + 1) % 2) as usize].notify_all();
+        }
+    }
+
+    /// After a leader published its own batch: if appenders queued meanwhile and nobody leads,
+    /// lead their group too, up to `EXTRA_LEADER_ROUNDS` times, before returning. The next
+    /// write and fsync then start at once, while the previous group's appenders are still
+    /// being woken (on a busy machine, waking dozens of threads takes longer than an fsync);
+    /// otherwise the next group would wait until a queued appender got the CPU and the lock.
+    /// The cost is latency for this one caller, bounded by the rounds. Errors of those groups
+    /// poison the store and reach their own appenders; this caller's append already succeeded.
+    fn keep_leading(&self, st: &mut MutexGuard<'_, WriterState>) {
+        for _ in 0..EXTRA_LEADER_ROUNDS {
+            if st.leader || st.poisoned || st.queue.is_empty() {
+                break;
+            }
+            if self.lead(st).is_err() {
+                break;
+            }
+        }
+        self.hand_off(st);
+    }
+
+    /// Run one group commit as leader: every queued batch. Called with `state` locked;
+    /// returns with it locked.
+    fn lead(&self, st: &mut MutexGuard<'_, WriterState>) -> Result<()> {
+        let mut batches = std::mem::take(&mut st.queue);
+        debug_assert!(st.writing.is_empty(), "one group is written at a time");
+        st.writing = std::mem::take(&mut st.queue_batches);
+        debug_assert_eq!(
+            st.writing.len(),
+            batches.len(),
+            "one record per queued batch"
+        );
+        let group_end = st.next_position;
+        let outcome = self.run_group(st, &batches, group_end);
+        // The group may have appended to the cached stream.
+        st.recent = None;
+        let mut written = std::mem::take(&mut st.writing);
+        if outcome.is_ok() {
+            for b in written.drain(..) {
+                if st.inflight.get(&b.stream) == Some(&b.result.last_version) {
+                    st.inflight.remove(&b.stream);
+                }
+            }
+            // Hand the emptied vectors back for the next group unless appenders queued
+            // meanwhile: keeps their capacity for the next group.
+            batches.clear();
+            if st.queue.capacity() == 0 {
+                st.queue = batches;
+            }
+            if st.queue_batches.capacity() == 0 {
+                st.queue_batches = written;
+            }
+        }
+        outcome
+    }
+
+    /// Write `batches` (positions up to `group_end`) as the group-commit leader: release
+    /// `state`, write the frames and sync once (in `Sync` mode) under `writer`, index them,
+    /// then retake `state`, publish, and wake every waiter. On an I/O error the store is
+    /// poisoned. Called with `state` locked and no leader; returns with it locked.
+    fn run_group(
+        &self,
+        st: &mut MutexGuard<'_, WriterState>,
+        batches: &[EncodedBatch],
+        group_end: u64,
+    ) -> Result<()> {
+        debug_assert!(!st.leader, "one leader at a time");
+        st.leader = true;
+        st.groups += 1;
+        st.taken_end = group_end;
+        let outcome = MutexGuard::unlocked(st, || {
+            // A panic here (an internal invariant broke) must not leave `leader` set, or every
+            // other appender would wait forever: catch it, poison the store, then re-raise.
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| -> io::Result<()> {
+                let mut guard = self.writer.lock();
+                let Some(w) = guard.as_mut() else {
+                    unreachable!("read-only stores reject appends before queueing");
+                };
+                let frames = w.write_batches(batches)?;
+                if self.options.durability == Durability::Sync {
+                    w.sync()?;
+                }
+                let mut index = self.index.write();
+                for f in &frames {
+                    let body = &w.buffer()[f.body.clone()];
+                    if let Err(e) = index.add_frame(body, f.body_file_offset) {
+                        panic!("a frame the writer just built does not index: {e:?}");
+                    }
+                }
+                Ok(())
+            }))
+        });
+        let outcome = match outcome {
+            Ok(result) => result,
+            Err(panic) => {
+                st.leader = false;
+                st.poisoned = true;
+                self.wake_everyone();
+                std::panic::resume_unwind(panic);
+            }
+        };
+        st.leader = false;
+        match outcome {
+            Ok(()) => {
+                st.published = group_end;
+                self.group_done[(st.groups % 2) as usize].notify_all();
+                *self.visible.lock() = group_end;
+                self.visible_changed.notify_all();
+                Ok(())
+            }
+            Err(e) => {
+                st.poisoned = true;
+                self.wake_everyone();
+                Err(Error::Io(e))
+            }
+        }
+    }
+
+    /// Wake every waiting appender (the store was poisoned: they all return an error).
+    fn wake_everyone(&self) {
+        for cv in &self.group_done {
+            cv.notify_all();
+        }
+    }
+
+    /// Make every appended event durable (fdatasync). A no-op cost-wise in `Sync` mode.
+    pub fn flush(&self) -> Result<()> {
+        if self.state.lock().poisoned {
+            return Err(Error::Poisoned);
+        }
+        let result = match self.writer.lock().as_mut() {
+            Some(w) => w.sync(),
+            None => return Ok(()),
+        };
+        result.map_err(|e| {
+            self.state.lock().poisoned = true;
+            Error::Io(e)
+        })
+    }
+
+    /// Flush, seal and close, reporting any error (dropping the store does the same, silently).
+    pub fn close(self) -> Result<()> {
+        self.shutdown()
+    }
+
+    pub(super) fn shutdown(&self) -> Result<()> {
+        if let Some(s) = self.snapshots.lock().as_ref() {
+            // A cache: a failed sync only costs a replay later.
+            let _ = s.sync();
+        }
+        if self.state.lock().poisoned {
+            return Err(Error::Poisoned);
+        }
+        let mut guard = self.writer.lock();
+        let Some(w) = guard.as_mut() else {
+            return Ok(());
+        };
+        let result = (|| {
+            w.sync()?;
+            if !w.fully_proven() {
+                w.write_seal()?;
+                w.sync()?;
+            }
+            Ok::<(), io::Error>(())
+        })();
+        drop(guard);
+        result.map_err(|e| {
+            self.state.lock().poisoned = true;
+            Error::Io(e)
+        })
+    }
+}
+
+/// The wall clock in µs since the Unix epoch (what `Utc::now().timestamp_micros()` gives,
+/// without the calendar conversion in between). A clock before 1970 reads as 0; the batch
+/// stamp is then held up by the previous one (stamps never go backwards).
+fn now_us() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_micros()).unwrap_or(i64::MAX))
+}
+
+/// Validate an append and encode it as a batch (version and timestamp patched in later).
+fn encode_batch(stream: &str, events: &[NewEvent], segment_size: u64) -> Result<Vec<u8>> {
+    validate_name(stream, "stream id")?;
+    if events.is_empty() {
+        return Err(Error::InvalidInput(
+            "an append needs at least one event".into(),
+        ));
+    }
+    if events.len() > MAX_EVENTS_PER_BATCH {
+        return Err(Error::InvalidInput(format!(
+            "an append holds at most {MAX_EVENTS_PER_BATCH} events, got {}",
+            events.len()
+        )));
+    }
+    let mut size = frame::batch_header_size(stream.len()) as u64;
+    for e in events {
+        validate_name(&e.event_type, "event type")?;
+        size = size
+            .saturating_add(frame::event_size(e.event_type.len(), 0, 0) as u64)
+            .saturating_add(e.data.len() as u64)
+            .saturating_add(e.metadata.len() as u64);
+    }
+    let frame_size = frame::frame_size(size);
+    if frame_size > segment_size {
+        return Err(Error::InvalidInput(format!(
+            "append of {} events needs {frame_size} bytes, more than a segment holds ({segment_size} bytes)",
+            events.len()
+        )));
+    }
+    let mut out = Vec::with_capacity(size as usize);
+    frame::encode_batch_header(&mut out, events.len() as u32, stream);
+    for e in events {
+        frame::encode_event(
+            &mut out,
+            e.event_id.as_bytes(),
+            &e.event_type,
+            &e.data,
+            &e.metadata,
+        );
+    }
+    debug_assert_eq!(out.len() as u64, size, "encoded size matches the estimate");
+    Ok(out)
+}
+
+/// The result of the checks an append makes before it is assigned versions.
+enum Checked {
+    /// An identical batch is already written (or in flight): its result.
+    Repeat(AppendResult),
+    /// Go ahead; the stream's current version (in-flight batches included).
+    Proceed(Option<u64>),
+}
