@@ -2,12 +2,11 @@
 //! leading one (write, sync, index, publish, wake), handing off; flush and close.
 
 use std::io;
-use std::sync::Arc;
 
 use parking_lot::MutexGuard;
 
 use super::retry::InflightMatch;
-use super::state::{InflightBatch, RecentAppend, WriterState};
+use super::state::{WaitStep, WriterState};
 use super::{validate_name, Store};
 use crate::error::{Error, Result};
 use crate::log::frame::{self, MAX_EVENTS_PER_BATCH};
@@ -52,43 +51,21 @@ impl Store {
         }
         let mut bytes = encode_batch(stream, events, self.header.segment_size)?;
         let mut st = self.state.lock();
-        if st.poisoned {
+        if st.is_poisoned() {
             return Err(Error::Poisoned);
         }
         let current = match self.check_append(&mut st, stream, expected, events)? {
             Checked::Repeat(result) => return Ok(result),
             Checked::Proceed(current) => current,
         };
-        let n = events.len() as u64;
-        let first_version = current.map_or(0, |v| v + 1);
-        let last_version = first_version + n - 1;
-        let first_position = st.next_position;
-        let stamp = now_us().max(st.last_stamp_us);
-        frame::patch_batch_header(&mut bytes, first_version, stamp);
-        st.last_stamp_us = stamp;
-        st.next_position += n;
-        let end = st.next_position;
-        let result = AppendResult {
-            first_version,
-            last_version,
-            first_position,
-            last_position: end - 1,
-        };
-        st.appends += 1;
-        if !st.leader && st.queue.is_empty() {
+        let (result, stamp) = st.assign(current, events.len() as u64, now_us());
+        frame::patch_batch_header(&mut bytes, result.first_version, stamp);
+        if st.solo_slot_free() {
             self.append_solo(&mut st, stream, events, bytes, result)?;
             return Ok(result);
         }
-        // One shared copy of the name for both records.
-        let name: Arc<str> = Arc::from(stream);
-        st.inflight.insert(name.clone(), last_version);
-        st.queue.push(EncodedBatch { bytes });
-        st.queue_batches.push(InflightBatch {
-            stream: name,
-            result,
-            ids: events.iter().map(|e| e.event_id).collect(),
-        });
-        self.wait_published(&mut st, end)?;
+        st.enqueue(stream, bytes, result, events);
+        self.wait_published(&mut st, result.last_position + 1)?;
         Ok(result)
     }
 
@@ -138,7 +115,7 @@ impl Store {
         {
             // With nothing in flight, `current` is the stream's published tail: an identical
             // append there is a retry; one that repeats only part of it is an error.
-            let cached = recent.map(|r| (r, &st.recent_ids[..]));
+            let cached = recent.map(|r| (r, st.recent_ids()));
             if let Some(r) = self.check_tail_retry(stream, c, events, cached)? {
                 return Ok(Checked::Repeat(r));
             }
@@ -159,26 +136,12 @@ impl Store {
         bytes: Vec<u8>,
         result: AppendResult,
     ) -> Result<()> {
-        st.solo_stream.clear();
-        st.solo_stream.push_str(stream);
-        st.solo_last = Some(result.last_version);
-        st.solo_result = result;
-        st.solo_ids.clear();
-        st.solo_ids.extend(events.iter().map(|e| e.event_id));
+        st.begin_solo(stream, events, result);
         let end = result.last_position + 1;
         let outcome = self.run_group(st, std::slice::from_ref(&EncodedBatch { bytes }), end);
-        st.solo_last = None;
+        // Remembered if written: the next append to this stream needs no index lookup.
+        st.end_solo(outcome.is_ok());
         outcome?;
-        // Remember it: the next append to this stream needs no index lookup.
-        {
-            let st = &mut **st;
-            std::mem::swap(&mut st.solo_stream, &mut st.recent_stream);
-            std::mem::swap(&mut st.solo_ids, &mut st.recent_ids);
-            st.recent = Some(RecentAppend {
-                first_version: result.first_version,
-                last_version: result.last_version,
-            });
-        }
         self.keep_leading(st);
         Ok(())
     }
@@ -188,37 +151,30 @@ impl Store {
     fn wait_published(&self, st: &mut MutexGuard<'_, WriterState>, end: u64) -> Result<()> {
         // Bounded: each round either returns or waits for a leader that publishes or poisons.
         loop {
-            if st.published >= end {
-                return Ok(());
-            }
-            if st.poisoned {
-                return Err(Error::Poisoned);
-            }
-            if st.leader {
+            match st.wait_step(end) {
+                WaitStep::Published => return Ok(()),
+                WaitStep::Poisoned => return Err(Error::Poisoned),
                 // In the group being written, or queued for the next one.
-                let group = if end <= st.taken_end {
-                    st.groups
-                } else {
-                    st.groups + 1
-                };
-                self.group_done[(group % 2) as usize].wait(st);
-                continue;
+                WaitStep::WaitOn(parity) => self.group_done[parity].wait(st),
+                WaitStep::Lead => {
+                    // Not published and nobody leads: the batch is queued; this group takes it.
+                    self.lead(st)?;
+                    debug_assert_eq!(
+                        st.wait_step(end),
+                        WaitStep::Published,
+                        "a leader's group holds every queued batch"
+                    );
+                    self.keep_leading(st);
+                }
             }
-            // Not published and nobody leads: the batch is queued; this group takes it.
-            self.lead(st)?;
-            debug_assert!(
-                st.published >= end,
-                "a leader's group holds every queued batch"
-            );
-            self.keep_leading(st);
         }
     }
 
     /// Called by a leader about to return: if batches are queued and nobody leads, wake their
     /// appenders so one of them leads.
     fn hand_off(&self, st: &mut MutexGuard<'_, WriterState>) {
-        if !st.leader && !st.poisoned && !st.queue.is_empty() {
-            self.group_done[((st.groups + 1) % 2) as usize].notify_all();
+        if st.queue_needs_leader() {
+            self.group_done[st.next_group_parity()].notify_all();
         }
     }
 
@@ -231,7 +187,7 @@ impl Store {
     /// poison the store and reach their own appenders; this caller's append already succeeded.
     fn keep_leading(&self, st: &mut MutexGuard<'_, WriterState>) {
         for _ in 0..EXTRA_LEADER_ROUNDS {
-            if st.leader || st.poisoned || st.queue.is_empty() {
+            if !st.queue_needs_leader() {
                 break;
             }
             if self.lead(st).is_err() {
@@ -244,35 +200,9 @@ impl Store {
     /// Run one group commit as leader: every queued batch. Called with `state` locked;
     /// returns with it locked.
     fn lead(&self, st: &mut MutexGuard<'_, WriterState>) -> Result<()> {
-        let mut batches = std::mem::take(&mut st.queue);
-        debug_assert!(st.writing.is_empty(), "one group is written at a time");
-        st.writing = std::mem::take(&mut st.queue_batches);
-        debug_assert_eq!(
-            st.writing.len(),
-            batches.len(),
-            "one record per queued batch"
-        );
-        let group_end = st.next_position;
+        let (batches, group_end) = st.take_group();
         let outcome = self.run_group(st, &batches, group_end);
-        // The group may have appended to the cached stream.
-        st.recent = None;
-        let mut written = std::mem::take(&mut st.writing);
-        if outcome.is_ok() {
-            for b in written.drain(..) {
-                if st.inflight.get(&b.stream) == Some(&b.result.last_version) {
-                    st.inflight.remove(&b.stream);
-                }
-            }
-            // Hand the emptied vectors back for the next group unless appenders queued
-            // meanwhile: keeps their capacity for the next group.
-            batches.clear();
-            if st.queue.capacity() == 0 {
-                st.queue = batches;
-            }
-            if st.queue_batches.capacity() == 0 {
-                st.queue_batches = written;
-            }
-        }
+        st.finish_group(batches, outcome.is_ok());
         outcome
     }
 
@@ -286,56 +216,56 @@ impl Store {
         batches: &[EncodedBatch],
         group_end: u64,
     ) -> Result<()> {
-        debug_assert!(!st.leader, "one leader at a time");
-        st.leader = true;
-        st.groups += 1;
-        st.taken_end = group_end;
+        st.begin_write(group_end);
         let outcome = MutexGuard::unlocked(st, || {
             // A panic here (an internal invariant broke) must not leave `leader` set, or every
             // other appender would wait forever: catch it, poison the store, then re-raise.
-            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| -> io::Result<()> {
-                let mut guard = self.writer.lock();
-                let Some(w) = guard.as_mut() else {
-                    unreachable!("read-only stores reject appends before queueing");
-                };
-                let frames = w.write_batches(batches)?;
-                if self.options.durability == Durability::Sync {
-                    w.sync()?;
-                }
-                let mut index = self.index.write();
-                for f in &frames {
-                    let body = &w.buffer()[f.body.clone()];
-                    if let Err(e) = index.add_frame(body, f.body_file_offset) {
-                        panic!("a frame the writer just built does not index: {e:?}");
-                    }
-                }
-                Ok(())
-            }))
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.write_group(batches)))
         });
         let outcome = match outcome {
             Ok(result) => result,
             Err(panic) => {
-                st.leader = false;
-                st.poisoned = true;
+                st.fail_write();
                 self.wake_everyone();
                 std::panic::resume_unwind(panic);
             }
         };
-        st.leader = false;
         match outcome {
             Ok(()) => {
-                st.published = group_end;
-                self.group_done[(st.groups % 2) as usize].notify_all();
+                let parity = st.publish(group_end);
+                self.group_done[parity].notify_all();
                 *self.visible.lock() = group_end;
                 self.visible_changed.notify_all();
                 Ok(())
             }
             Err(e) => {
-                st.poisoned = true;
+                st.fail_write();
                 self.wake_everyone();
                 Err(Error::Io(e))
             }
         }
+    }
+
+    /// The leader's I/O, under `writer` and without `state`: write `batches` as frames, sync
+    /// once (in `Sync` mode), and add the frames to the index. Panics if a frame the writer
+    /// just built does not index (an internal invariant; `run_group` poisons the store).
+    fn write_group(&self, batches: &[EncodedBatch]) -> io::Result<()> {
+        let mut guard = self.writer.lock();
+        let Some(w) = guard.as_mut() else {
+            unreachable!("read-only stores reject appends before queueing");
+        };
+        let frames = w.write_batches(batches)?;
+        if self.options.durability == Durability::Sync {
+            w.sync()?;
+        }
+        let mut index = self.index.write();
+        for f in &frames {
+            let body = &w.buffer()[f.body.clone()];
+            if let Err(e) = index.add_frame(body, f.body_file_offset) {
+                panic!("a frame the writer just built does not index: {e:?}");
+            }
+        }
+        Ok(())
     }
 
     /// Wake every waiting appender (the store was poisoned: they all return an error).
@@ -347,7 +277,7 @@ impl Store {
 
     /// Make every appended event durable (fdatasync). A no-op cost-wise in `Sync` mode.
     pub fn flush(&self) -> Result<()> {
-        if self.state.lock().poisoned {
+        if self.state.lock().is_poisoned() {
             return Err(Error::Poisoned);
         }
         let result = match self.writer.lock().as_mut() {
@@ -355,7 +285,7 @@ impl Store {
             None => return Ok(()),
         };
         result.map_err(|e| {
-            self.state.lock().poisoned = true;
+            self.state.lock().poison();
             Error::Io(e)
         })
     }
@@ -370,7 +300,7 @@ impl Store {
             // A cache: a failed sync only costs a replay later.
             let _ = s.sync();
         }
-        if self.state.lock().poisoned {
+        if self.state.lock().is_poisoned() {
             return Err(Error::Poisoned);
         }
         let mut guard = self.writer.lock();
@@ -387,7 +317,7 @@ impl Store {
         })();
         drop(guard);
         result.map_err(|e| {
-            self.state.lock().poisoned = true;
+            self.state.lock().poison();
             Error::Io(e)
         })
     }

@@ -100,7 +100,7 @@ impl Store {
 
     /// Whether an earlier I/O error poisoned the store for writes.
     pub fn is_poisoned(&self) -> bool {
-        self.state.lock().poisoned
+        self.state.lock().is_poisoned()
     }
 
     /// A comparable copy of the whole index (tests compare it across reopen).

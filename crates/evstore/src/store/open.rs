@@ -1,6 +1,5 @@
 //! Opening a store: the file, recovery, the index, the writer.
 
-use std::collections::HashMap;
 use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -15,7 +14,7 @@ use crate::log::file;
 use crate::log::recovery::{self, ScanOutcome, Verdict};
 use crate::log::segment::{self, FileHeader, SegmentTable};
 use crate::log::writer::{LogIo, LogWriter};
-use crate::types::{AppendResult, Options};
+use crate::types::Options;
 
 /// What `open` found and did.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -115,27 +114,7 @@ impl Store {
             header,
             segments,
             index: RwLock::new(index),
-            state: Mutex::new(WriterState {
-                next_position: events,
-                last_stamp_us,
-                queue: Vec::new(),
-                queue_batches: Vec::new(),
-                writing: Vec::new(),
-                inflight: HashMap::new(),
-                solo_stream: String::new(),
-                solo_last: None,
-                solo_result: AppendResult::default(),
-                solo_ids: Vec::new(),
-                recent_stream: String::new(),
-                recent: None,
-                recent_ids: Vec::new(),
-                published: events,
-                taken_end: events,
-                leader: false,
-                poisoned: false,
-                appends: 0,
-                groups: 0,
-            }),
+            state: Mutex::new(WriterState::new(events, last_stamp_us)),
             group_done: [Condvar::new(), Condvar::new()],
             writer: Mutex::new(writer),
             recovery,

@@ -256,10 +256,7 @@ impl Store {
 
     /// Counters since open.
     pub fn stats(&self) -> StoreStats {
-        let (appends, groups) = {
-            let st = self.state.lock();
-            (st.appends, st.groups)
-        };
+        let (appends, groups) = self.state.lock().counters();
         let w: WriterStats = self
             .writer
             .lock()
