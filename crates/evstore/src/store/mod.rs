@@ -23,6 +23,8 @@ mod read;
 mod retry;
 mod snapshots;
 mod state;
+#[cfg(test)]
+mod tests;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;

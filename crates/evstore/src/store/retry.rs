@@ -12,6 +12,7 @@ use crate::log::reader::EventReader;
 use crate::types::{AppendResult, ExpectedVersion, NewEvent};
 
 /// What the in-flight batches say about an append (see `WriterState::inflight_match`).
+#[derive(Debug, PartialEq, Eq)]
 pub(super) enum InflightMatch {
     /// No in-flight batch of the stream starts with the append's first event id.
     None,
