@@ -1,5 +1,8 @@
-//! Appends and group commit: the checks under `state`, the solo path, waiting for a group,
-//! leading one (write, sync, index, publish, wake), handing off; flush and close.
+//! Appends and group commit: the checks under `state` (expected version, retries through
+//! `retry`), the solo path, waiting for a group (`wait_published`, on the condition variable
+//! `WriterState::wait_step` names), leading one (`lead`, `run_group`: write, sync, index,
+//! publish, wake), keeping on leading and handing off; flush and close. The bookkeeping is
+//! `state::WriterState`'s; this module adds the locks, the condition variables and the I/O.
 
 use std::io;
 
@@ -19,10 +22,15 @@ const EXTRA_LEADER_ROUNDS: usize = 2;
 
 impl Store {
     /// Append `events` to `stream`, atomically, if the stream's version matches `expected`
-    /// (as KurrentDB's expected revision: `Any`, `NoStream`, `StreamExists`, `Exact(v)`).
+    /// (as `KurrentDB`'s expected revision: `Any`, `NoStream`, `StreamExists`, `Exact(v)`).
+    /// `stream` and each event type are 1 to 255 bytes of UTF-8; a batch holds 1 to
+    /// 1,048,575 events and must fit in one segment.
     ///
-    /// Returns after the events are durable ([`Durability::Sync`]) or written to the OS
-    /// ([`Durability::Buffered`]).
+    /// Returns where the events landed: versions `first_version..=last_version` in the stream
+    /// (its first event is version 0) and positions `first_position..=last_position` in the
+    /// log (dense, global). Returns after the events are durable ([`Durability::Sync`]) or
+    /// written to the OS ([`Durability::Buffered`]); concurrent appends share one write and
+    /// one `fdatasync` (group commit).
     ///
     /// **Idempotent retry.** Repeating an append (the same event ids in the same order) returns
     /// the original [`AppendResult`] and writes nothing, whether the first call has returned
@@ -275,7 +283,13 @@ impl Store {
         }
     }
 
-    /// Make every appended event durable (fdatasync). A no-op cost-wise in `Sync` mode.
+    /// Make every appended event durable (one `fdatasync`): what [`Durability::Buffered`]
+    /// stores call at their own pace. A no-op cost-wise in `Sync` mode; nothing to do for a
+    /// read-only store.
+    ///
+    /// # Errors
+    /// [`Error::Poisoned`] after an earlier I/O error; [`Error::Io`] if the sync fails, which
+    /// poisons the store (the page cache may have dropped the data).
     pub fn flush(&self) -> Result<()> {
         if self.state.lock().is_poisoned() {
             return Err(Error::Poisoned);
@@ -291,10 +305,18 @@ impl Store {
     }
 
     /// Flush, seal and close, reporting any error (dropping the store does the same, silently).
+    /// The seal is a 24-byte frame, written when the last frame with events is not yet
+    /// covered by a durability watermark, so that the next open proves the whole log durable.
+    ///
+    /// # Errors
+    /// [`Error::Poisoned`] after an earlier I/O error (nothing more is written);
+    /// [`Error::Io`] if the sync or the seal fails.
     pub fn close(self) -> Result<()> {
         self.shutdown()
     }
 
+    /// `close` and `Drop`: sync the snapshot sidecar (errors ignored: a cache), then the log,
+    /// and seal it if needed. A failure poisons the store.
     pub(super) fn shutdown(&self) -> Result<()> {
         if let Some(s) = self.snapshots.lock().as_ref() {
             // A cache: a failed sync only costs a replay later.

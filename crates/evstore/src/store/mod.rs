@@ -16,6 +16,18 @@
 //!   maps without locks.
 //! * Lock order: `writer` → `index`, `writer` → `state`, `state` → `index`. No path takes
 //!   `writer` while holding `state` or `index`.
+//!
+//! # Where is
+//!
+//! | what | module |
+//! | --- | --- |
+//! | the `Store` struct, its locks and condition variables, `Debug`, `Drop`, accessors | `store` (this file) |
+//! | open: the file, recovery, the index, the writer ([`RecoveryReport`], [`TrimReport`]) | `open` |
+//! | append: checks, versions, the solo path, waiting for a group, leading, hand-off; flush, close | `commit` |
+//! | the bookkeeping those use: queue, group being written, which condvar a waiter is on, in-flight registry, solo slot, recent-append cache (no I/O) | `state` |
+//! | an idempotent retry recognised: in flight (`inflight_match`) or published (`check_retry`, `check_tail_retry`) | `retry` |
+//! | reads and their one consistent view (`Store::reader`), [`ReadAll`], waits for new events, [`StoreStats`] | `read` |
+//! | the snapshot sidecar, opened on first use and checked against the log | `snapshots` |
 
 mod commit;
 mod open;
@@ -112,6 +124,11 @@ impl Store {
     }
 }
 
+#[allow(
+    clippy::missing_fields_in_debug,
+    reason = "shows what identifies the store and its health; the locks, maps and index are \
+              internals (and the output format is kept)"
+)]
 impl std::fmt::Debug for Store {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Store")
@@ -136,6 +153,9 @@ fn missing_location(position: u64) -> Error {
     Error::Internal(format!("the index has no location for position {position}"))
 }
 
+/// `Err(InvalidInput)` unless `name` (a stream id or event type, `what` says which) is 1 to
+/// 255 bytes long.
+#[inline]
 fn validate_name(name: &str, what: &str) -> Result<()> {
     if name.is_empty() || name.len() > MAX_NAME_LEN {
         return Err(Error::InvalidInput(format!(

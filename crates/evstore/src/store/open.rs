@@ -1,4 +1,6 @@
-//! Opening a store: the file, recovery, the index, the writer.
+//! Opening a store: the file and its lock (`log::file`), recovery (`log::recovery`, each
+//! valid frame fed to a new `Index`), trimming a torn tail, the writer, and the `Store` around
+//! them.
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
@@ -16,35 +18,56 @@ use crate::log::segment::{self, FileHeader, SegmentTable};
 use crate::log::writer::{LogIo, LogWriter};
 use crate::types::Options;
 
-/// What `open` found and did.
+/// What [`Store::open`] found and did, from [`Store::recovery_report`].
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct RecoveryReport {
-    /// Valid frames in the log.
+    /// Valid frames in the log (each holds one or more appends, or is a seal).
     pub frames: u64,
-    /// Events in the log.
+    /// Events in the log: the index's count, so the next position is `events`.
     pub events: u64,
     /// Set when a torn tail was found: trimmed from the file (read-write), or skipped and left
     /// in place (read-only).
     pub trimmed: Option<TrimReport>,
 }
 
-/// A torn tail removed during open.
+/// A torn tail found by [`Store::open`]: the bytes after the log's last valid frame, which no
+/// later frame proves durable, so they are a write a crash interrupted, not damage
+/// (docs/FORMAT.md). A read-write open cut them off; a read-only open skipped them.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TrimReport {
-    /// Segment and offset where the log now ends.
+    /// The segment (numbered from 0) in which the log now ends.
     pub segment: u64,
+    /// Where in `segment` the log now ends, in bytes from the segment's start: where the next
+    /// frame goes.
     pub offset: u64,
-    /// Why the bytes there were not a valid frame.
+    /// Why the bytes there were not a valid frame, for people (not a stable format).
     pub reason: String,
 }
 
 impl Store {
-    /// Open the store at `path` with default [`Options`], creating it if missing.
+    /// Open the store at `path` with default [`Options`] (`Sync` durability, 64 MiB segments
+    /// for a new file), creating it if missing.
+    ///
+    /// # Errors
+    /// As [`Store::open_with`].
     pub fn open(path: impl AsRef<Path>) -> Result<Store> {
         Store::open_with(path, Options::default())
     }
 
-    /// Open the store at `path`. An existing file keeps the segment size in its header.
+    /// Open the store at `path`: take the file's lock (exclusive; shared with
+    /// `options.read_only`), recover the log (scan every segment, cut a torn tail, refuse
+    /// durable damage) and build the in-memory index from it. A new file gets
+    /// `options.segment_size`; an existing file keeps the segment size in its header, which
+    /// [`Store::options`] then reports. What recovery found is in [`Store::recovery_report`].
+    ///
+    /// # Errors
+    /// [`Error::InvalidInput`] for `options.segment_size` not a multiple of 4096 between
+    /// 64 KiB and 1 GiB; [`Error::Locked`] when another store still holds the file after
+    /// `options.lock_timeout`; [`Error::NotALog`] or [`Error::UnsupportedFormat`] for a file
+    /// that is not a log this build reads; [`Error::Corruption`] for damage a crash cannot
+    /// explain (nothing is changed; `evstore repair` salvages the valid prefix);
+    /// [`Error::Io`], e.g. `NotFound` for a missing file opened read-only or with
+    /// `create_if_missing` off.
     pub fn open_with(path: impl AsRef<Path>, options: Options) -> Result<Store> {
         Store::open_with_io(path, options, |f| Box::new(f))
     }
@@ -96,7 +119,7 @@ impl Store {
     /// The store around what `open` recovered (`segment_size` taken from the header).
     fn assemble(
         path: PathBuf,
-        options: Options,
+        mut options: Options,
         header: FileHeader,
         segments: Arc<SegmentTable>,
         index: Index,
@@ -105,12 +128,10 @@ impl Store {
     ) -> Store {
         let events = index.len();
         let last_stamp_us = index.last_recorded_at_us().unwrap_or(i64::MIN);
+        options.segment_size = header.segment_size;
         Store {
             path,
-            options: Options {
-                segment_size: header.segment_size,
-                ..options
-            },
+            options,
             header,
             segments,
             index: RwLock::new(index),

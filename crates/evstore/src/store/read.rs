@@ -1,6 +1,7 @@
 //! Reads: each takes one consistent view (the index read guard, and a segment-table snapshot
-//! taken under it), copies locations out, and decodes through the maps without locks; waiting
-//! for new events; counters.
+//! taken under it: `Store::reader`), copies locations out, and decodes through the maps
+//! without locks; `ReadAll` does the same per 512 locations. Also waiting for new events
+//! (`wait_for_position`, `wait_for_stream_version`) and the counters.
 
 use std::collections::VecDeque;
 
@@ -9,6 +10,8 @@ use uuid::Uuid;
 
 use super::retry::StreamIds;
 use super::{missing_location, validate_name, Store};
+#[cfg(doc)]
+use crate::error::Error;
 use crate::error::Result;
 use crate::index::Index;
 use crate::log::frame::Location;
@@ -16,24 +19,25 @@ use crate::log::reader::EventReader;
 use crate::log::writer::WriterStats;
 use crate::types::{EventView, RecordedEvent};
 
-/// Counters, for monitoring and benchmarks.
+/// Counters, for monitoring and benchmarks: [`Store::stats`]. `appends / groups` is the
+/// average group-commit size; `data_syncs` per append shows what group commit saves.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct StoreStats {
     /// Events in the store (visible).
     pub events: u64,
     /// Streams in the store.
     pub streams: u64,
-    /// Mapped segments.
+    /// Mapped segments (each `Options::segment_size` bytes).
     pub segments: u64,
-    /// Appends (batches) written since open.
+    /// Appends (batches) written since open; repeats recognised as retries are not counted.
     pub appends: u64,
-    /// Group commits (leader rounds) since open.
+    /// Group commits (leader rounds, a solo append's included) since open.
     pub groups: u64,
-    /// Frames written since open.
+    /// Frames written since open (a group writes one or more; seals count).
     pub frames_written: u64,
-    /// fdatasync calls since open.
+    /// `fdatasync` calls since open.
     pub data_syncs: u64,
-    /// Bytes written since open.
+    /// Bytes written to the log since open.
     pub bytes_written: u64,
 }
 
@@ -42,16 +46,29 @@ impl Store {
     /// the index guard: the writer maps a segment before it indexes a frame in it, so a table
     /// snapshot taken after the guard covers every location the guard's index holds (taken
     /// before, it may miss the newest segment).
+    #[inline]
     pub(super) fn reader(&self, _index: &Index) -> EventReader {
         EventReader::new(self.header, self.segments.snapshot())
     }
 
-    /// Events of `stream` from `from_version` on, in version order (empty if none).
+    /// Events of `stream` from `from_version` on, in version order (empty if none). Only
+    /// published events: durable ones in `Sync` mode.
+    ///
+    /// # Errors
+    /// [`Error::InvalidInput`] for a stream id that is empty or longer than 255 bytes;
+    /// [`Error::Corruption`] if an event's bytes no longer decode (damage in the file);
+    /// [`Error::Internal`] if the index and the segment maps disagree (a bug, not damage).
     pub fn read_stream(&self, stream: &str, from_version: u64) -> Result<Vec<RecordedEvent>> {
         self.read_stream_range(stream, from_version, u64::MAX)
     }
 
-    /// Events of `stream` with versions in `[from_version, to_version)`, in version order.
+    /// Events of `stream` with versions in `[from_version, to_version)`, in version order
+    /// (empty if none).
+    ///
+    /// # Errors
+    /// [`Error::InvalidInput`] for a stream id that is empty or longer than 255 bytes;
+    /// [`Error::Corruption`] if an event's bytes no longer decode (damage in the file);
+    /// [`Error::Internal`] if the index and the segment maps disagree (a bug, not damage).
     pub fn read_stream_range(
         &self,
         stream: &str,
@@ -104,6 +121,12 @@ impl Store {
     /// assert_eq!(sum, 7);
     /// # Ok::<(), evstore::Error>(())
     /// ```
+    ///
+    /// # Errors
+    /// [`Error::InvalidInput`] for a stream id that is empty or longer than 255 bytes;
+    /// [`Error::Corruption`] if an event's bytes no longer decode (damage in the file);
+    /// [`Error::Internal`] if the index and the segment maps disagree (a bug, not damage);
+    /// the first error `f` returns.
     pub fn read_stream_with(
         &self,
         stream: &str,
@@ -120,9 +143,10 @@ impl Store {
         Ok(())
     }
 
-    /// Every event from global position `from_position` on, in position order, streamed (a few
-    /// hundred locations are buffered at a time). Events appended while iterating are included
-    /// once published.
+    /// Every event from global position `from_position` on, in position order, streamed (512
+    /// locations are copied out of the index at a time, and the log read ahead over their
+    /// span). Events appended while iterating are included once published. Errors are items
+    /// of the iterator (see [`ReadAll`]).
     pub fn read_all(&self, from_position: u64) -> ReadAll<'_> {
         ReadAll {
             store: self,
@@ -134,7 +158,14 @@ impl Store {
     }
 
     /// Events of type `event_type`, in position order; with `since`, only those recorded at or
-    /// after it (found by binary search on the type's index).
+    /// after it (found by binary search on the type's index: `recorded_at` never decreases
+    /// with the position). Stamps are whole microseconds: a `since` between two counts from
+    /// the later one.
+    ///
+    /// # Errors
+    /// [`Error::InvalidInput`] for an event type that is empty or longer than 255 bytes;
+    /// [`Error::Corruption`] if an event's bytes no longer decode; [`Error::Internal`] if the
+    /// index and the segment maps disagree.
     pub fn read_by_type(
         &self,
         event_type: &str,
@@ -254,7 +285,9 @@ impl Store {
         self.index.read().head()
     }
 
-    /// Counters since open.
+    /// Counters: appends, groups, frames, syncs and bytes since open; events, streams and
+    /// segments in the store now. Each part is read under its own lock, so the whole is not
+    /// one instant's snapshot.
     pub fn stats(&self) -> StoreStats {
         let (appends, groups) = self.state.lock().counters();
         let w: WriterStats = self
@@ -284,15 +317,20 @@ impl Store {
         self.index.read().type_counts()
     }
 
-    /// The event id at `version` of `stream`, if the stream has that version.
+    /// The event id at `version` of `stream`, if the stream has that (published) version.
+    ///
+    /// # Errors
+    /// [`Error::Corruption`] if the event's bytes no longer decode; [`Error::Internal`] if the
+    /// index and the segment maps disagree.
     pub fn event_id_at(&self, stream: &str, version: u64) -> Result<Option<Uuid>> {
         let index = self.index.read();
         StreamIds::new(&index, self.reader(&index), stream).at(version)
     }
 }
 
-/// Streaming iterator over the log, returned by [`Store::read_all`]. Yields `Err` once (then
-/// ends) if a frame cannot be decoded.
+/// Streaming iterator over the log, returned by [`Store::read_all`]: `Ok` events in position
+/// order. Yields `Err` once (then ends) if an event cannot be decoded ([`Error::Corruption`],
+/// or [`Error::Internal`] for an in-memory inconsistency).
 pub struct ReadAll<'a> {
     store: &'a Store,
     next: u64,
@@ -301,6 +339,7 @@ pub struct ReadAll<'a> {
     done: bool,
 }
 
+/// Locations `ReadAll` copies out of the index at a time.
 const READ_ALL_BATCH: usize = 512;
 
 impl Iterator for ReadAll<'_> {

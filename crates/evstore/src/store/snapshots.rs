@@ -1,5 +1,6 @@
-//! The snapshot sidecar glue: opening `<log path>.snap` on first use, and checking a loaded
-//! snapshot against the log.
+//! The snapshot sidecar glue: opening `<log path>.snap` (`snapshot::SnapshotStore`) on first
+//! use, and checking a loaded snapshot against the log (its version must still hold its
+//! event id) before handing it out.
 
 use uuid::Uuid;
 
@@ -8,6 +9,8 @@ use crate::error::{Error, Result};
 use crate::snapshot::{self, IgnoredReason, Snapshot, SnapshotStats, SnapshotStore};
 
 impl Store {
+    /// Run `f` on the sidecar, opening (and if damaged, repairing) it on first use.
+    /// `Err(ReadOnly)` for a read-only store, which never opens it.
     fn with_snapshots<T>(&self, f: impl FnOnce(&mut SnapshotStore) -> Result<T>) -> Result<T> {
         if self.options.read_only {
             return Err(Error::ReadOnly);
@@ -25,6 +28,13 @@ impl Store {
 
     /// Save a snapshot of `stream` at `version`, whose event id is `event_id`, in the sidecar
     /// (`<log path>.snap`). Snapshots are a cache: not fsynced, checked against the log on load.
+    /// An older snapshot of the stream is superseded; a newer one is kept (saves never go
+    /// backwards).
+    ///
+    /// # Errors
+    /// [`Error::InvalidInput`] for a stream id that is empty or longer than 255 bytes;
+    /// [`Error::ReadOnly`]; [`Error::Io`] from opening or writing the sidecar, also (kind
+    /// `InvalidInput`) for a payload over 64 MiB.
     pub fn save_snapshot(
         &self,
         stream: &str,
@@ -38,7 +48,13 @@ impl Store {
 
     /// The latest snapshot of `stream` that the log confirms: the log still holds its version
     /// with the same event id. Anything else (no snapshot, ahead of the log, stale, damaged) is
-    /// `None`, counted in [`Store::snapshot_stats`].
+    /// `None`, counted in [`Store::snapshot_stats`]. A read-only store never opens the
+    /// sidecar (opening may repair it) and always returns `None`: its callers replay.
+    ///
+    /// # Errors
+    /// [`Error::InvalidInput`] for a stream id that is empty or longer than 255 bytes;
+    /// [`Error::Io`] from opening the sidecar; reading the event id back from the log as
+    /// [`Store::event_id_at`].
     pub fn load_snapshot(&self, stream: &str) -> Result<Option<Snapshot>> {
         validate_name(stream, "stream id")?;
         if self.options.read_only {
@@ -68,6 +84,9 @@ impl Store {
 
     /// Record that a snapshot returned by [`Store::load_snapshot`] could not be decoded (and
     /// drop it), so it shows in the statistics.
+    ///
+    /// # Errors
+    /// [`Error::ReadOnly`]; [`Error::Io`] from opening the sidecar.
     pub fn note_snapshot_undecodable(&self, stream: &str) -> Result<()> {
         self.with_snapshots(|s| {
             s.note_ignored(IgnoredReason::Undecodable);
@@ -78,6 +97,9 @@ impl Store {
 
     /// Snapshot sidecar counters (all zero when there is no sidecar; a read-only store never
     /// opens it).
+    ///
+    /// # Errors
+    /// [`Error::Io`] from opening an existing sidecar.
     pub fn snapshot_stats(&self) -> Result<SnapshotStats> {
         if self.options.read_only {
             return Ok(SnapshotStats::default());
