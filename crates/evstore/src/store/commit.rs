@@ -1,0 +1,407 @@
+//! Appends and group commit: the checks under `state` (expected version, retries through
+//! `retry`), the solo path, waiting for a group (`wait_published`, on the condition variable
+//! `WriterState::wait_step` names), leading one (`lead`, `run_group`: write, sync, index,
+//! publish, wake), keeping on leading and handing off; flush and close. The bookkeeping is
+//! `state::WriterState`'s; this module adds the locks, the condition variables and the I/O.
+
+use std::io;
+
+use parking_lot::MutexGuard;
+
+use super::retry::InflightMatch;
+use super::state::{WaitStep, WriterState};
+use super::{validate_name, Store};
+use crate::error::{Error, Result};
+use crate::log::frame::{self, MAX_EVENTS_PER_BATCH};
+use crate::log::writer::EncodedBatch;
+use crate::types::{AppendResult, Durability, ExpectedVersion, NewEvent};
+
+/// How many queued groups a leader commits after its own before it returns (see
+/// `Store::keep_leading`).
+const EXTRA_LEADER_ROUNDS: usize = 2;
+
+impl Store {
+    /// Append `events` to `stream`, atomically, if the stream's version matches `expected`
+    /// (as `KurrentDB`'s expected revision: `Any`, `NoStream`, `StreamExists`, `Exact(v)`).
+    /// `stream` and each event type are 1 to 255 bytes of UTF-8; a batch holds 1 to
+    /// 1,048,575 events and must fit in one segment.
+    ///
+    /// Returns where the events landed: versions `first_version..=last_version` in the stream
+    /// (its first event is version 0) and positions `first_position..=last_position` in the
+    /// log (dense, global). Returns after the events are durable ([`Durability::Sync`]) or
+    /// written to the OS ([`Durability::Buffered`]); concurrent appends share one write and
+    /// one `fdatasync` (group commit).
+    ///
+    /// **Idempotent retry.** Repeating an append (the same event ids in the same order) returns
+    /// the original [`AppendResult`] and writes nothing, whether the first call has returned
+    /// or is still waiting for its write or fsync (the repeat then waits for it too):
+    /// * `Exact(v)` / `NoStream`: when the events sit at the versions `expected` puts them;
+    /// * `Any` / `StreamExists`: when the events are the stream's most recent ones, or a batch
+    ///   of the stream still in flight (an `Any` repeat after later appends to the same stream
+    ///   is not recognised; use `Exact` when retries matter).
+    ///
+    /// A batch that only partly repeats one (its first event id matches but the rest does not,
+    /// or it repeats the stream's last events and adds more) is an
+    /// [`Error::IdempotencyConflict`], and nothing is written.
+    ///
+    /// # Errors
+    /// [`Error::WrongExpectedVersion`] with the actual version; [`Error::InvalidInput`] for
+    /// bad names, an empty or oversized batch; [`Error::IdempotencyConflict`];
+    /// [`Error::ReadOnly`]; [`Error::Poisoned`] after an earlier I/O error; [`Error::Io`].
+    pub fn append(
+        &self,
+        stream: &str,
+        expected: ExpectedVersion,
+        events: &[NewEvent],
+    ) -> Result<AppendResult> {
+        if self.options.read_only {
+            return Err(Error::ReadOnly);
+        }
+        let mut bytes = encode_batch(stream, events, self.header.segment_size)?;
+        let mut st = self.state.lock();
+        if st.is_poisoned() {
+            return Err(Error::Poisoned);
+        }
+        let current = match self.check_append(&mut st, stream, expected, events)? {
+            Checked::Repeat(result) => return Ok(result),
+            Checked::Proceed(current) => current,
+        };
+        let (result, stamp) = st.assign(current, events.len() as u64, now_us());
+        frame::patch_batch_header(&mut bytes, result.first_version, stamp);
+        if st.solo_slot_free() {
+            self.append_solo(&mut st, stream, events, bytes, result)?;
+            return Ok(result);
+        }
+        st.enqueue(stream, bytes, result, events);
+        self.wait_published(&mut st, result.last_position + 1)?;
+        Ok(result)
+    }
+
+    /// The checks an append makes under `state` before it is assigned versions: an identical
+    /// batch in flight or already in the stream (idempotent retry: its result), then the
+    /// expected version against the stream's version including batches in flight. Waits for
+    /// an identical in-flight batch to be published before returning its result.
+    fn check_append(
+        &self,
+        st: &mut MutexGuard<'_, WriterState>,
+        stream: &str,
+        expected: ExpectedVersion,
+        events: &[NewEvent],
+    ) -> Result<Checked> {
+        let inflight = st.inflight_version(stream);
+        if inflight.is_some() {
+            if let InflightMatch::Duplicate(result) = st.inflight_match(stream, expected, events)? {
+                self.wait_published(st, result.last_position + 1)?;
+                return Ok(Checked::Repeat(result));
+            }
+        }
+        let recent = st.recent_append(stream);
+        let current = match (inflight, recent) {
+            (Some(v), _) => Some(v),
+            // The most recent solo append is still the stream's last published batch.
+            (None, Some(r)) => Some(r.last_version),
+            (None, None) => self.index.read().stream_version(stream),
+        };
+        let matches = match expected {
+            ExpectedVersion::Any => true,
+            ExpectedVersion::NoStream => current.is_none(),
+            ExpectedVersion::StreamExists => current.is_some(),
+            ExpectedVersion::Exact(v) => current == Some(v),
+        };
+        if !matches {
+            if let Some(r) = self.check_retry(stream, expected, current, events)? {
+                return Ok(Checked::Repeat(r));
+            }
+            return Err(Error::WrongExpectedVersion {
+                stream: stream.to_string(),
+                expected,
+                actual: current,
+            });
+        }
+        if let (ExpectedVersion::Any | ExpectedVersion::StreamExists, None, Some(c)) =
+            (expected, inflight, current)
+        {
+            // With nothing in flight, `current` is the stream's published tail: an identical
+            // append there is a retry; one that repeats only part of it is an error.
+            let cached = recent.map(|r| (r, st.recent_ids()));
+            if let Some(r) = self.check_tail_retry(stream, c, events, cached)? {
+                return Ok(Checked::Repeat(r));
+            }
+        }
+        Ok(Checked::Proceed(current))
+    }
+
+    /// The solo path: nobody is writing and nothing is queued, so this append leads a group
+    /// of one, its own batch, without the queue: no shared copy of the stream name, no
+    /// in-flight map entry, no hand-off. Appenders arriving meanwhile see the batch in the
+    /// solo slot (its version, result and ids) and queue behind it, or wait for it if they
+    /// repeat it.
+    fn append_solo(
+        &self,
+        st: &mut MutexGuard<'_, WriterState>,
+        stream: &str,
+        events: &[NewEvent],
+        bytes: Vec<u8>,
+        result: AppendResult,
+    ) -> Result<()> {
+        st.begin_solo(stream, events, result);
+        let end = result.last_position + 1;
+        let outcome = self.run_group(st, std::slice::from_ref(&EncodedBatch { bytes }), end);
+        // Remembered if written: the next append to this stream needs no index lookup.
+        st.end_solo(outcome.is_ok());
+        outcome?;
+        self.keep_leading(st);
+        Ok(())
+    }
+
+    /// Wait until every position below `end` is published, leading a group commit when
+    /// nobody else does. `Err(Poisoned)` if the store is poisoned first.
+    fn wait_published(&self, st: &mut MutexGuard<'_, WriterState>, end: u64) -> Result<()> {
+        // Bounded: each round either returns or waits for a leader that publishes or poisons.
+        loop {
+            match st.wait_step(end) {
+                WaitStep::Published => return Ok(()),
+                WaitStep::Poisoned => return Err(Error::Poisoned),
+                // In the group being written, or queued for the next one.
+                WaitStep::WaitOn(parity) => self.group_done[parity].wait(st),
+                WaitStep::Lead => {
+                    // Not published and nobody leads: the batch is queued; this group takes it.
+                    self.lead(st)?;
+                    debug_assert_eq!(
+                        st.wait_step(end),
+                        WaitStep::Published,
+                        "a leader's group holds every queued batch"
+                    );
+                    self.keep_leading(st);
+                }
+            }
+        }
+    }
+
+    /// Called by a leader about to return: if batches are queued and nobody leads, wake their
+    /// appenders so one of them leads.
+    fn hand_off(&self, st: &mut MutexGuard<'_, WriterState>) {
+        if st.queue_needs_leader() {
+            self.group_done[st.next_group_parity()].notify_all();
+        }
+    }
+
+    /// After a leader published its own batch: if appenders queued meanwhile and nobody leads,
+    /// lead their group too, up to `EXTRA_LEADER_ROUNDS` times, before returning. The next
+    /// write and fsync then start at once, while the previous group's appenders are still
+    /// being woken (on a busy machine, waking dozens of threads takes longer than an fsync);
+    /// otherwise the next group would wait until a queued appender got the CPU and the lock.
+    /// The cost is latency for this one caller, bounded by the rounds. Errors of those groups
+    /// poison the store and reach their own appenders; this caller's append already succeeded.
+    fn keep_leading(&self, st: &mut MutexGuard<'_, WriterState>) {
+        for _ in 0..EXTRA_LEADER_ROUNDS {
+            if !st.queue_needs_leader() {
+                break;
+            }
+            if self.lead(st).is_err() {
+                break;
+            }
+        }
+        self.hand_off(st);
+    }
+
+    /// Run one group commit as leader: every queued batch. Called with `state` locked;
+    /// returns with it locked.
+    fn lead(&self, st: &mut MutexGuard<'_, WriterState>) -> Result<()> {
+        let (batches, group_end) = st.take_group();
+        let outcome = self.run_group(st, &batches, group_end);
+        st.finish_group(batches, outcome.is_ok());
+        outcome
+    }
+
+    /// Write `batches` (positions up to `group_end`) as the group-commit leader: release
+    /// `state`, write the frames and sync once (in `Sync` mode) under `writer`, index them,
+    /// then retake `state`, publish, and wake every waiter. On an I/O error the store is
+    /// poisoned. Called with `state` locked and no leader; returns with it locked.
+    fn run_group(
+        &self,
+        st: &mut MutexGuard<'_, WriterState>,
+        batches: &[EncodedBatch],
+        group_end: u64,
+    ) -> Result<()> {
+        st.begin_write(group_end);
+        let outcome = MutexGuard::unlocked(st, || {
+            // A panic here (an internal invariant broke) must not leave `leader` set, or every
+            // other appender would wait forever: catch it, poison the store, then re-raise.
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.write_group(batches)))
+        });
+        let outcome = match outcome {
+            Ok(result) => result,
+            Err(panic) => {
+                st.fail_write();
+                self.wake_everyone();
+                std::panic::resume_unwind(panic);
+            }
+        };
+        match outcome {
+            Ok(()) => {
+                let parity = st.publish(group_end);
+                self.group_done[parity].notify_all();
+                *self.visible.lock() = group_end;
+                self.visible_changed.notify_all();
+                Ok(())
+            }
+            Err(e) => {
+                st.fail_write();
+                self.wake_everyone();
+                Err(Error::Io(e))
+            }
+        }
+    }
+
+    /// The leader's I/O, under `writer` and without `state`: write `batches` as frames, sync
+    /// once (in `Sync` mode), and add the frames to the index. Panics if a frame the writer
+    /// just built does not index (an internal invariant; `run_group` poisons the store).
+    fn write_group(&self, batches: &[EncodedBatch]) -> io::Result<()> {
+        let mut guard = self.writer.lock();
+        let Some(w) = guard.as_mut() else {
+            unreachable!("read-only stores reject appends before queueing");
+        };
+        let frames = w.write_batches(batches)?;
+        if self.options.durability == Durability::Sync {
+            w.sync()?;
+        }
+        let mut index = self.index.write();
+        for f in &frames {
+            let body = &w.buffer()[f.body.clone()];
+            if let Err(e) = index.add_frame(body, f.body_file_offset) {
+                panic!("a frame the writer just built does not index: {e:?}");
+            }
+        }
+        Ok(())
+    }
+
+    /// Wake every waiting appender (the store was poisoned: they all return an error).
+    fn wake_everyone(&self) {
+        for cv in &self.group_done {
+            cv.notify_all();
+        }
+    }
+
+    /// Make every appended event durable (one `fdatasync`): what [`Durability::Buffered`]
+    /// stores call at their own pace. A no-op cost-wise in `Sync` mode; nothing to do for a
+    /// read-only store.
+    ///
+    /// # Errors
+    /// [`Error::Poisoned`] after an earlier I/O error; [`Error::Io`] if the sync fails, which
+    /// poisons the store (the page cache may have dropped the data).
+    pub fn flush(&self) -> Result<()> {
+        if self.state.lock().is_poisoned() {
+            return Err(Error::Poisoned);
+        }
+        let result = match self.writer.lock().as_mut() {
+            Some(w) => w.sync(),
+            None => return Ok(()),
+        };
+        result.map_err(|e| {
+            self.state.lock().poison();
+            Error::Io(e)
+        })
+    }
+
+    /// Flush, seal and close, reporting any error (dropping the store does the same, silently).
+    /// The seal is a 24-byte frame, written when the last frame with events is not yet
+    /// covered by a durability watermark, so that the next open proves the whole log durable.
+    ///
+    /// # Errors
+    /// [`Error::Poisoned`] after an earlier I/O error (nothing more is written);
+    /// [`Error::Io`] if the sync or the seal fails.
+    pub fn close(self) -> Result<()> {
+        self.shutdown()
+    }
+
+    /// `close` and `Drop`: sync the snapshot sidecar (errors ignored: a cache), then the log,
+    /// and seal it if needed. A failure poisons the store.
+    pub(super) fn shutdown(&self) -> Result<()> {
+        if let Some(s) = self.snapshots.lock().as_ref() {
+            // A cache: a failed sync only costs a replay later.
+            let _ = s.sync();
+        }
+        if self.state.lock().is_poisoned() {
+            return Err(Error::Poisoned);
+        }
+        let mut guard = self.writer.lock();
+        let Some(w) = guard.as_mut() else {
+            return Ok(());
+        };
+        let result = (|| {
+            w.sync()?;
+            if !w.fully_proven() {
+                w.write_seal()?;
+                w.sync()?;
+            }
+            Ok::<(), io::Error>(())
+        })();
+        drop(guard);
+        result.map_err(|e| {
+            self.state.lock().poison();
+            Error::Io(e)
+        })
+    }
+}
+
+/// The wall clock in µs since the Unix epoch (what `Utc::now().timestamp_micros()` gives,
+/// without the calendar conversion in between). A clock before 1970 reads as 0; the batch
+/// stamp is then held up by the previous one (stamps never go backwards).
+fn now_us() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_micros()).unwrap_or(i64::MAX))
+}
+
+/// Validate an append and encode it as a batch (version and timestamp patched in later).
+fn encode_batch(stream: &str, events: &[NewEvent], segment_size: u64) -> Result<Vec<u8>> {
+    validate_name(stream, "stream id")?;
+    if events.is_empty() {
+        return Err(Error::InvalidInput(
+            "an append needs at least one event".into(),
+        ));
+    }
+    if events.len() > MAX_EVENTS_PER_BATCH {
+        return Err(Error::InvalidInput(format!(
+            "an append holds at most {MAX_EVENTS_PER_BATCH} events, got {}",
+            events.len()
+        )));
+    }
+    let mut size = frame::batch_header_size(stream.len()) as u64;
+    for e in events {
+        validate_name(&e.event_type, "event type")?;
+        size = size
+            .saturating_add(frame::event_size(e.event_type.len(), 0, 0) as u64)
+            .saturating_add(e.data.len() as u64)
+            .saturating_add(e.metadata.len() as u64);
+    }
+    let frame_size = frame::frame_size(size);
+    if frame_size > segment_size {
+        return Err(Error::InvalidInput(format!(
+            "append of {} events needs {frame_size} bytes, more than a segment holds ({segment_size} bytes)",
+            events.len()
+        )));
+    }
+    let mut out = Vec::with_capacity(size as usize);
+    frame::encode_batch_header(&mut out, events.len() as u32, stream);
+    for e in events {
+        frame::encode_event(
+            &mut out,
+            e.event_id.as_bytes(),
+            &e.event_type,
+            &e.data,
+            &e.metadata,
+        );
+    }
+    debug_assert_eq!(out.len() as u64, size, "encoded size matches the estimate");
+    Ok(out)
+}
+
+/// The result of the checks an append makes before it is assigned versions.
+enum Checked {
+    /// An identical batch is already written (or in flight): its result.
+    Repeat(AppendResult),
+    /// Go ahead; the stream's current version (in-flight batches included).
+    Proceed(Option<u64>),
+}
