@@ -462,14 +462,34 @@ impl<A: Aggregate, S: EventStorage> Repository<A, S> {
         root.mark_saved(result.last_version, last_id);
         let after = result.last_version + 1;
         if self.snapshot_every > 0 && after / self.snapshot_every > before / self.snapshot_every {
-            // A cache: failing to write one is not a failed save.
-            if let Ok(payload) = Self::encode_snapshot(root.state()) {
-                let _ = self
-                    .storage
-                    .save_snapshot(&stream, result.last_version, last_id, &payload);
-            }
+            self.save_snapshot(&stream, root, result.last_version, last_id);
         }
         Ok(Some(result))
+    }
+
+    /// Save a snapshot of `root` (a cache: failing to write one is not a failed save). The
+    /// first snapshot of each aggregate type in this process is decoded back before it is
+    /// written: one that does not (e.g. a `Serialize` the `Deserialize` cannot read) is logged
+    /// once through `tracing` at warn level, and no snapshot of that type is written from then
+    /// on, so loads replay instead of meeting a snapshot they cannot use.
+    fn save_snapshot(&self, stream: &str, root: &Root<A>, version: u64, event_id: Uuid) {
+        let payload = match Self::encode_snapshot(root.state()) {
+            Ok(payload) => payload,
+            Err(e) => {
+                snapshot_check::fail_once(A::TYPE_NAME, &format!("cannot encode the state: {e}"));
+                return;
+            }
+        };
+        let usable = snapshot_check::checked(A::TYPE_NAME, || {
+            self.decode_snapshot(&payload)
+                .map(|_| ())
+                .ok_or_else(|| "the encoded state does not decode back".to_string())
+        });
+        if usable {
+            let _ = self
+                .storage
+                .save_snapshot(stream, version, event_id, &payload);
+        }
     }
 
     /// [`Repository::execute`] with the defaults: a fresh request context
@@ -614,4 +634,61 @@ pub(crate) fn legacy_snapshot_payload<T: serde::Serialize>(
     let mut out = schema_version.to_le_bytes().to_vec();
     out.extend(codec::encode_bincode(state)?);
     Ok(out)
+}
+
+/// The once-per-type check of [`Repository::save_snapshot`]: which aggregate types' snapshots
+/// decode back, decided on their first snapshot in this process.
+mod snapshot_check {
+    use std::collections::HashMap;
+    use std::sync::{Mutex, OnceLock, PoisonError};
+
+    fn verdicts() -> &'static Mutex<HashMap<&'static str, bool>> {
+        static VERDICTS: OnceLock<Mutex<HashMap<&'static str, bool>>> = OnceLock::new();
+        VERDICTS.get_or_init(|| Mutex::new(HashMap::new()))
+    }
+
+    /// Whether snapshots of `type_name` are usable: the verdict of its first check, running
+    /// `check` now if there is none (a failure is logged once).
+    pub(super) fn checked(
+        type_name: &'static str,
+        check: impl FnOnce() -> Result<(), String>,
+    ) -> bool {
+        let known = verdicts()
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(type_name)
+            .copied();
+        if let Some(usable) = known {
+            return usable;
+        }
+        match check() {
+            Ok(()) => {
+                record(type_name, true);
+                true
+            }
+            Err(why) => {
+                fail_once(type_name, &why);
+                false
+            }
+        }
+    }
+
+    /// Mark `type_name`'s snapshots unusable, logging why the first time.
+    pub(super) fn fail_once(type_name: &'static str, why: &str) {
+        if record(type_name, false) {
+            tracing::warn!(
+                aggregate = type_name,
+                reason = why,
+                "snapshots of this aggregate cannot be read back, so none are written: loads \
+                 replay its events. Its state's serde form must round-trip through the codec \
+                 (docs/FORMAT.md section 9)"
+            );
+        }
+    }
+
+    /// Record a verdict; whether it is new (or changed).
+    fn record(type_name: &'static str, usable: bool) -> bool {
+        let mut v = verdicts().lock().unwrap_or_else(PoisonError::into_inner);
+        v.insert(type_name, usable) != Some(usable)
+    }
 }

@@ -446,6 +446,12 @@ impl SnapshotStore {
         self.stats.used += 1;
     }
 
+    /// Take back a count of [`SnapshotStore::note_used`]: the snapshot the log confirmed
+    /// turned out not to decode, so it served no load (it is counted as ignored instead).
+    pub fn retract_used(&mut self) {
+        self.stats.used = self.stats.used.saturating_sub(1);
+    }
+
     /// Counters.
     pub fn stats(&self) -> SnapshotStats {
         self.stats

@@ -83,12 +83,15 @@ impl Store {
     }
 
     /// Record that a snapshot returned by [`Store::load_snapshot`] could not be decoded (and
-    /// drop it), so it shows in the statistics.
+    /// drop it), so it shows in the statistics: counted as ignored (undecodable), no longer as
+    /// used.
     ///
     /// # Errors
     /// [`Error::ReadOnly`]; [`Error::Io`] from opening the sidecar.
     pub fn note_snapshot_undecodable(&self, stream: &str) -> Result<()> {
         self.with_snapshots(|s| {
+            // `load_snapshot` counted it as used when the log confirmed it; it served no load.
+            s.retract_used();
             s.note_ignored(IgnoredReason::Undecodable);
             s.forget(stream);
             Ok(())
