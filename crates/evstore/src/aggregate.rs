@@ -95,6 +95,10 @@ pub trait Aggregate:
     const TYPE_NAME: &'static str;
     /// Schema version of the snapshot payload (the serde form of `Self`).
     const SNAPSHOT_VERSION: u16 = 1;
+    /// How snapshots of this aggregate are encoded: the store's binary codec (MessagePack,
+    /// default) or JSON. Each snapshot records its codec, so changing this later keeps older
+    /// snapshots usable.
+    const SNAPSHOT_FORMAT: PayloadFormat = PayloadFormat::Binary;
     /// The events.
     type Event: DomainEvent;
     /// The commands.

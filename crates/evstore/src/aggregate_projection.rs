@@ -69,7 +69,7 @@ use std::sync::OnceLock;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-use crate::aggregate::Aggregate;
+use crate::aggregate::{Aggregate, PayloadFormat};
 use crate::projection::Projection;
 use crate::repository::{decode_recorded, DecodeFailure};
 use crate::subscription::SubscriptionFilter;
@@ -87,6 +87,8 @@ pub trait AggregateProjection:
     /// Version of `apply` and of the state's shape; a change rebuilds from zero (as
     /// [`Projection::VERSION`]).
     const VERSION: u32;
+    /// How the state is encoded in the checkpoint (as [`Projection::STATE_FORMAT`]).
+    const STATE_FORMAT: PayloadFormat = PayloadFormat::Binary;
 
     /// The upcasters the aggregate's repository uses (default: none). Called for every
     /// event: return a static (e.g. from a `std::sync::OnceLock`).
@@ -113,6 +115,7 @@ pub trait AggregateProjection:
 impl<T: AggregateProjection> Projection for T {
     const NAME: &'static str = <T as AggregateProjection>::NAME;
     const VERSION: u32 = <T as AggregateProjection>::VERSION;
+    const STATE_FORMAT: PayloadFormat = <T as AggregateProjection>::STATE_FORMAT;
 
     fn filter() -> SubscriptionFilter {
         SubscriptionFilter::all().with_stream_prefix(stream_prefix::<T::Aggregate>())

@@ -16,7 +16,7 @@
 //! | bytes | field |
 //! | --- | --- |
 //! | 8 | magic `EVSTCKP\0` |
-//! | 4 | checkpoint format version: 2 (state in MessagePack), or 1 (legacy: state in bincode) |
+//! | 4 | checkpoint format version: 2 (state in MessagePack), 3 (state in JSON), or 1 (legacy: state in bincode) |
 //! | 4 | version of the code that wrote the state ([`Projection::VERSION`], 1 for sagas) |
 //! | 8 | position: the next global position to apply |
 //! | 1 | 1 if the id of the event at `position - 1` follows, else 0 |
@@ -62,6 +62,10 @@ pub const CHECKPOINT_FORMAT: u32 = 2;
 /// Format version of checkpoints written before the MessagePack codec: the state is bincode.
 /// Still read.
 pub const CHECKPOINT_FORMAT_LEGACY: u32 = 1;
+/// Format version of checkpoints whose state is JSON ([`Projection::STATE_FORMAT`]).
+///
+/// [`Projection::STATE_FORMAT`]: crate::projection::Projection::STATE_FORMAT
+pub const CHECKPOINT_FORMAT_JSON: u32 = 3;
 /// Bytes before the state: magic, format, version, position, id flag, id, state length.
 const CHECKPOINT_HEADER: usize = 8 + 4 + 4 + 8 + 1 + 16 + 8;
 /// Bytes of the trailing CRC.
@@ -205,6 +209,7 @@ impl Checkpoint {
         out.extend_from_slice(&CHECKPOINT_MAGIC);
         let format = match self.state_codec {
             Codec::Bincode2 => CHECKPOINT_FORMAT_LEGACY,
+            Codec::Json => CHECKPOINT_FORMAT_JSON,
             _ => CHECKPOINT_FORMAT,
         };
         out.extend_from_slice(&format.to_le_bytes());
@@ -240,6 +245,7 @@ impl Checkpoint {
         let state_codec = match fields.u32_at(8)? {
             CHECKPOINT_FORMAT => Codec::CURRENT,
             CHECKPOINT_FORMAT_LEGACY => Codec::Bincode2,
+            CHECKPOINT_FORMAT_JSON => Codec::Json,
             format => {
                 return Err(CheckpointError::Damaged(format!(
                     "checkpoint format {format}, expected {CHECKPOINT_FORMAT} or {CHECKPOINT_FORMAT_LEGACY}"

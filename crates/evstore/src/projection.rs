@@ -63,12 +63,13 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 use uuid::Uuid;
 
+use crate::aggregate::PayloadFormat;
 pub use crate::checkpoint::{
     checkpoint_path, validate_name, Checkpoint, CheckpointError, RebuildReason, CHECKPOINT_FORMAT,
     CHECKPOINT_MAGIC, MAX_NAME_LEN,
 };
 use crate::checkpoint::{id_before_position, load_checkpoint};
-use crate::codec::{self, Codec};
+use crate::codec;
 use crate::error::Result;
 use crate::storage::EventStorage;
 use crate::subscription::{EventSource, StopHandle, Subscription, SubscriptionFilter};
@@ -93,6 +94,10 @@ pub trait Projection: Default + Serialize + DeserializeOwned + Send + Sync + 'st
     const NAME: &'static str;
     /// Version of `apply` and of the state's shape; a change triggers a rebuild from zero.
     const VERSION: u32;
+    /// How the state is encoded in the checkpoint: the store's binary codec (MessagePack,
+    /// default) or JSON (readable with any tool). The checkpoint records it, so changing it
+    /// later keeps the checkpoint usable.
+    const STATE_FORMAT: PayloadFormat = PayloadFormat::Binary;
 
     /// The events `apply` needs (others are skipped without being decoded). Default: all.
     fn filter() -> SubscriptionFilter {
@@ -464,14 +469,14 @@ impl<P: Projection, S: EventSource> ProjectionRunner<P, S> {
         self.publish_position()?;
         let state = {
             let guard = self.shared.state.read();
-            codec::encode_as(Codec::CURRENT, &*guard)?
+            codec::encode_as(P::STATE_FORMAT.codec(), &*guard)?
         };
         let cp = Checkpoint {
             version: P::VERSION,
             position: self.subscription.next_position(),
             last_event_id: self.last_event_id,
             state,
-            state_codec: Codec::CURRENT,
+            state_codec: P::STATE_FORMAT.codec(),
         };
         cp.write(&self.path)?;
         self.last_checkpoint = Instant::now();

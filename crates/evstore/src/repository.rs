@@ -380,12 +380,13 @@ impl<A: Aggregate, S: EventStorage> Repository<A, S> {
     }
 
     fn encode_snapshot(state: &A) -> Result<Vec<u8>, CodecError> {
+        let state_codec = A::SNAPSHOT_FORMAT.codec();
         let mut out = SnapshotEnvelope {
-            codec: Codec::CURRENT,
+            codec: state_codec,
             schema_version: A::SNAPSHOT_VERSION,
         }
         .encode();
-        out.extend(codec::encode_as(Codec::CURRENT, state)?);
+        out.extend(codec::encode_as(state_codec, state)?);
         Ok(out)
     }
 

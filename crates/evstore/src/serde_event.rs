@@ -47,6 +47,16 @@ pub enum PayloadFormat {
     Json,
 }
 
+impl PayloadFormat {
+    /// The codec this format writes with.
+    pub fn codec(self) -> Codec {
+        match self {
+            PayloadFormat::Binary => Codec::CURRENT,
+            PayloadFormat::Json => Codec::Json,
+        }
+    }
+}
+
 /// A serde enum whose variants are the events of an aggregate. See the module docs.
 ///
 /// Requirements: the enum is externally tagged (serde's default: no `#[serde(tag = ..)]` or
@@ -100,10 +110,7 @@ impl<E: SerdeEvent> DomainEvent for E {
     }
 
     fn payload_codec(&self) -> Codec {
-        match E::FORMAT {
-            PayloadFormat::Json => Codec::Json,
-            PayloadFormat::Binary => Codec::CURRENT,
-        }
+        E::FORMAT.codec()
     }
 }
 

@@ -24,6 +24,7 @@ mod idempotent_retry;
 mod identical_appends_racing_write_once;
 mod input_validation;
 mod io_errors_poison_the_store;
+mod json_snapshots_and_projection_state;
 mod legacy_codec_data_stays_readable;
 mod model_matches_store;
 mod power_loss;
