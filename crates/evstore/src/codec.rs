@@ -242,26 +242,64 @@ fn decode_msgpack<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, CodecError> {
     }
 }
 
-fn bincode_config() -> impl bincode::config::Config {
-    bincode::config::standard().with_limit::<MAX_DECODE_BYTES>()
+/// The legacy codec, bincode 2.0.1, behind the default feature `legacy-bincode`: without it
+/// (for applications whose stores hold no data written before the MessagePack codec, and that
+/// want no unmaintained crate in their tree) legacy records fail to decode with a clear error.
+#[cfg(feature = "legacy-bincode")]
+mod legacy {
+    use serde::de::DeserializeOwned;
+    use serde::Serialize;
+
+    use super::{CodecError, MAX_DECODE_BYTES};
+
+    fn config() -> impl bincode::config::Config {
+        bincode::config::standard().with_limit::<MAX_DECODE_BYTES>()
+    }
+
+    pub(super) fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, CodecError> {
+        let (value, used) = bincode::serde::decode_from_slice(bytes, config())
+            .map_err(|e| CodecError::Decode(e.to_string()))?;
+        if used != bytes.len() {
+            return Err(CodecError::TrailingBytes {
+                trailing: bytes.len() - used,
+            });
+        }
+        Ok(value)
+    }
+
+    pub(super) fn encode<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>, CodecError> {
+        bincode::serde::encode_to_vec(value, config())
+            .map_err(|e| CodecError::Encode(e.to_string()))
+    }
+}
+
+#[cfg(not(feature = "legacy-bincode"))]
+mod legacy {
+    use serde::de::DeserializeOwned;
+    use serde::Serialize;
+
+    use super::CodecError;
+
+    const DISABLED: &str = "this record is in the legacy bincode codec, and evstore was built \
+                            without its `legacy-bincode` feature";
+
+    pub(super) fn decode<T: DeserializeOwned>(_bytes: &[u8]) -> Result<T, CodecError> {
+        Err(CodecError::Decode(DISABLED.into()))
+    }
+
+    pub(super) fn encode<T: Serialize + ?Sized>(_value: &T) -> Result<Vec<u8>, CodecError> {
+        Err(CodecError::Encode(DISABLED.into()))
+    }
 }
 
 fn decode_bincode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, CodecError> {
-    let (value, used) = bincode::serde::decode_from_slice(bytes, bincode_config())
-        .map_err(|e| CodecError::Decode(e.to_string()))?;
-    if used != bytes.len() {
-        return Err(CodecError::TrailingBytes {
-            trailing: bytes.len() - used,
-        });
-    }
-    Ok(value)
+    legacy::decode(bytes)
 }
 
 /// Encode with the legacy codec, bincode 2.0.1: inside [`with_codec`] scopes (upcasting old
 /// records in memory), and for tests that write data as an older build did.
 pub(crate) fn encode_bincode<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>, CodecError> {
-    bincode::serde::encode_to_vec(value, bincode_config())
-        .map_err(|e| CodecError::Encode(e.to_string()))
+    legacy::encode(value)
 }
 
 #[cfg(test)]
