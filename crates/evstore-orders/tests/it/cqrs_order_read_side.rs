@@ -6,28 +6,16 @@ use std::sync::Arc;
 use std::thread;
 use std::time::Duration;
 
+use crate::common::open;
 use evstore::projection::{InlineProjection, ProjectionRunner};
 use evstore::subscription::StopHandle;
-use evstore::{Durability, Options, Store};
+use evstore::Store;
 use evstore_orders::cqrs::{
     AddItem, CancelOrder, CommandHandler, ConfirmOrder, CreateOrder, DeliverOrder, GetOrderSummary,
     GetUserOrders, OrderCommands, OrderQueries, QueryHandler, ShipOrder,
 };
 use evstore_orders::projections::OrderSummaries;
 use evstore_orders::{OrderService, OrderStatus};
-
-fn open(dir: &tempfile::TempDir) -> Arc<Store> {
-    Arc::new(
-        Store::open_with(
-            dir.path().join("cqrs.evs"),
-            Options {
-                durability: Durability::Buffered,
-                ..Options::default()
-            },
-        )
-        .unwrap(),
-    )
-}
 
 #[test]
 fn inline_projection_reads_its_own_writes() {

@@ -7,6 +7,7 @@
               tests favour direct, long, literal scenarios"
 )]
 
+mod common;
 mod cqrs_order_read_side;
 mod order_concurrency;
 mod order_load_timing;

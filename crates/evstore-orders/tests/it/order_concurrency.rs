@@ -5,29 +5,13 @@
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Barrier};
 
+use crate::common::open;
 use evstore::aggregate::{CommandContext, Root};
 use evstore::repository::{Repository, RepositoryError};
 use evstore::snapshot::Snapshot;
-use evstore::{
-    AppendResult, Durability, EventStorage, ExpectedVersion, NewEvent, Options, RecordedEvent,
-    Store,
-};
+use evstore::{AppendResult, EventStorage, ExpectedVersion, NewEvent, RecordedEvent, Store};
 use evstore_orders::{upcasters, Order, OrderCommand, OrderService};
 use uuid::Uuid;
-
-fn open(dir: &tempfile::TempDir) -> Arc<Store> {
-    Arc::new(
-        Store::open_with(
-            dir.path().join("orders.evs"),
-            Options {
-                durability: Durability::Buffered,
-                segment_size: 64 * 1024,
-                ..Default::default()
-            },
-        )
-        .unwrap(),
-    )
-}
 
 fn repo<S: EventStorage>(storage: S) -> Repository<Order, S> {
     Repository::new(storage).with_upcasters(Arc::new(upcasters()))

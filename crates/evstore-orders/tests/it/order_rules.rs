@@ -1,27 +1,14 @@
 //! Every Order rule and status transition, accepted and refused, through the service; and the
 //! state rebuilt from the log (Repository::load) equals the live aggregate after commands.
 
+use crate::common::open;
 use evstore::aggregate::{CommandContext, Root};
 use evstore::repository::{Repository, RepositoryError};
-use evstore::{Durability, Options, Store};
+use evstore::Store;
 use evstore_orders::{
     Order, OrderCommand, OrderError, OrderEvent, OrderService, OrderServiceError, OrderStatus,
 };
 use std::sync::Arc;
-
-fn open(dir: &tempfile::TempDir) -> Arc<Store> {
-    Arc::new(
-        Store::open_with(
-            dir.path().join("orders.evs"),
-            Options {
-                durability: Durability::Buffered,
-                segment_size: 64 * 1024,
-                ..Default::default()
-            },
-        )
-        .unwrap(),
-    )
-}
 
 fn domain(e: OrderServiceError) -> OrderError {
     match e {

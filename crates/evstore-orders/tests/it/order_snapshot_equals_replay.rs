@@ -3,25 +3,12 @@
 
 use std::sync::Arc;
 
+use crate::common::open_at as open;
 use evstore::aggregate::CommandContext;
 use evstore::repository::{Repository, RepositoryError};
-use evstore::{Durability, Options, Store};
+use evstore::Store;
 use evstore_orders::{upcasters, Order, OrderCommand};
 use proptest::prelude::*;
-
-fn open(path: &std::path::Path) -> Arc<Store> {
-    Arc::new(
-        Store::open_with(
-            path,
-            Options {
-                durability: Durability::Buffered,
-                segment_size: 64 * 1024,
-                ..Default::default()
-            },
-        )
-        .unwrap(),
-    )
-}
 
 fn command() -> impl Strategy<Value = OrderCommand> {
     prop_oneof![

@@ -5,25 +5,11 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::common::open;
 use chrono::Duration as ChronoDuration;
 use evstore::aggregate::{CommandContext, Root};
 use evstore::repository::Repository;
-use evstore::{Durability, Options, Store};
 use evstore_orders::{upcasters, Order, OrderCommand, OrderService};
-
-fn open(dir: &tempfile::TempDir) -> Arc<Store> {
-    Arc::new(
-        Store::open_with(
-            dir.path().join("orders.evs"),
-            Options {
-                durability: Durability::Buffered,
-                segment_size: 64 * 1024,
-                ..Default::default()
-            },
-        )
-        .unwrap(),
-    )
-}
 
 fn commands(id: &str) -> Vec<OrderCommand> {
     let mut c = vec![OrderCommand::Create {

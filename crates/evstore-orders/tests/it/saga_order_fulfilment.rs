@@ -5,27 +5,15 @@ use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
+use crate::common::open;
 use evstore::aggregate::EventMetadata;
 use evstore::saga::{saga_checkpoint_path, Saga, TRIGGER_POSITION_KEY};
 use evstore::subscription::StopHandle;
-use evstore::{Durability, Options, RecordedEvent, Store};
+use evstore::{RecordedEvent, Store};
 use evstore_orders::saga::{OrderSaga, OrderSagaRunner, OrderSagaStatus, PaymentShippingSimulator};
 use evstore_orders::{OrderService, OrderStatus};
 
 const LIMIT: i64 = 10_000;
-
-fn open(dir: &tempfile::TempDir) -> Arc<Store> {
-    Arc::new(
-        Store::open_with(
-            dir.path().join("saga.evs"),
-            Options {
-                durability: Durability::Buffered,
-                ..Options::default()
-            },
-        )
-        .unwrap(),
-    )
-}
 
 /// Create and confirm an order of `total` cents.
 fn confirmed_order(orders: &OrderService<Arc<Store>>, user: &str, total: i64) -> String {
