@@ -161,22 +161,31 @@ fn variant_names<E: DeserializeOwned>() -> &'static [&'static str] {
 /// A deserializer that records the variant list `deserialize_enum` is called with.
 struct VariantList<'a>(&'a mut &'static [&'static str]);
 
-#[derive(Debug)]
-struct ProbeDone;
+/// A unit error type for one of the probes below: `Display` says `$what`; it implements
+/// serde's error trait `$serde_error` (`custom` messages are dropped: the probe only needs to
+/// stop).
+macro_rules! probe_error {
+    ($name:ident, $what:literal, $serde_error:path) => {
+        #[derive(Debug)]
+        struct $name;
 
-impl std::fmt::Display for ProbeDone {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("variant names probed")
-    }
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str($what)
+            }
+        }
+
+        impl std::error::Error for $name {}
+
+        impl $serde_error for $name {
+            fn custom<T: std::fmt::Display>(_msg: T) -> Self {
+                $name
+            }
+        }
+    };
 }
 
-impl std::error::Error for ProbeDone {}
-
-impl de::Error for ProbeDone {
-    fn custom<T: std::fmt::Display>(_msg: T) -> Self {
-        ProbeDone
-    }
-}
+probe_error!(ProbeDone, "variant names probed", de::Error);
 
 impl<'de> de::Deserializer<'de> for VariantList<'_> {
     type Error = ProbeDone;
@@ -205,22 +214,7 @@ impl<'de> de::Deserializer<'de> for VariantList<'_> {
 /// A serializer that yields the variant name of an enum value and serializes nothing else.
 struct VariantName;
 
-#[derive(Debug)]
-struct NotAnEnum;
-
-impl std::fmt::Display for NotAnEnum {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("not an externally tagged enum variant")
-    }
-}
-
-impl std::error::Error for NotAnEnum {}
-
-impl ser::Error for NotAnEnum {
-    fn custom<T: std::fmt::Display>(_msg: T) -> Self {
-        NotAnEnum
-    }
-}
+probe_error!(NotAnEnum, "not an externally tagged enum variant", ser::Error);
 
 /// The name captured from a tuple or struct variant (its fields are not visited).
 struct Named(&'static str);
