@@ -214,7 +214,11 @@ impl<'de> de::Deserializer<'de> for VariantList<'_> {
 /// A serializer that yields the variant name of an enum value and serializes nothing else.
 struct VariantName;
 
-probe_error!(NotAnEnum, "not an externally tagged enum variant", ser::Error);
+probe_error!(
+    NotAnEnum,
+    "not an externally tagged enum variant",
+    ser::Error
+);
 
 /// The name captured from a tuple or struct variant (its fields are not visited).
 struct Named(&'static str);
