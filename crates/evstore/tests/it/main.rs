@@ -11,6 +11,9 @@
 )]
 
 mod api_round_trips;
+mod backup_copies_usable_snapshots;
+mod backup_destination_is_written_atomically;
+mod backup_during_heavy_appends_verifies_clean;
 mod bank_app_holds_under_contention;
 mod common;
 mod corruption_sweep;
