@@ -48,3 +48,4 @@ mod torn_tail_is_trimmed;
 mod unreadable_snapshots_are_caught_on_first_save;
 mod unwritten_tail_stays_out_of_the_page_cache;
 mod verify_and_repair;
+mod verify_names_a_live_copy_as_a_cause_of_holes;
