@@ -1,10 +1,11 @@
 //! The `evstore` command line: a log file's operator tools (`stats`, `verify`, `dump`, `tail`,
-//! `repair`), the Order domain from the shell (`orders`), the `demo` and `bench`.
+//! `repair`, `backup`), the Order domain from the shell (`orders`), the `demo` and `bench`.
 //!
 //! Exit codes: `0` success; `1` an error (domain rule, conflict, I/O, locked file, not a log);
 //! `2` a usage error; `3` corruption (`verify`, or a command that found it on open); `4` only a
 //! torn tail that opening would trim (`verify`).
 
+mod backup;
 mod bench;
 mod demo;
 mod json;
@@ -31,6 +32,7 @@ Examples:
   evstore stats evstore-demo.evs                what is in a log file
   evstore verify evstore-demo.evs               full read-only check (exit 0 clean, 3 corrupt, 4 torn tail)
   evstore dump evstore-demo.evs --type OrderCreated --limit 5
+  evstore backup evstore-demo.evs copy.evs      a consistent, verified copy (never cp a live log)
   evstore bench                                 append throughput on this disk
 
 Exit codes: 0 ok, 1 error, 2 usage, 3 corruption, 4 torn tail (verify).";
@@ -87,6 +89,9 @@ enum Command {
         /// The log file.
         file: PathBuf,
     },
+    /// Copy a store file (and its snapshots) to DST, consistently, verified, atomically.
+    #[command(after_help = backup::BACKUP_HELP)]
+    Backup(backup::BackupArgs),
     /// Measure append throughput on this disk (a temporary file in the current directory).
     #[command(after_help = bench::EXAMPLES)]
     Bench(bench::BenchArgs),
@@ -141,6 +146,7 @@ fn run() -> ExitCode {
         Command::Dump(args) => ops::dump(&args, &mut out).map(|()| 0),
         Command::Tail(args) => ops::tail(&args, &mut out).map(|()| 0),
         Command::Repair { file } => ops::repair(&file, &mut out).map(|()| 0),
+        Command::Backup(args) => backup::run(&args, &mut out).map(|()| 0),
         Command::Bench(args) => bench::run(&args, &mut out).map(|()| 0),
     };
     let flushed = out.flush();

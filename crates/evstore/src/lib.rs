@@ -54,7 +54,7 @@ pub mod upcast;
 pub use chrono;
 pub use error::{Error, Result, Site};
 pub use storage::EventStorage;
-pub use store::{ReadAll, RecoveryReport, Store, StoreStats, TrimReport};
+pub use store::{BackupReport, ReadAll, RecoveryReport, Store, StoreStats, TrimReport};
 pub use types::{
     new_event_id, AppendResult, Durability, EventView, ExpectedVersion, NewEvent, Options,
     RecordedEvent, DEFAULT_SEGMENT_SIZE, MAX_SEGMENT_SIZE, MIN_SEGMENT_SIZE,

@@ -149,7 +149,7 @@ pub fn verify(path: impl AsRef<Path>) -> Result<VerifyReport> {
     let verdict = match o.verdict {
         recovery::Verdict::Damaged(d) => Verdict::Corrupt {
             site: d.site(),
-            what: d.what,
+            what: explain_damage(d.what),
         },
         recovery::Verdict::TornTail { reason, .. } => Verdict::TornTail {
             segment: o.end_segment,
@@ -169,6 +169,21 @@ pub fn verify(path: impl AsRef<Path>) -> Result<VerifyReport> {
         verdict,
         sidecar,
     })
+}
+
+/// What `verify` adds to a hole that later frames prove durable (recovery's "frame N is
+/// damaged or missing, but frame M ... proves ..."): the usual cause besides disk damage.
+const LIVE_COPY_HINT: &str = "; a copy of the log taken while a store was writing it (cp, \
+    rsync) looks exactly like this: back up a live store with `evstore backup` \
+    (`Store::backup_to`), or copy it closed";
+
+/// `what` of a damaged frame, with [`LIVE_COPY_HINT`] for a hole proven by later frames.
+fn explain_damage(what: String) -> String {
+    if what.contains("is damaged or missing, but frame") {
+        what + LIVE_COPY_HINT
+    } else {
+        what
+    }
 }
 
 /// Inspect the snapshot sidecar of the log at `log_path` without changing either file (the

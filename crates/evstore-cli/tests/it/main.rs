@@ -7,6 +7,7 @@
               tests favour direct, long, literal scenarios"
 )]
 
+mod cli_backup_copy_verifies_clean;
 mod cli_inspection_is_read_only;
 mod cli_ops;
 mod cli_orders;

@@ -157,6 +157,13 @@ impl LogWriter {
             .is_none_or(|seq| self.proven_durable_seq > seq)
     }
 
+    /// Where the next frame goes: (segment, offset in it, its seq). Every byte before it is a
+    /// complete frame (or a segment's zero tail) and is never written again: what a backup
+    /// copies.
+    pub(crate) fn head(&self) -> (u64, u64, u64) {
+        (self.seg_index, self.seg_offset, self.next_seq)
+    }
+
     /// The bytes of the last `write_batches` call; `WrittenFrame::body` ranges index into it.
     pub(crate) fn buffer(&self) -> &[u8] {
         &self.buf

@@ -28,7 +28,9 @@
 //! | an idempotent retry recognised: in flight (`inflight_match`) or published (`check_retry`, `check_tail_retry`) | `retry` |
 //! | reads and their one consistent view (`Store::reader`), [`ReadAll`], waits for new events, [`StoreStats`] | `read` |
 //! | the snapshot sidecar, opened on first use and checked against the log | `snapshots` |
+//! | a consistent, verified copy of the live log and its sidecar ([`BackupReport`]) | `backup` |
 
+mod backup;
 mod commit;
 mod open;
 mod read;
@@ -53,6 +55,7 @@ use crate::log::writer::LogWriter;
 use crate::snapshot::SnapshotStore;
 use crate::types::Options;
 
+pub use backup::BackupReport;
 pub use open::{RecoveryReport, TrimReport};
 pub use read::{ReadAll, StoreStats};
 use state::WriterState;

@@ -11,6 +11,9 @@
 )]
 
 mod api_round_trips;
+mod backup_copies_usable_snapshots;
+mod backup_destination_is_written_atomically;
+mod backup_during_heavy_appends_verifies_clean;
 mod bank_app_holds_under_contention;
 mod common;
 mod corruption_sweep;
@@ -45,3 +48,4 @@ mod torn_tail_is_trimmed;
 mod unreadable_snapshots_are_caught_on_first_save;
 mod unwritten_tail_stays_out_of_the_page_cache;
 mod verify_and_repair;
+mod verify_names_a_live_copy_as_a_cause_of_holes;
