@@ -42,6 +42,7 @@ mod stream_views_match_owned_reads;
 mod subscription_latency;
 mod subscription_sees_every_position_once;
 mod torn_tail_is_trimmed;
+mod type_reads_page_through_positions;
 mod unreadable_snapshots_are_caught_on_first_save;
 mod unwritten_tail_stays_out_of_the_page_cache;
 mod verify_and_repair;
