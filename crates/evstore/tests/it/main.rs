@@ -33,6 +33,7 @@ mod read_only_open;
 mod reads_racing_segment_growth_see_no_error;
 mod reopen_preserves_index;
 mod saga_checkpoint_names_the_event_before_its_position;
+mod saga_reactions_carry_only_the_chosen_extra_keys;
 mod second_open_is_locked;
 mod snapshot_compaction_crash_states;
 mod snapshot_failures_fall_back_to_replay;
