@@ -38,6 +38,7 @@ mod second_open_is_locked;
 mod snapshot_compaction_crash_states;
 mod snapshot_failures_fall_back_to_replay;
 mod snapshot_upcast_is_applied;
+mod snapshots_built_under_other_upcasters_are_ignored;
 mod store_creation_leaves_no_garbage;
 mod stream_views_match_owned_reads;
 mod subscription_latency;
