@@ -10,6 +10,7 @@ mod demo;
 mod json;
 mod ops;
 mod orders;
+mod snapshots;
 mod text;
 
 use std::io::{self, Write};
@@ -90,6 +91,9 @@ enum Command {
     /// Measure append throughput on this disk (a temporary file in the current directory).
     #[command(after_help = bench::EXAMPLES)]
     Bench(bench::BenchArgs),
+    /// Check Order snapshots against full replays (`verify`: exit 3 if any differ).
+    #[command(after_help = snapshots::EXAMPLES)]
+    Snapshots(snapshots::SnapshotsArgs),
 }
 
 /// Durability as a command-line value.
@@ -142,6 +146,7 @@ fn run() -> ExitCode {
         Command::Tail(args) => ops::tail(&args, &mut out).map(|()| 0),
         Command::Repair { file } => ops::repair(&file, &mut out).map(|()| 0),
         Command::Bench(args) => bench::run(&args, &mut out).map(|()| 0),
+        Command::Snapshots(args) => snapshots::run(&args, &mut out),
     };
     let flushed = out.flush();
     match (result, flushed) {

@@ -15,4 +15,5 @@ mod cli_usage;
 mod common;
 mod dump_by_type_pages_and_respects_the_limit;
 mod dump_shows_payloads_as_json;
+mod snapshots_verify_finds_a_disagreeing_order;
 mod verify_counts_match_the_scan;

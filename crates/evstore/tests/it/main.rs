@@ -48,3 +48,4 @@ mod type_reads_page_through_positions;
 mod unreadable_snapshots_are_caught_on_first_save;
 mod unwritten_tail_stays_out_of_the_page_cache;
 mod verify_and_repair;
+mod verify_snapshots_finds_a_disagreeing_snapshot;
