@@ -728,16 +728,15 @@ const SNAPSHOT_ENVELOPE_MARK: [u8; 2] = [0xFF, 0xFF];
 impl SnapshotEnvelope {
     fn encode(self) -> Vec<u8> {
         let mut out = SNAPSHOT_ENVELOPE_MARK.to_vec();
-        match self.fingerprint {
-            Some(fingerprint) => {
-                out.push(self.codec.tag() | SNAPSHOT_FINGERPRINT_FLAG);
-                out.extend(self.schema_version.to_le_bytes());
-                out.extend(fingerprint.to_le_bytes());
-            }
-            None => {
-                out.push(self.codec.tag());
-                out.extend(self.schema_version.to_le_bytes());
-            }
+        let flag = if self.fingerprint.is_some() {
+            SNAPSHOT_FINGERPRINT_FLAG
+        } else {
+            0
+        };
+        out.push(self.codec.tag() | flag);
+        out.extend(self.schema_version.to_le_bytes());
+        if let Some(fingerprint) = self.fingerprint {
+            out.extend(fingerprint.to_le_bytes());
         }
         out
     }

@@ -73,7 +73,7 @@ pub struct Upcasters {
 
 impl std::fmt::Debug for Upcasters {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let mut ev: Vec<_> = self.events.keys().collect();
+        let mut ev: Vec<_> = self.revisions.iter().collect();
         ev.sort();
         let mut sn: Vec<_> = self.snapshots.keys().collect();
         sn.sort();
