@@ -11,6 +11,7 @@ mod demo;
 mod json;
 mod ops;
 mod orders;
+mod snapshots;
 mod text;
 
 use std::io::{self, Write};
@@ -95,6 +96,9 @@ enum Command {
     /// Measure append throughput on this disk (a temporary file in the current directory).
     #[command(after_help = bench::EXAMPLES)]
     Bench(bench::BenchArgs),
+    /// Check Order snapshots against full replays (`verify`: exit 3 if any differ).
+    #[command(after_help = snapshots::EXAMPLES)]
+    Snapshots(snapshots::SnapshotsArgs),
 }
 
 /// Durability as a command-line value.
@@ -148,6 +152,7 @@ fn run() -> ExitCode {
         Command::Repair { file } => ops::repair(&file, &mut out).map(|()| 0),
         Command::Backup(args) => backup::run(&args, &mut out).map(|()| 0),
         Command::Bench(args) => bench::run(&args, &mut out).map(|()| 0),
+        Command::Snapshots(args) => snapshots::run(&args, &mut out),
     };
     let flushed = out.flush();
     match (result, flushed) {

@@ -434,6 +434,8 @@ fn print_verify(file: &Path, r: &VerifyReport, out: &mut dyn Write) -> CliResult
 
 /// Events read at a time by `dump --stream` (bounds its memory).
 const PAGE: u64 = 512;
+/// Events of one type `dump --type` reads at a time.
+const TYPE_PAGE: usize = 512;
 
 pub fn dump(args: &DumpArgs, out: &mut dyn Write) -> CliResult<()> {
     let store = open_read_only(&args.file)?;
@@ -475,9 +477,19 @@ pub fn dump(args: &DumpArgs, out: &mut dyn Write) -> CliResult<()> {
             }
         }
         (None, Some(ty)) => {
-            for e in store.read_by_type(ty, None)? {
-                if e.position >= args.from && !emit(&e, &mut out)? {
-                    break;
+            // A page of the type's positions at a time, like `--stream`: `--limit` stops
+            // early and memory is bounded by the page, not by the type's events.
+            let mut from = args.from;
+            'type_pages: loop {
+                let page = store.read_by_type_from(ty, from, TYPE_PAGE)?;
+                for e in &page {
+                    if !emit(e, &mut out)? {
+                        break 'type_pages;
+                    }
+                }
+                match page.last() {
+                    Some(last) if page.len() == TYPE_PAGE => from = last.position + 1,
+                    _ => break,
                 }
             }
         }

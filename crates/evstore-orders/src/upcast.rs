@@ -25,6 +25,9 @@ pub struct ItemAddedToOrderV1 {
     pub at: DateTime<Utc>,
 }
 
+/// Revision label of the `ItemAddedToOrder` v1 → v2 upcaster ([`Upcasters::register_named`]).
+pub const ITEM_ADDED_V1_REVISION: &str = "1";
+
 /// The upcasters of the Order events: `ItemAddedToOrder` v1 → v2 (see [`price_to_cents`]).
 ///
 /// ```
@@ -36,9 +39,17 @@ pub struct ItemAddedToOrderV1 {
 /// let v2: ItemAddedToOrder = evstore::codec::decode(&bytes).unwrap();
 /// assert_eq!((v2.price_cents, v2.quantity, version), (1250, 2, 2));
 /// ```
+///
+/// Each upcaster has a revision label: change it whenever the upcaster's behaviour changes, so
+/// Order snapshots built under the old one are ignored (replayed) instead of trusted.
 pub fn upcasters() -> Upcasters {
     let mut up = Upcasters::new();
-    up.register(OrderEvent::ITEM_ADDED_TO_ORDER, 1, upcast_item_added_v1);
+    up.register_named(
+        OrderEvent::ITEM_ADDED_TO_ORDER,
+        1,
+        ITEM_ADDED_V1_REVISION,
+        upcast_item_added_v1,
+    );
     up
 }
 

@@ -702,6 +702,13 @@ impl<P: Projection, S: EventSource + EventStorage> EventStorage for InlineProjec
     fn note_snapshot_undecodable(&self, stream: &str) -> Result<()> {
         self.source.note_snapshot_undecodable(stream)
     }
+    fn note_snapshot_ignored(
+        &self,
+        stream: &str,
+        reason: crate::snapshot::IgnoredReason,
+    ) -> Result<()> {
+        self.source.note_snapshot_ignored(stream, reason)
+    }
 
     fn wait_for_version(&self, stream: &str, version: u64, timeout: Duration) -> Result<bool> {
         self.source.wait_for_version(stream, version, timeout)

@@ -17,6 +17,7 @@ use uuid::Uuid;
 use crate::aggregate::{Aggregate, CommandContext, DomainEvent, EventMetadata, Root};
 use crate::codec::{self, Codec, CodecError};
 use crate::error::Error;
+use crate::snapshot::IgnoredReason;
 use crate::storage::EventStorage;
 use crate::types::{AppendResult, EventView, ExpectedVersion, NewEvent, RecordedEvent};
 use crate::upcast::{UpcastError, Upcasters};
@@ -173,10 +174,47 @@ pub struct HistoryEntry<A: Aggregate> {
     pub state: A,
 }
 
+/// What [`Repository::verify_snapshots`] found for one aggregate.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SnapshotCheck {
+    /// The aggregate's id (not its stream id).
+    pub id: String,
+    /// The comparison's outcome.
+    pub verdict: SnapshotVerdict,
+}
+
+/// The outcome of comparing one aggregate's snapshot with a full replay.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SnapshotVerdict {
+    /// No snapshot the log confirms: nothing to compare.
+    NoSnapshot,
+    /// The snapshot's state equals the replay's up to its `version` (stream version).
+    Agrees {
+        /// The stream version the snapshot includes.
+        version: u64,
+    },
+    /// The snapshot's state differs from the replay's up to its `version`: a load from it
+    /// would give another state than a replay.
+    Differs {
+        /// The stream version the snapshot includes.
+        version: u64,
+    },
+    /// A load would not use the snapshot anyway (`reason`: undecodable, or built under
+    /// other upcasters).
+    Unusable {
+        /// The stream version the snapshot includes.
+        version: u64,
+        /// Why a load would ignore it.
+        reason: IgnoredReason,
+    },
+}
+
 /// Loads and saves aggregates of type `A` in storage `S`.
 pub struct Repository<A: Aggregate, S: EventStorage> {
     storage: S,
     upcasters: Arc<Upcasters>,
+    /// [`Upcasters::event_fingerprint`] of `upcasters` over `A`'s event types.
+    upcaster_fingerprint: u32,
     snapshot_every: u64,
     _aggregate: PhantomData<fn() -> A>,
 }
@@ -186,6 +224,7 @@ impl<A: Aggregate, S: EventStorage + Clone> Clone for Repository<A, S> {
         Repository {
             storage: self.storage.clone(),
             upcasters: self.upcasters.clone(),
+            upcaster_fingerprint: self.upcaster_fingerprint,
             snapshot_every: self.snapshot_every,
             _aggregate: PhantomData,
         }
@@ -198,6 +237,7 @@ impl<A: Aggregate, S: EventStorage> Repository<A, S> {
         Repository {
             storage,
             upcasters: Arc::new(Upcasters::new()),
+            upcaster_fingerprint: 0,
             snapshot_every: DEFAULT_SNAPSHOT_EVERY,
             _aggregate: PhantomData,
         }
@@ -211,11 +251,22 @@ impl<A: Aggregate, S: EventStorage> Repository<A, S> {
         self
     }
 
-    /// Use these upcasters for events and snapshots stored under older schemas.
+    /// Use these upcasters for events and snapshots stored under older schemas. Snapshots
+    /// record the fingerprint of the event upcasters for `A`'s event types
+    /// ([`Repository::upcaster_fingerprint`]); one built under another fingerprint is not used.
     #[must_use]
     pub fn with_upcasters(mut self, upcasters: Arc<Upcasters>) -> Self {
+        self.upcaster_fingerprint =
+            upcasters.event_fingerprint(|ty| A::Event::schema_version(ty).is_some());
         self.upcasters = upcasters;
         self
+    }
+
+    /// The fingerprint this repository writes into snapshots and requires of the snapshots it
+    /// uses: [`Upcasters::event_fingerprint`] of its upcasters over the event types `A::Event`
+    /// knows (those with a schema version); 0 when none of them has an upcaster.
+    pub fn upcaster_fingerprint(&self) -> u32 {
+        self.upcaster_fingerprint
     }
 
     /// The storage.
@@ -325,6 +376,55 @@ impl<A: Aggregate, S: EventStorage> Repository<A, S> {
         Ok(out)
     }
 
+    /// Compare the snapshot of each aggregate in `ids` with a full replay of its stream up to
+    /// the snapshot's version: a check for changes the snapshot's guards miss (a change to
+    /// `apply` without a `SNAPSHOT_VERSION` bump, docs/RELIABILITY.md). Only snapshots the log
+    /// confirms are checked (a read-only store has none); the sidecar is not changed, and each
+    /// snapshot found counts as used in the store's snapshot statistics. Reads each stream
+    /// once up to the snapshot's version.
+    ///
+    /// # Errors
+    /// [`RepositoryError::Store`] when the storage fails; [`RepositoryError::Decode`] or
+    /// [`RepositoryError::Upcast`] when the replay meets an event it cannot decode.
+    pub fn verify_snapshots<'a>(
+        &self,
+        ids: impl IntoIterator<Item = &'a str>,
+    ) -> RepoResult<Vec<SnapshotCheck>, A>
+    where
+        A: PartialEq,
+    {
+        let mut out = Vec::new();
+        for id in ids {
+            let stream = A::stream_id(id);
+            let verdict = match self.storage.load_snapshot(&stream)? {
+                None => SnapshotVerdict::NoSnapshot,
+                Some(snap) => match self.decode_snapshot(&snap.payload) {
+                    Err(reason) => SnapshotVerdict::Unusable {
+                        version: snap.version,
+                        reason,
+                    },
+                    Ok(state) => {
+                        let replay = self.load_until(id, snap.version, false)?;
+                        if replay.as_ref().map(Root::state) == Some(&state) {
+                            SnapshotVerdict::Agrees {
+                                version: snap.version,
+                            }
+                        } else {
+                            SnapshotVerdict::Differs {
+                                version: snap.version,
+                            }
+                        }
+                    }
+                },
+            };
+            out.push(SnapshotCheck {
+                id: id.to_string(),
+                verdict,
+            });
+        }
+        Ok(out)
+    }
+
     /// Load up to and including `max_version`, optionally starting from a snapshot.
     fn load_until(
         &self,
@@ -338,7 +438,7 @@ impl<A: Aggregate, S: EventStorage> Repository<A, S> {
             if let Some(snap) = self.storage.load_snapshot(&stream)? {
                 if snap.version <= max_version {
                     match self.decode_snapshot(&snap.payload) {
-                        Some(state) => {
+                        Ok(state) => {
                             root = Some(Root::from_state(
                                 id.to_string(),
                                 state,
@@ -346,7 +446,10 @@ impl<A: Aggregate, S: EventStorage> Repository<A, S> {
                                 snap.event_id,
                             ));
                         }
-                        None => self.storage.note_snapshot_undecodable(&stream)?,
+                        Err(IgnoredReason::Undecodable) => {
+                            self.storage.note_snapshot_undecodable(&stream)?;
+                        }
+                        Err(reason) => self.storage.note_snapshot_ignored(&stream, reason)?,
                     }
                 }
             }
@@ -379,25 +482,42 @@ impl<A: Aggregate, S: EventStorage> Repository<A, S> {
         Ok(root)
     }
 
-    fn encode_snapshot(state: &A) -> Result<Vec<u8>, CodecError> {
+    fn encode_snapshot(&self, state: &A) -> Result<Vec<u8>, CodecError> {
         let state_codec = A::SNAPSHOT_FORMAT.codec();
         let mut out = SnapshotEnvelope {
             codec: state_codec,
             schema_version: A::SNAPSHOT_VERSION,
+            fingerprint: Some(self.upcaster_fingerprint),
         }
         .encode();
         out.extend(codec::encode_as(state_codec, state)?);
         Ok(out)
     }
 
-    fn decode_snapshot(&self, payload: &[u8]) -> Option<A> {
-        let (envelope, body) = SnapshotEnvelope::decode(payload)?;
+    /// The state in a snapshot payload, if this repository may use it: the envelope decodes,
+    /// the state was built under this repository's upcaster fingerprint (an envelope without
+    /// one counts as fingerprint 0: usable only when no upcaster covers `A`'s events), and the
+    /// state decodes (upcast from an older `SNAPSHOT_VERSION` if needed).
+    fn decode_snapshot(&self, payload: &[u8]) -> Result<A, IgnoredReason> {
+        let (envelope, body) =
+            SnapshotEnvelope::decode(payload).ok_or(IgnoredReason::Undecodable)?;
+        if envelope.fingerprint.unwrap_or(0) != self.upcaster_fingerprint {
+            return Err(IgnoredReason::OtherUpcasters);
+        }
+        Self::decode_snapshot_state(&self.upcasters, envelope, body)
+            .ok_or(IgnoredReason::Undecodable)
+    }
+
+    fn decode_snapshot_state(
+        upcasters: &Upcasters,
+        envelope: SnapshotEnvelope,
+        body: &[u8],
+    ) -> Option<A> {
         codec::with_codec(envelope.codec, || {
             if envelope.schema_version == A::SNAPSHOT_VERSION {
                 return codec::decode(body).ok();
             }
-            let upcast = self
-                .upcasters
+            let upcast = upcasters
                 .upcast_snapshot(
                     A::TYPE_NAME,
                     envelope.schema_version,
@@ -474,7 +594,7 @@ impl<A: Aggregate, S: EventStorage> Repository<A, S> {
     /// once through `tracing` at warn level, and no snapshot of that type is written from then
     /// on, so loads replay instead of meeting a snapshot they cannot use.
     fn save_snapshot(&self, stream: &str, root: &Root<A>, version: u64, event_id: Uuid) {
-        let payload = match Self::encode_snapshot(root.state()) {
+        let payload = match self.encode_snapshot(root.state()) {
             Ok(payload) => payload,
             Err(e) => {
                 snapshot_check::fail_once(A::TYPE_NAME, &format!("cannot encode the state: {e}"));
@@ -484,7 +604,7 @@ impl<A: Aggregate, S: EventStorage> Repository<A, S> {
         let usable = snapshot_check::checked(A::TYPE_NAME, || {
             self.decode_snapshot(&payload)
                 .map(|_| ())
-                .ok_or_else(|| "the encoded state does not decode back".to_string())
+                .map_err(|_| "the encoded state does not decode back".to_string())
         });
         if usable {
             let _ = self
@@ -583,14 +703,23 @@ fn conflict_backoff(attempt: u32) {
 /// The envelope in front of a snapshot payload (docs/FORMAT.md, "Snapshot payloads"): which
 /// codec the state is in and the aggregate's `SNAPSHOT_VERSION` it was written at.
 ///
-/// * Current: `FF FF`, the codec's tag (1 byte), the schema version (u16 LE), the state.
+/// * Current: `FF FF`, the codec's tag with bit 7 set (1 byte), the schema version (u16 LE),
+///   the upcaster fingerprint (u32 LE, [`Upcasters::event_fingerprint`]), the state.
+/// * Without fingerprint (builds before it): `FF FF`, the codec's tag (bit 7 clear), the
+///   schema version (u16 LE), the state; read as fingerprint 0.
 /// * Legacy (builds before the MessagePack codec): the schema version (u16 LE, never `FFFF`),
 ///   the state in bincode 2.0.1.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct SnapshotEnvelope {
     codec: Codec,
     schema_version: u16,
+    /// `None`: an envelope written before fingerprints (read as 0).
+    fingerprint: Option<u32>,
 }
+
+/// Bit of the codec tag byte saying a fingerprint (u32 LE) follows the schema version. Builds
+/// before it read the tag as an unknown codec and ignore the snapshot (replay), never misuse it.
+const SNAPSHOT_FINGERPRINT_FLAG: u8 = 0x80;
 
 /// First two bytes of a current snapshot envelope; a legacy envelope starts with the schema
 /// version instead, which is below `u16::MAX`.
@@ -599,8 +728,16 @@ const SNAPSHOT_ENVELOPE_MARK: [u8; 2] = [0xFF, 0xFF];
 impl SnapshotEnvelope {
     fn encode(self) -> Vec<u8> {
         let mut out = SNAPSHOT_ENVELOPE_MARK.to_vec();
-        out.push(self.codec.tag());
+        let flag = if self.fingerprint.is_some() {
+            SNAPSHOT_FINGERPRINT_FLAG
+        } else {
+            0
+        };
+        out.push(self.codec.tag() | flag);
         out.extend(self.schema_version.to_le_bytes());
+        if let Some(fingerprint) = self.fingerprint {
+            out.extend(fingerprint.to_le_bytes());
+        }
         out
     }
 
@@ -612,14 +749,22 @@ impl SnapshotEnvelope {
             let envelope = SnapshotEnvelope {
                 codec: Codec::Bincode2,
                 schema_version: u16::from_le_bytes(*first),
+                fingerprint: None,
             };
             return Some((envelope, rest));
         }
         let (&tag, rest) = rest.split_first()?;
-        let (version, body) = rest.split_first_chunk::<2>()?;
+        let (version, mut body) = rest.split_first_chunk::<2>()?;
+        let mut fingerprint = None;
+        if tag & SNAPSHOT_FINGERPRINT_FLAG != 0 {
+            let (fp, state) = body.split_first_chunk::<4>()?;
+            fingerprint = Some(u32::from_le_bytes(*fp));
+            body = state;
+        }
         let envelope = SnapshotEnvelope {
-            codec: Codec::from_tag(tag)?,
+            codec: Codec::from_tag(tag & !SNAPSHOT_FINGERPRINT_FLAG)?,
             schema_version: u16::from_le_bytes(*version),
+            fingerprint,
         };
         Some((envelope, body))
     }

@@ -22,8 +22,15 @@
 //! * each command gets a [`CommandContext`] whose event ids derive from the trigger, and the
 //!   handler must report [`CommandOutcome::AlreadyDone`] when the target already holds them.
 //!
-//! Every event a saga writes carries correlation (the trigger's correlation id, or the trigger
-//! id) and causation (the trigger id) in its [`EventMetadata`].
+//! # Metadata of reactions
+//!
+//! Every event a saga writes, and the [`CommandContext`] of every command it dispatches, carry
+//! correlation (the trigger's correlation id, or the trigger id) and causation (the trigger id)
+//! in their [`EventMetadata`]. Of the trigger's [`EventMetadata::extra`], only the keys the saga
+//! lists in [`Saga::PROPAGATED_EXTRA`] are copied (default: none, so nothing the trigger
+//! carries, a secret included, leaks into reactions unless asked for); saga events also get
+//! [`TRIGGER_POSITION_KEY`], which a trigger's own value never overrides. A trigger whose
+//! metadata does not decode propagates no extras.
 //!
 //! A trigger whose processing fails is not skipped: the runner moves back to it and returns the
 //! error; the next step retries it. The handler's `react` must be deterministic for a given
@@ -87,6 +94,11 @@ pub trait Saga: Default + Clone + std::fmt::Debug + Send + Sync + 'static {
     type Event: DomainEvent;
     /// Commands it sends to other aggregates.
     type Command: std::fmt::Debug + Send;
+
+    /// Keys of the trigger's [`EventMetadata::extra`] copied into the metadata of the saga's
+    /// reaction events and into its commands' [`CommandContext::extra`] (e.g. a tenant id);
+    /// keys the trigger lacks are skipped. Default: none.
+    const PROPAGATED_EXTRA: &'static [&'static str] = &[];
 
     /// The events that drive the saga.
     fn filter() -> SubscriptionFilter;
@@ -251,6 +263,21 @@ pub fn correlation_of(trigger: &RecordedEvent) -> Uuid {
         .unwrap_or(trigger.event_id)
 }
 
+/// The entries of `trigger`'s metadata `extra` whose keys are in `keys` (none when its metadata
+/// does not decode).
+fn propagated_extra(trigger: &RecordedEvent, keys: &[&str]) -> BTreeMap<String, String> {
+    if keys.is_empty() {
+        return BTreeMap::new();
+    }
+    let Ok(meta) = EventMetadata::decode(&trigger.metadata) else {
+        return BTreeMap::new();
+    };
+    meta.extra
+        .into_iter()
+        .filter(|(k, _)| keys.contains(&k.as_str()))
+        .collect()
+}
+
 /// Decode one of a saga's own events (current schema only).
 fn decode_saga_event<E: DomainEvent>(recorded: &RecordedEvent) -> SagaResult<(E, EventMetadata)> {
     let err = |reason: String| SagaError::Decode {
@@ -406,11 +433,12 @@ impl<G: Saga, S: EventSource + EventStorage, H: SagaHandler<G>> SagaRunner<G, S,
         let (state, version, seen) = self.load_before(&id, trigger.position)?;
         let reaction = self.handler.react(&state, &id, trigger)?;
         let correlation = correlation_of(trigger);
+        let propagated = propagated_extra(trigger, G::PROPAGATED_EXTRA);
         for (i, command) in reaction.commands.iter().enumerate() {
             let ctx = CommandContext {
                 correlation_id: Some(correlation),
                 causation_id: Some(trigger.event_id),
-                extra: BTreeMap::new(),
+                extra: propagated.clone(),
                 event_id_seed: Some(Uuid::new_v5(
                     &trigger.event_id,
                     format!("{}-command-{i}", G::NAME).as_bytes(),
@@ -426,6 +454,7 @@ impl<G: Saga, S: EventSource + EventStorage, H: SagaHandler<G>> SagaRunner<G, S,
             return Ok(());
         }
         let mut ctx = CommandContext::caused_by(trigger.event_id, Some(correlation));
+        ctx.extra = propagated;
         ctx.extra
             .insert(TRIGGER_POSITION_KEY.into(), trigger.position.to_string());
         let events = reaction

@@ -75,6 +75,9 @@ pub struct SnapshotStats {
     pub ignored_stale: u64,
     /// Snapshots whose payload could not be decoded or upcast.
     pub ignored_undecodable: u64,
+    /// Snapshots built under another event upcaster chain than the loading repository's
+    /// (docs/FORMAT.md §9.3): the state may differ from a replay, so it is not used.
+    pub ignored_other_upcasters: u64,
     /// Compactions done since open.
     pub compactions: u64,
 }
@@ -90,6 +93,9 @@ pub enum IgnoredReason {
     /// The payload could not be decoded or upcast: counted in
     /// [`SnapshotStats::ignored_undecodable`].
     Undecodable,
+    /// The snapshot was built under another event upcaster chain (its fingerprint differs
+    /// from the repository's): counted in [`SnapshotStats::ignored_other_upcasters`].
+    OtherUpcasters,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -438,6 +444,7 @@ impl SnapshotStore {
             IgnoredReason::AheadOfLog => self.stats.ignored_ahead_of_log += 1,
             IgnoredReason::Stale => self.stats.ignored_stale += 1,
             IgnoredReason::Undecodable => self.stats.ignored_undecodable += 1,
+            IgnoredReason::OtherUpcasters => self.stats.ignored_other_upcasters += 1,
         }
     }
 

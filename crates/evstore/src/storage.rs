@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use uuid::Uuid;
 
 use crate::error::Result;
-use crate::snapshot::Snapshot;
+use crate::snapshot::{IgnoredReason, Snapshot};
 use crate::types::{AppendResult, EventView, ExpectedVersion, NewEvent, RecordedEvent};
 use crate::Store;
 
@@ -98,6 +98,16 @@ pub trait EventStorage: Send + Sync {
     /// sidecar).
     fn note_snapshot_undecodable(&self, stream: &str) -> Result<()>;
 
+    /// Report that the snapshot just loaded was not used for `reason` (it is dropped and
+    /// counted). The default counts it as undecodable ([`EventStorage::note_snapshot_undecodable`]).
+    ///
+    /// # Errors
+    /// As [`EventStorage::note_snapshot_undecodable`].
+    fn note_snapshot_ignored(&self, stream: &str, reason: IgnoredReason) -> Result<()> {
+        let _ = reason;
+        self.note_snapshot_undecodable(stream)
+    }
+
     /// Block until `stream`'s last version is at least `version` (visible to reads), or
     /// `timeout` passes; returns whether it is. A [`Store::append`] conflict reports the
     /// stream's version including appends still being written, which reads see only once they
@@ -178,6 +188,10 @@ impl EventStorage for Store {
         Store::note_snapshot_undecodable(self, stream)
     }
 
+    fn note_snapshot_ignored(&self, stream: &str, reason: IgnoredReason) -> Result<()> {
+        Store::note_snapshot_ignored(self, stream, reason)
+    }
+
     fn wait_for_version(&self, stream: &str, version: u64, timeout: Duration) -> Result<bool> {
         Ok(Store::wait_for_stream_version(
             self, stream, version, timeout,
@@ -231,6 +245,9 @@ macro_rules! forward_event_storage {
             }
             fn note_snapshot_undecodable(&self, stream: &str) -> Result<()> {
                 (**self).note_snapshot_undecodable(stream)
+            }
+            fn note_snapshot_ignored(&self, stream: &str, reason: IgnoredReason) -> Result<()> {
+                (**self).note_snapshot_ignored(stream, reason)
             }
             fn wait_for_version(
                 &self,

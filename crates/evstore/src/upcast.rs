@@ -61,16 +61,19 @@ pub enum UpcastError {
     },
 }
 
-/// A registry of upcasters, keyed by (event type or snapshot type, from-version).
+/// A registry of upcasters, keyed by (event type or snapshot type, from-version). Each event
+/// upcaster carries a revision label ([`Upcasters::register_named`]) that gives the chain an
+/// identity: [`Upcasters::event_fingerprint`] hashes the labels, and snapshots record it.
 #[derive(Clone, Default)]
 pub struct Upcasters {
     events: HashMap<(String, u16), Arc<UpcastFn>>,
+    revisions: HashMap<(String, u16), String>,
     snapshots: HashMap<(String, u16), Arc<UpcastFn>>,
 }
 
 impl std::fmt::Debug for Upcasters {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let mut ev: Vec<_> = self.events.keys().collect();
+        let mut ev: Vec<_> = self.revisions.iter().collect();
         ev.sort();
         let mut sn: Vec<_> = self.snapshots.keys().collect();
         sn.sort();
@@ -87,16 +90,74 @@ impl Upcasters {
         Upcasters::default()
     }
 
-    /// Register the upcaster of event type `event_type` from `from_version` to `from_version + 1`.
+    /// Register the upcaster of event type `event_type` from `from_version` to `from_version + 1`
+    /// with the empty revision label: [`Upcasters::register_named`] with `""`. A change to
+    /// such an upcaster's code cannot be noticed (only its presence is fingerprinted), so
+    /// snapshots built before the change stay in use; prefer `register_named`.
     pub fn register(
         &mut self,
         event_type: &str,
         from_version: u16,
         f: impl Fn(&[u8]) -> Result<Vec<u8>, String> + Send + Sync + 'static,
     ) -> &mut Self {
-        self.events
-            .insert((event_type.to_string(), from_version), Arc::new(f));
+        self.register_named(event_type, from_version, "", f)
+    }
+
+    /// Register the upcaster of event type `event_type` from `from_version` to `from_version + 1`
+    /// under `revision`, a label the application changes whenever it changes what this
+    /// upcaster does (e.g. `"1"`, then `"2"` after a bug fix). Snapshots record the
+    /// fingerprint of the labels ([`Upcasters::event_fingerprint`]), so a snapshot built before
+    /// the change is not used after it (docs/FORMAT.md §9.3).
+    ///
+    /// ```
+    /// use evstore::upcast::Upcasters;
+    /// let mut a = Upcasters::new();
+    /// a.register_named("Paid", 3, "1", |b| Ok(b.to_vec()));
+    /// let mut b = Upcasters::new();
+    /// b.register_named("Paid", 3, "2", |b| Ok(b.to_vec()));
+    /// let all = |_: &str| true;
+    /// assert_ne!(a.event_fingerprint(all), b.event_fingerprint(all));
+    /// assert_eq!(Upcasters::new().event_fingerprint(all), 0);
+    /// ```
+    pub fn register_named(
+        &mut self,
+        event_type: &str,
+        from_version: u16,
+        revision: &str,
+        f: impl Fn(&[u8]) -> Result<Vec<u8>, String> + Send + Sync + 'static,
+    ) -> &mut Self {
+        let key = (event_type.to_string(), from_version);
+        self.revisions.insert(key.clone(), revision.to_string());
+        self.events.insert(key, Arc::new(f));
         self
+    }
+
+    /// The fingerprint of the event upcasters registered for the event types `covers`
+    /// accepts: CRC-32 (IEEE, as the log's frames) of, for each registered
+    /// (event type, from-version, revision) in ascending (event type bytes, from-version)
+    /// order, the event type's length (u32 LE) and UTF-8 bytes, the from-version (u16 LE), and
+    /// the revision's length (u32 LE) and UTF-8 bytes (docs/FORMAT.md §9.3). No covered
+    /// upcaster: 0 (the CRC-32 of no bytes). A repository covers the types its aggregate's
+    /// events know.
+    pub fn event_fingerprint(&self, covers: impl Fn(&str) -> bool) -> u32 {
+        let mut keys: Vec<&(String, u16)> =
+            self.revisions.keys().filter(|(ty, _)| covers(ty)).collect();
+        keys.sort();
+        let mut hasher = crc32fast::Hasher::new();
+        for key in keys {
+            let (ty, from) = key;
+            let revision = self.revisions.get(key).map_or("", String::as_str);
+            let text = |hasher: &mut crc32fast::Hasher, t: &str| {
+                // Names are at most 255 bytes; a longer revision label still hashes all of it.
+                let len = u32::try_from(t.len()).unwrap_or(u32::MAX);
+                hasher.update(&len.to_le_bytes());
+                hasher.update(t.as_bytes());
+            };
+            text(&mut hasher, ty);
+            hasher.update(&from.to_le_bytes());
+            text(&mut hasher, revision);
+        }
+        hasher.finalize()
     }
 
     /// Register the upcaster of an aggregate's snapshots (by aggregate type name) from

@@ -10,7 +10,9 @@ use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result, Site};
-use crate::log::segment::{FileHeader, HeaderError, Segment, FORMAT_VERSION, HEADER_SIZE};
+use crate::log::segment::{
+    validate_segment_size, FileHeader, HeaderError, Segment, FORMAT_VERSION, HEADER_SIZE,
+};
 use crate::log::space;
 use crate::types::Options;
 
@@ -23,7 +25,9 @@ use crate::types::Options;
 ///
 /// # Errors
 /// [`Error::NotALog`] for an empty file that may not be initialised (read-only, or
-/// `create_if_missing` off); [`Error::Locked`]; the errors of [`read_header`]; [`Error::Io`].
+/// `create_if_missing` off); [`Error::InvalidInput`] for an invalid `options.segment_size`
+/// when the file is to be created or initialised (an existing log keeps its own size and
+/// ignores the option); [`Error::Locked`]; the errors of [`read_header`]; [`Error::Io`].
 pub(crate) fn open_log(path: &Path, options: &Options) -> Result<(File, FileHeader)> {
     let read_only = options.read_only;
     let file = if read_only {
@@ -46,6 +50,7 @@ pub(crate) fn open_log(path: &Path, options: &Options) -> Result<(File, FileHead
         // append is acknowledged. A crash before that leaves an empty file (initialised
         // again on the next open) or a header whose segment 0 is missing or partial
         // (allocated on the next open, below); docs/RELIABILITY.md lists the states.
+        validate_segment_size(options.segment_size).map_err(Error::InvalidInput)?;
         initialize(&file, options.segment_size)?;
         sync_parent_dir(path)?;
         file_len = file.metadata()?.len();
@@ -77,6 +82,8 @@ fn open_or_create(path: &Path, options: &Options) -> Result<File> {
             Ok(f)
         }
         Err(e) if e.kind() == io::ErrorKind::NotFound && options.create_if_missing => {
+            // The option only shapes new files: checked here, not for an existing log.
+            validate_segment_size(options.segment_size).map_err(Error::InvalidInput)?;
             create_file(path, options.segment_size)?;
             Ok(open()?)
         }

@@ -10,11 +10,13 @@ use parking_lot::{Condvar, Mutex, RwLock};
 
 use super::state::WriterState;
 use super::Store;
-use crate::error::{Error, Result};
+#[cfg(doc)]
+use crate::error::Error;
+use crate::error::Result;
 use crate::index::Index;
 use crate::log::file;
 use crate::log::recovery::{self, ScanOutcome, Verdict};
-use crate::log::segment::{self, FileHeader, SegmentTable};
+use crate::log::segment::{FileHeader, SegmentTable};
 use crate::log::writer::{LogIo, LogWriter};
 use crate::types::Options;
 
@@ -61,8 +63,9 @@ impl Store {
     /// [`Store::options`] then reports. What recovery found is in [`Store::recovery_report`].
     ///
     /// # Errors
-    /// [`Error::InvalidInput`] for `options.segment_size` not a multiple of 4096 between
-    /// 64 KiB and 1 GiB; [`Error::Locked`] when another store still holds the file after
+    /// [`Error::InvalidInput`] when the file must be created (or initialised) and
+    /// `options.segment_size` is not a multiple of 4096 between 64 KiB and 1 GiB (an existing
+    /// log ignores the option); [`Error::Locked`] when another store still holds the file after
     /// `options.lock_timeout`; [`Error::NotALog`] or [`Error::UnsupportedFormat`] for a file
     /// that is not a log this build reads; [`Error::Corruption`] for damage a crash cannot
     /// explain (nothing is changed; `evstore repair` salvages the valid prefix);
@@ -79,7 +82,6 @@ impl Store {
         options: Options,
         wrap_io: impl FnOnce(File) -> Box<dyn LogIo>,
     ) -> Result<Store> {
-        segment::validate_segment_size(options.segment_size).map_err(Error::InvalidInput)?;
         let path = path.as_ref().to_path_buf();
         let (file, header) = file::open_log(&path, &options)?;
         let mut index = Index::default();

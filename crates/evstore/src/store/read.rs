@@ -219,6 +219,58 @@ impl Store {
             .collect()
     }
 
+    /// Up to `max` events of type `event_type` at global position `from_position` or later,
+    /// in position order: one page of the type's index (found by binary search), read under
+    /// one consistent view. Page through a type in bounded memory by calling again from the
+    /// last event's position + 1; a page shorter than `max` is the last one for now. `max` of
+    /// 0 reads nothing.
+    ///
+    /// ```
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// use evstore::{ExpectedVersion, NewEvent, Store};
+    /// let store = Store::open(dir.path().join("t.evs"))?;
+    /// for s in ["a", "b", "c"] {
+    ///     store.append(s, ExpectedVersion::Any, &[NewEvent::new("Added", vec![])])?;
+    /// }
+    /// let page = store.read_by_type_from("Added", 1, 1)?;
+    /// assert_eq!(page.iter().map(|e| e.position).collect::<Vec<_>>(), [1]);
+    /// # Ok::<(), evstore::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// [`Error::InvalidInput`] for an event type that is empty or longer than 255 bytes;
+    /// [`Error::Corruption`] if an event's bytes no longer decode; [`Error::Internal`] if the
+    /// index and the segment maps disagree.
+    pub fn read_by_type_from(
+        &self,
+        event_type: &str,
+        from_position: u64,
+        max: usize,
+    ) -> Result<Vec<RecordedEvent>> {
+        validate_name(event_type, "event type")?;
+        let mut reader;
+        let items: Vec<(u64, Option<Location>)> = {
+            let index = self.index.read();
+            // Under the index guard: the reader maps every location this index holds.
+            reader = self.reader(&index);
+            let Some(positions) = index.type_positions(event_type) else {
+                return Ok(Vec::new());
+            };
+            let start = positions.partition_point(|pos| pos < from_position);
+            let end = start.saturating_add(max).min(positions.len());
+            let mut ps = Vec::with_capacity(end - start);
+            positions.extend_into(start, end, &mut ps);
+            ps.into_iter().map(|p| (p, index.location(p))).collect()
+        };
+        items
+            .into_iter()
+            .map(|(p, loc)| {
+                let loc = loc.ok_or_else(|| missing_location(p))?;
+                reader.read(loc, p)
+            })
+            .collect()
+    }
+
     /// Block until an event at `position` or later is visible, or `timeout` passes. Returns
     /// whether it is visible. Subscriptions use this to wait for new events without polling.
     ///

@@ -89,10 +89,20 @@ impl Store {
     /// # Errors
     /// [`Error::ReadOnly`]; [`Error::Io`] from opening the sidecar.
     pub fn note_snapshot_undecodable(&self, stream: &str) -> Result<()> {
+        self.note_snapshot_ignored(stream, IgnoredReason::Undecodable)
+    }
+
+    /// Record that a snapshot returned by [`Store::load_snapshot`] was not used for `reason`
+    /// (e.g. [`IgnoredReason::OtherUpcasters`]) and drop it: counted as ignored for that
+    /// reason, no longer as used.
+    ///
+    /// # Errors
+    /// [`Error::ReadOnly`]; [`Error::Io`] from opening the sidecar.
+    pub fn note_snapshot_ignored(&self, stream: &str, reason: IgnoredReason) -> Result<()> {
         self.with_snapshots(|s| {
             // `load_snapshot` counted it as used when the log confirmed it; it served no load.
             s.retract_used();
-            s.note_ignored(IgnoredReason::Undecodable);
+            s.note_ignored(reason);
             s.forget(stream);
             Ok(())
         })

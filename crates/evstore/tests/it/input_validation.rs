@@ -84,6 +84,25 @@ fn existing_file_keeps_its_segment_size() {
 }
 
 #[test]
+fn invalid_segment_size_opens_an_existing_log_but_refuses_a_new_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("s.evs");
+    drop(Store::open_with(&path, small_options(Durability::Sync)).unwrap());
+    let bad = || Options {
+        segment_size: 3,
+        ..Options::default()
+    };
+    let store = Store::open_with(&path, bad()).expect("an existing log ignores segment_size");
+    assert_eq!(store.options().segment_size, 64 * 1024);
+    drop(store);
+    assert_invalid(Store::open_with(dir.path().join("new.evs"), bad()));
+    assert!(!dir.path().join("new.evs").exists(), "nothing was created");
+    // An empty file is initialised, so the option applies to it too.
+    std::fs::write(dir.path().join("empty.evs"), b"").unwrap();
+    assert_invalid(Store::open_with(dir.path().join("empty.evs"), bad()));
+}
+
+#[test]
 fn missing_file_is_not_created_when_asked_not_to() {
     let dir = tempfile::tempdir().unwrap();
     let r = Store::open_with(

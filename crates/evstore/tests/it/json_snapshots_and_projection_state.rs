@@ -70,8 +70,11 @@ fn json_snapshots_and_projection_state_are_written_and_used() {
     let first = &store.read_stream("Lamp-l1", 0).unwrap()[0];
     assert_eq!(first.data, br#"{"on":true}"#);
     let snap = store.load_snapshot("Lamp-l1").unwrap().unwrap();
-    assert_eq!(&snap.payload[..3], &[0xFF, 0xFF, Codec::Json.tag()]);
-    assert_eq!(&snap.payload[5..], br#"{"on":false,"switches":6}"#);
+    // FF FF, the codec tag with the fingerprint bit, SNAPSHOT_VERSION, fingerprint 0 (no
+    // upcasters), the state.
+    assert_eq!(&snap.payload[..3], &[0xFF, 0xFF, Codec::Json.tag() | 0x80]);
+    assert_eq!(&snap.payload[5..9], &[0, 0, 0, 0]);
+    assert_eq!(&snap.payload[9..], br#"{"on":false,"switches":6}"#);
 
     let fresh = Repository::<Lamp, _>::new(store.clone()).with_snapshot_every(3);
     let before = store.snapshot_stats().unwrap().used;
