@@ -619,14 +619,18 @@ fn snapshots_section(out: &mut dyn Write, store: &Store) -> CliResult<()> {
     line(
         out,
         format!(
-            "  saved {}, loads served from a snapshot {}, orders with a live snapshot {}, ignored {} (stale {}, ahead of log {}, undecodable {})",
+            "  saved {}, loads served from a snapshot {}, orders with a live snapshot {}, ignored {} (stale {}, ahead of log {}, undecodable {}, other upcasters {})",
             group(snap.saved),
             group(snap.used),
             group(snap.live),
-            snap.ignored_stale + snap.ignored_ahead_of_log + snap.ignored_undecodable,
+            snap.ignored_stale
+                + snap.ignored_ahead_of_log
+                + snap.ignored_undecodable
+                + snap.ignored_other_upcasters,
             snap.ignored_stale,
             snap.ignored_ahead_of_log,
-            snap.ignored_undecodable
+            snap.ignored_undecodable,
+            snap.ignored_other_upcasters
         ),
     )
 }
