@@ -597,11 +597,14 @@ impl<A: Aggregate, S: EventStorage> Repository<A, S> {
         let payload = match self.encode_snapshot(root.state()) {
             Ok(payload) => payload,
             Err(e) => {
-                snapshot_check::fail_once(A::TYPE_NAME, &format!("cannot encode the state: {e}"));
+                snapshot_check::fail_once(
+                    snapshot_check::kind::<A>(),
+                    &format!("cannot encode the state: {e}"),
+                );
                 return;
             }
         };
-        let usable = snapshot_check::checked(A::TYPE_NAME, || {
+        let usable = snapshot_check::checked(snapshot_check::kind::<A>(), || {
             self.decode_snapshot(&payload)
                 .map(|_| ())
                 .map_err(|_| "the encoded state does not decode back".to_string())
@@ -785,45 +788,53 @@ pub(crate) fn legacy_snapshot_payload<T: serde::Serialize>(
 /// The once-per-type check of [`Repository::save_snapshot`]: which aggregate types' snapshots
 /// decode back, decided on their first snapshot in this process.
 mod snapshot_check {
+    use std::any::TypeId;
     use std::collections::HashMap;
     use std::sync::{Mutex, OnceLock, PoisonError};
 
-    fn verdicts() -> &'static Mutex<HashMap<&'static str, bool>> {
-        static VERDICTS: OnceLock<Mutex<HashMap<&'static str, bool>>> = OnceLock::new();
+    use crate::aggregate::Aggregate;
+
+    /// An aggregate type: its Rust type (two types may share a `TYPE_NAME`) and its name.
+    pub(super) type Kind = (TypeId, &'static str);
+
+    /// The [`Kind`] of `A`.
+    pub(super) fn kind<A: Aggregate>() -> Kind {
+        (TypeId::of::<A>(), A::TYPE_NAME)
+    }
+
+    fn verdicts() -> &'static Mutex<HashMap<Kind, bool>> {
+        static VERDICTS: OnceLock<Mutex<HashMap<Kind, bool>>> = OnceLock::new();
         VERDICTS.get_or_init(|| Mutex::new(HashMap::new()))
     }
 
     /// Whether snapshots of `type_name` are usable: the verdict of its first check, running
     /// `check` now if there is none (a failure is logged once).
-    pub(super) fn checked(
-        type_name: &'static str,
-        check: impl FnOnce() -> Result<(), String>,
-    ) -> bool {
+    pub(super) fn checked(kind: Kind, check: impl FnOnce() -> Result<(), String>) -> bool {
         let known = verdicts()
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
-            .get(type_name)
+            .get(&kind)
             .copied();
         if let Some(usable) = known {
             return usable;
         }
         match check() {
             Ok(()) => {
-                record(type_name, true);
+                record(kind, true);
                 true
             }
             Err(why) => {
-                fail_once(type_name, &why);
+                fail_once(kind, &why);
                 false
             }
         }
     }
 
     /// Mark `type_name`'s snapshots unusable, logging why the first time.
-    pub(super) fn fail_once(type_name: &'static str, why: &str) {
-        if record(type_name, false) {
+    pub(super) fn fail_once(kind: Kind, why: &str) {
+        if record(kind, false) {
             tracing::warn!(
-                aggregate = type_name,
+                aggregate = kind.1,
                 reason = why,
                 "snapshots of this aggregate cannot be read back, so none are written: loads \
                  replay its events. Its state's serde form must round-trip through the codec \
@@ -833,8 +844,8 @@ mod snapshot_check {
     }
 
     /// Record a verdict; whether it is new (or changed).
-    fn record(type_name: &'static str, usable: bool) -> bool {
+    fn record(kind: Kind, usable: bool) -> bool {
         let mut v = verdicts().lock().unwrap_or_else(PoisonError::into_inner);
-        v.insert(type_name, usable) != Some(usable)
+        v.insert(kind, usable) != Some(usable)
     }
 }
