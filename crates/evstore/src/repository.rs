@@ -807,7 +807,7 @@ mod snapshot_check {
         VERDICTS.get_or_init(|| Mutex::new(HashMap::new()))
     }
 
-    /// Whether snapshots of `type_name` are usable: the verdict of its first check, running
+    /// Whether snapshots of the aggregate type `kind` are usable: the verdict of its first check, running
     /// `check` now if there is none (a failure is logged once).
     pub(super) fn checked(kind: Kind, check: impl FnOnce() -> Result<(), String>) -> bool {
         let known = verdicts()
@@ -830,7 +830,7 @@ mod snapshot_check {
         }
     }
 
-    /// Mark `type_name`'s snapshots unusable, logging why the first time.
+    /// Mark the snapshots of `kind` unusable, logging why the first time.
     pub(super) fn fail_once(kind: Kind, why: &str) {
         if record(kind, false) {
             tracing::warn!(
