@@ -96,7 +96,7 @@ enum Command {
     /// Measure append throughput on this disk (a temporary file in the current directory).
     #[command(after_help = bench::EXAMPLES)]
     Bench(bench::BenchArgs),
-    /// Check Order snapshots against full replays (`verify`: exit 3 if any differ).
+    /// Check the Order domain's snapshots against full replays (`verify`: exit 3 if any differ).
     #[command(after_help = snapshots::EXAMPLES)]
     Snapshots(snapshots::SnapshotsArgs),
 }

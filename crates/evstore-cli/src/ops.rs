@@ -502,6 +502,16 @@ pub fn dump(args: &DumpArgs, out: &mut dyn Write) -> CliResult<()> {
         }
     }
     out.flush()?;
+    if let Some(ty) = &args.event_type {
+        if !store.event_types().iter().any(|(name, _)| name == ty) {
+            // Not an error (an empty result is an answer), but say why nothing was printed.
+            eprintln!(
+                "evstore: no events of type {:?} in {} (evstore stats lists the types)",
+                crate::text::escape(ty),
+                crate::text::escape(&args.file.display().to_string())
+            );
+        }
+    }
     Ok(())
 }
 

@@ -115,3 +115,32 @@ fn dump_of_a_stream_stops_at_the_limit() {
     let all = stdout(&evstore(dir.path(), &["dump", "l.evs", "--stream", "s"]));
     assert_eq!(all.lines().count(), 1_500);
 }
+
+#[test]
+fn an_unknown_type_and_foreign_snapshots_are_reported_not_silently_passed() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("f.evs");
+    {
+        let store = Arc::new(Store::open(&path).unwrap());
+        let notes = Repository::<Note, _>::new(store.clone()).with_snapshot_every(1);
+        let written = NoteEvent::Written {
+            text: "x".into(),
+            stars: 1,
+        };
+        notes.handle("n1", &written).unwrap();
+        assert_eq!(store.snapshot_stats().unwrap().live, 1);
+    }
+    let o = evstore(dir.path(), &["dump", "f.evs", "--type", "Nope"]);
+    assert!(o.status.success());
+    assert!(stdout(&o).is_empty());
+    let err = String::from_utf8_lossy(&o.stderr).to_string();
+    assert!(err.contains("no events of type \"Nope\""), "{err}");
+
+    let o = evstore(dir.path(), &["snapshots", "verify", "f.evs"]);
+    assert!(o.status.success());
+    let text = stdout(&o);
+    assert!(
+        text.contains("1 snapshots of other aggregate types were not checked"),
+        "{text}"
+    );
+}
