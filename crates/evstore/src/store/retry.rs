@@ -82,12 +82,7 @@ impl Store {
         if start > visible || ids.at(start)? != Some(events[0].event_id) {
             return Ok(None);
         }
-        let overlap = (visible - start + 1).min(events.len() as u64);
-        ids.compare(start, &events[..overlap as usize])?;
-        if overlap < events.len() as u64 {
-            return Err(partial_repeat(stream, overlap as usize, events.len()));
-        }
-        Ok(repeat_result(&index, stream, start, events.len() as u64))
+        ids.repeat_from(start, visible, events)
     }
 
     /// The idempotent-retry check of an `Any` or `StreamExists` append while the stream has
@@ -131,12 +126,7 @@ impl Store {
         let Some(start) = found else {
             return Ok(None);
         };
-        let overlap = (current - start + 1) as usize;
-        ids.compare(start, &events[..overlap])?;
-        if overlap < events.len() {
-            return Err(partial_repeat(stream, overlap, events.len()));
-        }
-        Ok(repeat_result(&index, stream, start, n))
+        ids.repeat_from(start, current, events)
     }
 }
 
@@ -170,6 +160,29 @@ impl<'a> StreamIds<'a> {
 
     /// `Ok` if `events` are at versions `start..`, else an `IdempotencyConflict` naming the
     /// first event that differs.
+    /// The verdict on `events` whose first event sits at version `start` of a stream whose
+    /// last published version is `last` (`start <= last`): the original result if they are
+    /// exactly the stream's events from `start` on; an `IdempotencyConflict` if the stream's
+    /// events there differ, or if the batch repeats them and adds more.
+    fn repeat_from(
+        &mut self,
+        start: u64,
+        last: u64,
+        events: &[NewEvent],
+    ) -> Result<Option<AppendResult>> {
+        debug_assert!(
+            start <= last,
+            "the first event was found at or below the tail"
+        );
+        let n = events.len() as u64;
+        let overlap = (last - start + 1).min(n) as usize;
+        self.compare(start, &events[..overlap])?;
+        if overlap < events.len() {
+            return Err(partial_repeat(self.stream, overlap, events.len()));
+        }
+        Ok(repeat_result(self.index, self.stream, start, n))
+    }
+
     fn compare(&mut self, start: u64, events: &[NewEvent]) -> Result<()> {
         for (j, e) in events.iter().enumerate() {
             let v = start + j as u64;
