@@ -4,10 +4,11 @@
 use std::fs::{File, OpenOptions};
 use std::path::{Path, PathBuf};
 
-use crate::error::{Result, Site};
+use crate::error::{Error, Result, Site};
 use crate::index::Index;
 use crate::log::file;
 use crate::log::frame::{self, FRAME_ALIGN, FRAME_HEADER_SIZE};
+use crate::log::head::{self, ReaderLock};
 use crate::log::recovery::{self, Recovery};
 use crate::log::segment::FileHeader;
 use crate::snapshot;
@@ -262,6 +263,12 @@ pub fn repair(path: impl AsRef<Path>) -> Result<RepairReport> {
     let path = path.as_ref();
     let file = OpenOptions::new().read(true).write(true).open(path)?;
     file::lock_file(&file, path, false, Options::default().lock_timeout)?;
+    // Cutting the file under a reader's map would crash it (SIGBUS): no readers either.
+    if !head::ofd_lock(&file, ReaderLock::Exclusive)? {
+        return Err(Error::Locked {
+            path: path.to_path_buf(),
+        });
+    }
     let backup = {
         let stamp = chrono::Utc::now().format("%Y%m%dT%H%M%S%.6fZ");
         let mut name = path.as_os_str().to_owned();
@@ -299,9 +306,12 @@ pub fn repair(path: impl AsRef<Path>) -> Result<RepairReport> {
     File::open(&backup)?.sync_all()?;
     file::sync_parent_dir(&backup)?;
     #[expect(unsafe_code, reason = "repair's cut: the unsafe log::file::truncate")]
-    // SAFETY: the only maps of this file, the scan's, were dropped just above.
+    // SAFETY: the only maps of this file in this process, the scan's, were dropped just above;
+    // other processes are kept out by the writer's flock and the readers' lock, both held.
     unsafe { file::truncate(&file, header.segment_start(segment) + offset) }?;
     file.sync_all()?;
+    // The heads writers published may lie past the cut: the next writer publishes anew.
+    head::remove_head(path)?;
     Ok(RepairReport {
         backup,
         cut_segment: segment,

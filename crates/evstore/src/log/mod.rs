@@ -10,12 +10,14 @@
 //! | a frame, batch or event encoded and checked | [`frame`] |
 //! | every segment mapped and scanned on open, torn tail vs corruption decided, a tail trimmed | [`recovery`] |
 //! | frames laid out, written, synced, the file grown | [`writer`] |
+//! | the durable head published for readers in other processes, the reader lock | [`head`] |
 //! | an event decoded at an index location | [`reader`] |
 //!
 //! See docs/FORMAT.md for the byte layout these modules implement.
 
 pub(crate) mod file;
 pub(crate) mod frame;
+pub(crate) mod head;
 pub(crate) mod reader;
 pub(crate) mod recovery;
 pub(crate) mod segment;

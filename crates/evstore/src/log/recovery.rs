@@ -149,14 +149,21 @@ pub(crate) fn recover(
     })
 }
 
-/// Make a recovered file (verdict not [`Verdict::Damaged`]) ready for appends: when a torn
-/// tail was found or the file is not exactly whole segments up to the end of the log, drop
-/// the scan's maps, cut the file at the end of the log, re-extend its last segment with zeros
-/// and map the segments again (`recovery.maps` then covers segments `0..=end_segment`, whole);
-/// then fsync, so everything that survived the scan is durable and the next frame can say so.
+/// Make a recovered file (verdict not [`Verdict::Damaged`]) ready for appends, without ever
+/// shrinking it (a reader in another process may have any part of it mapped: docs/FORMAT.md
+/// §10):
+/// * a torn tail is zeroed from the end of the log to the end of the file
+///   ([`space::zero_range`]: holes punched, the size kept), so no stale frame can reappear
+///   after the new ones;
+/// * the last segment is reserved whole again if it was zeroed or is partial (growth
+///   interrupted), and mapped whole (`recovery.maps` then covers segments `0..=end_segment`,
+///   each whole; maps of zeroed segments past it are dropped);
+///
+/// then the file is fsynced, so everything that survived the scan is durable and the next
+/// frame can say so.
 ///
 /// # Errors
-/// I/O errors of the cut, the allocation, the maps or the fsync.
+/// I/O errors of the zeroing, the allocation, the map or the fsync.
 pub(crate) fn prepare_for_appends(
     file: &File,
     header: &FileHeader,
@@ -165,28 +172,101 @@ pub(crate) fn prepare_for_appends(
     let seg_size = header.segment_size;
     let outcome = &recovery.outcome;
     let end = outcome.end_segment;
-    let desired_len = header.segment_start(end) + seg_size;
+    let end_start = header.segment_start(end);
     let torn = matches!(outcome.verdict, Verdict::TornTail { .. });
-    if torn || recovery.file_len != desired_len {
-        // Trim: drop every map first (no truncation under a live map), cut the file at the
-        // end of the log, re-extend the last segment with zeros.
-        drop(std::mem::take(&mut recovery.maps));
-        let cut = header.segment_start(end) + outcome.end_offset;
-        #[expect(
-            unsafe_code,
-            reason = "trimming a torn tail: the unsafe file::truncate"
-        )]
-        // SAFETY: the scan's maps were the only maps of this file (the store makes its own
-        // only from what this returns) and were dropped just above.
-        unsafe { file::truncate(file, cut) }?;
-        space::allocate(file, header.segment_start(end), seg_size)?;
-        let mut maps = Vec::with_capacity(usize::try_from(end).unwrap_or(0).saturating_add(1));
-        for k in 0..=end {
-            maps.push(Arc::new(file::map_segment(file, header, k, seg_size)?));
-        }
-        recovery.maps = maps;
+    if torn {
+        let cut = end_start + outcome.end_offset;
+        space::zero_range(file, cut, recovery.file_len.saturating_sub(cut))?;
     }
+    recovery
+        .maps
+        .truncate(usize::try_from(end).unwrap_or(usize::MAX).saturating_add(1));
+    let end_is_whole = recovery
+        .maps
+        .last()
+        .is_some_and(|m| m.bytes().len() as u64 == seg_size);
+    if torn || !end_is_whole {
+        space::allocate(file, end_start, seg_size)?;
+        if !end_is_whole {
+            let whole = Arc::new(file::map_segment(file, header, end, seg_size)?);
+            let have_end = recovery.maps.len() as u64 == end + 1;
+            match recovery.maps.last_mut() {
+                Some(last) if have_end => *last = whole,
+                _ => recovery.maps.push(whole),
+            }
+        }
+    }
+    debug_assert_eq!(recovery.maps.len() as u64, end + 1, "segments 0..=end mapped");
     file.sync_all()
+}
+
+/// Where a walk of the frames stands: frame `seq` goes at (`segment`, `offset`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Cursor {
+    /// Segment of the next frame.
+    pub segment: u64,
+    /// Offset inside `segment` of the next frame.
+    pub offset: u64,
+    /// Seq of the next frame.
+    pub seq: u64,
+}
+
+impl Cursor {
+    /// The start of every log: frame 0 at (0, 0).
+    pub(crate) const START: Cursor = Cursor {
+        segment: 0,
+        offset: 0,
+        seq: 0,
+    };
+}
+
+/// Walk the frames from `from` up to (not including) frame `to_seq`, which a writer published
+/// as durable (docs/FORMAT.md §10), handing each body to `on_frame`: a reader following a
+/// live log. It never looks at frame `to_seq` or beyond (they may be being written), so it
+/// has no torn-tail verdict: every frame before `to_seq` must check out. Returns the cursor at
+/// frame `to_seq` and the number of frames walked.
+///
+/// `segments` must map every segment up to the one frame `to_seq` goes in, each whole.
+///
+/// # Errors
+/// The [`Damage`] at the first frame before `to_seq` that does not check out or that
+/// `on_frame` refuses.
+pub(crate) fn follow(
+    header: &FileHeader,
+    segments: &[&[u8]],
+    from: Cursor,
+    to_seq: u64,
+    on_frame: &mut OnFrame<'_>,
+    hints: &dyn ScanHints,
+) -> Result<(Cursor, u64), Damage> {
+    let walk = walk_frames(header, segments, on_frame, hints, from, to_seq);
+    if let Some(d) = walk.damage {
+        return Err(d);
+    }
+    if walk.seq < to_seq {
+        let (segment, offset) = if walk.k < segments.len() {
+            (walk.k as u64, walk.off)
+        } else {
+            (segments.len().saturating_sub(1) as u64, header.segment_size)
+        };
+        return Err(Damage {
+            segment,
+            offset,
+            what: format!(
+                "frame {} is missing or damaged, though the writer published the frames before \
+                 {to_seq} as durable",
+                walk.seq
+            ),
+        });
+    }
+    Ok((
+        Cursor {
+            segment: walk.k as u64,
+            offset: walk.off,
+            seq: walk.seq,
+        },
+        walk.frames,
+    ))
 }
 
 /// What the scan may ask of the file it reads: which ranges after the end of the log are
@@ -214,10 +294,8 @@ pub(crate) trait ScanHints {
 }
 
 /// No hints: every byte is read, nothing is prefetched.
-#[cfg(test)]
 pub(crate) struct ReadEverything;
 
-#[cfg(test)]
 impl ScanHints for ReadEverything {}
 
 /// Hints from the file system (`lseek` `SEEK_DATA` / `SEEK_HOLE`) and read-ahead of the log
@@ -274,7 +352,7 @@ pub(crate) fn scan(
     on_frame: &mut OnFrame<'_>,
     hints: &dyn ScanHints,
 ) -> ScanOutcome {
-    let walk = walk_frames(header, segments, on_frame, hints);
+    let walk = walk_frames(header, segments, on_frame, hints, Cursor::START, u64::MAX);
     let (end_segment, end_offset) = if walk.k >= segments.len() {
         // Ran off the last segment while skipping: cannot happen (skip needs a next segment),
         // but stay in range: the end is the end of the last segment.
@@ -320,27 +398,30 @@ struct Walk {
     damage: Option<Damage>,
 }
 
-/// The first half of [`scan`]: walk the valid frames from (0, 0), feeding each body to
-/// `on_frame` and following segment switches, up to the end of the log or damage.
+/// The first half of [`scan`] (and all of [`follow`]): walk the valid frames from `from`,
+/// feeding each body to `on_frame` and following segment switches, up to the end of the log,
+/// damage, or frame `stop_seq` (not looked at).
 fn walk_frames(
     header: &FileHeader,
     segments: &[&[u8]],
     on_frame: &mut OnFrame<'_>,
     hints: &dyn ScanHints,
+    from: Cursor,
+    stop_seq: u64,
 ) -> Walk {
-    let mut k: usize = 0;
-    let mut off: u64 = 0;
-    let mut seq: u64 = 0;
+    let mut k = usize::try_from(from.segment).unwrap_or(usize::MAX);
+    let mut off: u64 = from.offset;
+    let mut seq: u64 = from.seq;
     let mut proven: u64 = 0;
     let mut last_data_seq = None;
     let mut frames: u64 = 0;
     let mut torn_reason = None;
     let mut damage = None;
-    hints.will_scan(0);
-    hints.will_scan(1);
+    hints.will_scan(from.segment);
+    hints.will_scan(from.segment.saturating_add(1));
     // Every iteration consumes one valid frame (off grows by >= 24 bytes) or moves to the next
     // segment, so the loop is bounded by the file size.
-    while k < segments.len() {
+    while k < segments.len() && seq < stop_seq {
         let seg = segments[k];
         let rest = seg.get(off as usize..).unwrap_or(&[]);
         match frame::check_frame(rest, &header.file_id, seq) {

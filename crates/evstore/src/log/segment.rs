@@ -289,6 +289,24 @@ impl SegmentTable {
         self.inner.read().len()
     }
 
+    /// Put `segment` at `k`: replace the map there (a read-only store replacing a partial
+    /// map with a whole one; readers holding a snapshot keep the old map alive) or, for
+    /// `k == len`, add it. Segments are never mapped out of order, so `k > len` is refused
+    /// (asserted).
+    pub(crate) fn set(&self, k: u64, segment: Segment) {
+        let mut guard = self.inner.write();
+        let k = usize::try_from(k).unwrap_or(usize::MAX);
+        assert!(k <= guard.len(), "segment {k} mapped before segment {}", guard.len());
+        let mut next: Vec<Arc<Segment>> = Vec::with_capacity(guard.len() + 1);
+        next.extend(guard.iter().cloned());
+        if k == next.len() {
+            next.push(Arc::new(segment));
+        } else {
+            next[k] = Arc::new(segment);
+        }
+        *guard = Arc::new(next);
+    }
+
     /// Add a newly allocated segment.
     pub(crate) fn push(&self, segment: Segment) {
         let mut guard = self.inner.write();

@@ -77,3 +77,68 @@ fn seek(file: &File, offset: u64, whence: libc::c_int) -> Result<u64, Option<i32
     let rc = unsafe { libc::lseek(file.as_raw_fd(), off, whence) };
     u64::try_from(rc).map_err(|_| io::Error::last_os_error().raw_os_error())
 }
+
+/// Make `[offset, offset + len)` of the file read as zeros without changing the file's size
+/// (`fallocate(FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE)`; where the file system does not
+/// support it, the range is overwritten with zeros). How a writer's open trims a torn tail:
+/// the file never shrinks, so a reader in another process that maps those bytes reads zeros,
+/// never SIGBUS (docs/FORMAT.md §5, §10). Does not sync.
+///
+/// # Errors
+/// `InvalidInput` for an offset or length beyond `off_t`; the errno of `fallocate` other than
+/// "not supported"; the error of the zero-filling writes.
+pub(crate) fn zero_range(file: &File, offset: u64, len: u64) -> io::Result<()> {
+    use std::os::unix::fs::FileExt;
+    const CHUNK: u64 = 1 << 20;
+    if len == 0 {
+        return Ok(());
+    }
+    if punch_hole(file, offset, len)? {
+        return Ok(());
+    }
+    let zeros = vec![0u8; CHUNK as usize];
+    let end = offset.saturating_add(len);
+    let mut at = offset;
+    // Bounded: each round advances by at least one byte up to `end`.
+    while at < end {
+        let n = (end - at).min(CHUNK);
+        file.write_all_at(&zeros[..n as usize], at)?;
+        at += n;
+    }
+    Ok(())
+}
+
+/// `fallocate(PUNCH_HOLE | KEEP_SIZE)` over the range: `Ok(false)` where unsupported.
+#[cfg(target_os = "linux")]
+fn punch_hole(file: &File, offset: u64, len: u64) -> io::Result<bool> {
+    use std::os::fd::AsRawFd;
+    let off = libc::off_t::try_from(offset)
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "offset too large"))?;
+    let l = libc::off_t::try_from(len)
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "length too large"))?;
+    #[expect(unsafe_code, reason = "fallocate has no safe wrapper in std or libc")]
+    // SAFETY: plain syscall wrapper on a file descriptor we own; no memory is passed. Punching
+    // keeps the file's size, so no map of the file loses its pages (they read as zeros).
+    let rc = unsafe {
+        libc::fallocate(
+            file.as_raw_fd(),
+            libc::FALLOC_FL_PUNCH_HOLE | libc::FALLOC_FL_KEEP_SIZE,
+            off,
+            l,
+        )
+    };
+    if rc == 0 {
+        return Ok(true);
+    }
+    let e = io::Error::last_os_error();
+    match e.raw_os_error() {
+        Some(libc::EOPNOTSUPP | libc::ENOSYS | libc::EINVAL) => Ok(false),
+        _ => Err(e),
+    }
+}
+
+/// Without `fallocate`: always "unsupported" (the caller writes zeros).
+#[cfg(not(target_os = "linux"))]
+fn punch_hole(_file: &File, _offset: u64, _len: u64) -> io::Result<bool> {
+    Ok(false)
+}

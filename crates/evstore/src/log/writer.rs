@@ -14,6 +14,7 @@ use std::sync::Arc;
 
 use crate::log::file;
 use crate::log::frame::{self, FRAME_HEADER_SIZE};
+use crate::log::head::{HeadPublisher, HeadRecord};
 use crate::log::segment::{FileHeader, SegmentTable};
 use crate::log::space;
 
@@ -95,6 +96,11 @@ pub(crate) struct LogWriter {
     unsynced: bool,
     /// Bytes of the current write (frames of one group), reused across calls.
     buf: Vec<u8>,
+    /// Events in the frames written so far: the next position.
+    events: u64,
+    /// Where durable heads are published for readers in other processes (`None` in tests
+    /// that build a writer without a store).
+    head: Option<HeadPublisher>,
     /// Growth events, for statistics.
     pub stats: WriterStats,
 }
@@ -146,7 +152,33 @@ impl LogWriter {
             last_data_seq,
             unsynced: false,
             buf: Vec::new(),
+            events: 0,
+            head: None,
             stats: WriterStats::default(),
+        }
+    }
+
+    /// Publish durable heads to `publisher` from now on, starting with the current one: call
+    /// right after open, when everything written is durable (recovery fsynced the file).
+    /// `events` is the number of events in the log (the next position).
+    ///
+    /// # Errors
+    /// The error of the first publication.
+    pub(crate) fn attach_head(&mut self, mut publisher: HeadPublisher, events: u64) -> io::Result<()> {
+        self.events = events;
+        publisher.publish(&self.durable_head())?;
+        self.head = Some(publisher);
+        Ok(())
+    }
+
+    /// The head as of now, for publication once everything written is durable.
+    fn durable_head(&self) -> HeadRecord {
+        HeadRecord {
+            file_id: self.header.file_id,
+            next_seq: self.next_seq,
+            end_segment: self.seg_index,
+            end_offset: self.seg_offset,
+            events: self.events,
         }
     }
 
@@ -213,6 +245,7 @@ impl LogWriter {
                     open_frame = Some(self.buf.len());
                     self.buf.extend_from_slice(&[0u8; FRAME_HEADER_SIZE]);
                     self.buf.extend_from_slice(&b.bytes);
+                    self.events += batch_event_count(&b.bytes);
                     i += 1;
                 }
                 Some(start) => {
@@ -223,6 +256,7 @@ impl LogWriter {
                     });
                     if fits_next {
                         self.buf.extend_from_slice(&batches[i].bytes);
+                        self.events += batch_event_count(&batches[i].bytes);
                         i += 1;
                         continue;
                     }
@@ -338,7 +372,9 @@ impl LogWriter {
     }
 
     /// fdatasync if anything was written since the last sync. After success every frame
-    /// written so far is durable.
+    /// written so far is durable, and the new durable head is published to readers in other
+    /// processes (a failed publication is logged and retried on the next sync: readers only
+    /// lag).
     pub(crate) fn sync(&mut self) -> io::Result<()> {
         if self.unsynced {
             self.io.sync_data()?;
@@ -346,6 +382,20 @@ impl LogWriter {
             self.stats.data_syncs += 1;
         }
         self.durable_seq = self.next_seq;
+        let head = self.durable_head();
+        if let Some(publisher) = self.head.as_mut() {
+            if let Err(e) = publisher.publish(&head) {
+                tracing::warn!(error = %e, "evstore: could not publish the durable head for readers");
+            }
+        }
         Ok(())
     }
+}
+
+/// The event count of an encoded batch (its first four bytes, docs/FORMAT.md §3.2); the
+/// writer's own encoding, so always present.
+fn batch_event_count(batch: &[u8]) -> u64 {
+    batch
+        .first_chunk::<4>()
+        .map_or(0, |b| u64::from(u32::from_le_bytes(*b)))
 }

@@ -26,12 +26,14 @@
 //! | append: checks, versions, the solo path, waiting for a group, leading, hand-off; flush, close | `commit` |
 //! | the bookkeeping those use: queue, group being written, which condvar a waiter is on, in-flight registry, solo slot, recent-append cache (no I/O) | `state` |
 //! | an idempotent retry recognised: in flight (`inflight_match`) or published (`check_retry`, `check_tail_retry`) | `retry` |
+//! | read-only stores beside a live writer: the reader open, `refresh`, polling waits | `follow` |
 //! | reads and their one consistent view (`Store::reader`), [`ReadAll`], waits for new events, [`StoreStats`] | `read` |
 //! | the snapshot sidecar, opened on first use and checked against the log | `snapshots` |
 //! | a consistent, verified copy of the live log and its sidecar ([`BackupReport`]) | `backup` |
 
 mod backup;
 mod commit;
+mod follow;
 mod open;
 mod read;
 mod retry;
@@ -97,6 +99,8 @@ pub struct Store {
     /// from `state` so waiting readers never contend with appenders.
     visible: Mutex<u64>,
     visible_changed: Condvar,
+    /// Set when opened read-only: the link to the log it follows (`follow`).
+    follower: Option<Mutex<follow::Follower>>,
 }
 
 impl Store {

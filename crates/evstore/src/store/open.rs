@@ -9,12 +9,13 @@ use std::sync::Arc;
 use parking_lot::{Condvar, Mutex, RwLock};
 
 use super::state::WriterState;
-use super::Store;
+use super::{follow, Store};
 #[cfg(doc)]
 use crate::error::Error;
 use crate::error::Result;
 use crate::index::Index;
 use crate::log::file;
+use crate::log::head::HeadPublisher;
 use crate::log::recovery::{self, ScanOutcome, Verdict};
 use crate::log::segment::{FileHeader, SegmentTable};
 use crate::log::writer::{LogIo, LogWriter};
@@ -56,17 +57,24 @@ impl Store {
         Store::open_with(path, Options::default())
     }
 
-    /// Open the store at `path`: take the file's lock (exclusive; shared with
-    /// `options.read_only`), recover the log (scan every segment, cut a torn tail, refuse
-    /// durable damage) and build the in-memory index from it. A new file gets
+    /// Open the store at `path`: take the file's exclusive lock, recover the log (scan every
+    /// segment, zero a torn tail, refuse durable damage), build the in-memory index from it,
+    /// and publish the durable head for readers (`<path>.head`). A new file gets
     /// `options.segment_size`; an existing file keeps the segment size in its header, which
     /// [`Store::options`] then reports. What recovery found is in [`Store::recovery_report`].
+    ///
+    /// With `options.read_only` the open takes no lock a writer conflicts with: it follows a
+    /// writer running in another process (up to the durable head it published; see
+    /// [`Store::refresh`]), or, with no writer running, reads the whole log (a torn tail is
+    /// skipped, not trimmed) after making it durable. Any number of read-only stores and one
+    /// writer can have the file open at once (docs/FORMAT.md §10).
     ///
     /// # Errors
     /// [`Error::InvalidInput`] when the file must be created (or initialised) and
     /// `options.segment_size` is not a multiple of 4096 between 64 KiB and 1 GiB (an existing
-    /// log ignores the option); [`Error::Locked`] when another store still holds the file after
-    /// `options.lock_timeout`; [`Error::NotALog`] or [`Error::UnsupportedFormat`] for a file
+    /// log ignores the option); [`Error::Locked`] when another writer still holds the file
+    /// after `options.lock_timeout` (read-only: while `repair` runs, or while a writer holds
+    /// the file without publishing a head for `options.lock_timeout`); [`Error::NotALog`] or [`Error::UnsupportedFormat`] for a file
     /// that is not a log this build reads; [`Error::Corruption`] for damage a crash cannot
     /// explain (nothing is changed; `evstore repair` salvages the valid prefix);
     /// [`Error::Io`], e.g. `NotFound` for a missing file opened read-only or with
@@ -83,6 +91,14 @@ impl Store {
         wrap_io: impl FnOnce(File) -> Box<dyn LogIo>,
     ) -> Result<Store> {
         let path = path.as_ref().to_path_buf();
+        if options.read_only {
+            let r = follow::open_reader(&path, &options)?;
+            let mut store = Store::assemble(
+                path, options, r.header, r.segments, r.index, None, r.recovery,
+            );
+            store.follower = Some(Mutex::new(r.follower));
+            return Ok(store);
+        }
         let (file, header) = file::open_log(&path, &options)?;
         let mut index = Index::default();
         let mut recovered = recovery::recover(&file, &header, &mut |body, at| {
@@ -98,23 +114,25 @@ impl Store {
             }),
             Verdict::Clean => None,
         };
-        if !options.read_only {
-            recovery::prepare_for_appends(&file, &header, &mut recovered)?;
-        }
+        recovery::prepare_for_appends(&file, &header, &mut recovered)?;
         let outcome = recovered.outcome;
         let segments = Arc::new(SegmentTable::new(recovered.maps));
-        let writer = if options.read_only {
-            None
-        } else {
-            Some(new_writer(file, header, &segments, &outcome, wrap_io)?)
-        };
+        let mut writer = new_writer(file, header, &segments, &outcome, wrap_io)?;
+        // Readers in other processes follow from here (everything recovered is durable now).
+        writer.attach_head(HeadPublisher::open(&path)?, index.len())?;
         let recovery = RecoveryReport {
             frames: outcome.frames,
             events: index.len(),
             trimmed,
         };
         Ok(Store::assemble(
-            path, options, header, segments, index, writer, recovery,
+            path,
+            options,
+            header,
+            segments,
+            index,
+            Some(writer),
+            recovery,
         ))
     }
 
@@ -144,6 +162,7 @@ impl Store {
             snapshots: Mutex::new(None),
             visible: Mutex::new(events),
             visible_changed: Condvar::new(),
+            follower: None,
         }
     }
 }

@@ -273,6 +273,9 @@ impl Store {
 
     /// Block until an event at `position` or later is visible, or `timeout` passes. Returns
     /// whether it is visible. Subscriptions use this to wait for new events without polling.
+    /// On a read-only store, which follows a writer in another process, it polls that
+    /// writer's published head ([`Store::refresh`]) instead, pausing 0.1 ms after news and
+    /// doubling up to 5 ms while there is none (docs/PERFORMANCE.md gives the latency).
     ///
     /// ```
     /// # use evstore::{ExpectedVersion, NewEvent, Store};
@@ -285,6 +288,9 @@ impl Store {
     /// # Ok::<(), evstore::Error>(())
     /// ```
     pub fn wait_for_position(&self, position: u64, timeout: std::time::Duration) -> bool {
+        if self.is_follower() {
+            return self.poll_until(timeout, || *self.visible.lock() > position);
+        }
         let deadline = std::time::Instant::now() + timeout;
         let mut visible = self.visible.lock();
         // Bounded by the deadline: every wake-up either returns or waits less.
@@ -310,6 +316,11 @@ impl Store {
         version: u64,
         timeout: std::time::Duration,
     ) -> bool {
+        if self.is_follower() {
+            return self.poll_until(timeout, || {
+                self.stream_version(stream).is_some_and(|v| v >= version)
+            });
+        }
         let deadline = std::time::Instant::now() + timeout;
         let mut visible = self.visible.lock();
         // Bounded by the deadline: every wake-up either returns or waits less.

@@ -39,21 +39,22 @@ fn read_only_open_reads_everything_and_writes_nothing() {
         Err(Error::ReadOnly)
     ));
     assert!(a.load_snapshot("s").unwrap().is_none());
-    assert!(
-        matches!(Store::open(&path), Err(Error::Locked { .. })),
-        "no writer meanwhile"
-    );
-    drop(a);
-    drop(b);
     assert_eq!(std::fs::read(&path).unwrap(), bytes, "nothing was written");
     assert!(!evstore::snapshot::sidecar_path(&path).exists());
-    // A writer may open now, and trims.
+    // Readers never keep a writer out (FORMAT §10): it opens beside them and zeroes the torn
+    // bytes in place; the readers keep their events and follow the writer.
     let w = Store::open(&path).unwrap();
     assert!(w.recovery_report().trimmed.is_some());
-    assert!(matches!(
-        Store::open_with(&path, ro()),
-        Err(Error::Locked { .. })
-    ));
+    assert!(matches!(Store::open(&path), Err(Error::Locked { .. })), "one writer");
+    assert_eq!(all_events(&a).len(), 5);
+    w.append("s", ExpectedVersion::Exact(4), &[event("T", "x")])
+        .unwrap();
+    assert_eq!(a.refresh().unwrap(), Some(5));
+    assert_eq!(all_events(&a).len(), 6);
+    let c = Store::open_with(&path, ro()).unwrap();
+    assert_eq!(all_events(&c).len(), 6, "a reader opened beside the writer");
+    drop((a, b, c));
+    assert_eq!(w.stream_version("s"), Some(5));
 }
 
 #[test]
