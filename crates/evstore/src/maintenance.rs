@@ -1,7 +1,7 @@
 //! Operator tools on a closed log file: [`verify`] (read-only) and [`repair`] (trim to the last
 //! valid frame before damage, after keeping a backup).
 
-use std::fs::{File, OpenOptions};
+use std::fs::{File, OpenOptions, TryLockError};
 use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result, Site};
@@ -12,7 +12,7 @@ use crate::log::head::{self, ReaderLock};
 use crate::log::recovery::{self, Recovery};
 use crate::log::segment::FileHeader;
 use crate::snapshot;
-use crate::Options;
+use crate::{Options, Store};
 
 /// What [`verify`] found.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -33,6 +33,10 @@ pub struct VerifyReport {
     pub verdict: Verdict,
     /// The snapshot sidecar, if there is one.
     pub sidecar: Option<SidecarReport>,
+    /// Whether a writer had the log open: then only the durable prefix it published was
+    /// checked (docs/FORMAT.md §10), every frame of it, and nothing after it (frames may be
+    /// being written there), so the verdict is [`Verdict::Clean`] or [`Verdict::Corrupt`].
+    pub live: bool,
 }
 
 /// The verdict of [`verify`].
@@ -110,16 +114,20 @@ fn scan(file: &File, path: &Path) -> Result<Scan> {
     })
 }
 
-/// Check a log file (and its sidecar) without changing anything. Takes a shared lock, so it
-/// fails while a store has the file open. Every count and position of the report comes from
-/// one pass over the file (for damage: the valid frames before it). Damage in the frames is a
-/// [`Verdict`], not an error.
+/// Check a log file (and its sidecar) without changing anything. With no writer running it
+/// takes a shared lock for the scan (a writer's open waits for it, up to its lock timeout) and
+/// checks everything, torn tail included; while a writer has the file open it checks the
+/// durable prefix that writer published, as a read-only store opens it, and says so
+/// ([`VerifyReport::live`]). Every count and position of the report comes from one pass over
+/// the file (for damage: the valid frames before it). Damage in the frames is a [`Verdict`],
+/// not an error.
 ///
 /// # Errors
 /// As `Store::open` for the file header: [`Error::NotALog`](crate::Error::NotALog),
 /// [`Error::UnsupportedFormat`](crate::Error::UnsupportedFormat), or
 /// [`Error::Corruption`](crate::Error::Corruption) at [`Site::Header`];
-/// [`Error::Locked`](crate::Error::Locked) while a store has the file open;
+/// [`Error::Locked`](crate::Error::Locked) while `repair` runs, or while a writer holds the
+/// file without publishing a durable head (an older evstore);
 /// [`Error::Io`](crate::Error::Io) (reading the log or the sidecar).
 ///
 /// ```
@@ -133,7 +141,11 @@ fn scan(file: &File, path: &Path) -> Result<Scan> {
 pub fn verify(path: impl AsRef<Path>) -> Result<VerifyReport> {
     let path = path.as_ref();
     let file = File::open(path)?;
-    file::lock_file(&file, path, true, Options::default().lock_timeout)?;
+    match file.try_lock_shared() {
+        Ok(()) => {}
+        Err(TryLockError::WouldBlock) => return verify_live(&file, path),
+        Err(TryLockError::Error(e)) => return Err(e.into()),
+    }
     let Scan {
         header,
         recovery,
@@ -169,6 +181,48 @@ pub fn verify(path: impl AsRef<Path>) -> Result<VerifyReport> {
         streams,
         verdict,
         sidecar,
+        live: false,
+    })
+}
+
+/// [`verify`] of a log a writer has open: a read-only open checks every frame up to the
+/// durable head the writer published.
+fn verify_live(file: &File, path: &Path) -> Result<VerifyReport> {
+    let header = header_of(file, path)?;
+    let options = Options {
+        read_only: true,
+        create_if_missing: false,
+        ..Options::default()
+    };
+    let file_bytes = file.metadata()?.len();
+    let (frames, events, streams, segments, verdict) = match Store::open_with(path, options) {
+        Ok(store) => {
+            let stats = store.stats();
+            let frames = store.recovery_report().frames;
+            (
+                frames,
+                stats.events,
+                stats.streams,
+                stats.segments,
+                Verdict::Clean,
+            )
+        }
+        Err(Error::Corruption {
+            site: site @ Site::Segment { .. },
+            what,
+        }) => (0, 0, 0, 0, Verdict::Corrupt { site, what }),
+        Err(e) => return Err(e),
+    };
+    Ok(VerifyReport {
+        file_bytes,
+        segment_size: header.segment_size,
+        segments,
+        frames,
+        events,
+        streams,
+        verdict,
+        sidecar: verify_sidecar(path, &header)?,
+        live: true,
     })
 }
 

@@ -243,7 +243,10 @@ pub(crate) fn ofd_lock(file: &File, kind: ReaderLock) -> io::Result<bool> {
     lock.l_start = 0;
     lock.l_len = 1;
     lock.l_pid = 0; // required to be 0 for OFD locks
-    #[expect(unsafe_code, reason = "fcntl(F_OFD_SETLK) has no safe wrapper in std or libc")]
+    #[expect(
+        unsafe_code,
+        reason = "fcntl(F_OFD_SETLK) has no safe wrapper in std or libc"
+    )]
     // SAFETY: a syscall on a descriptor we own, with a pointer to a live, initialised `flock`
     // that the kernel only reads for F_OFD_SETLK.
     let rc = unsafe { libc::fcntl(file.as_raw_fd(), libc::F_OFD_SETLK, &raw const lock) };

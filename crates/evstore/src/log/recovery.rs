@@ -196,7 +196,11 @@ pub(crate) fn prepare_for_appends(
             }
         }
     }
-    debug_assert_eq!(recovery.maps.len() as u64, end + 1, "segments 0..=end mapped");
+    debug_assert_eq!(
+        recovery.maps.len() as u64,
+        end + 1,
+        "segments 0..=end mapped"
+    );
     file.sync_all()
 }
 

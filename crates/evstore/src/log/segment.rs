@@ -296,7 +296,11 @@ impl SegmentTable {
     pub(crate) fn set(&self, k: u64, segment: Segment) {
         let mut guard = self.inner.write();
         let k = usize::try_from(k).unwrap_or(usize::MAX);
-        assert!(k <= guard.len(), "segment {k} mapped before segment {}", guard.len());
+        assert!(
+            k <= guard.len(),
+            "segment {k} mapped before segment {}",
+            guard.len()
+        );
         let mut next: Vec<Arc<Segment>> = Vec::with_capacity(guard.len() + 1);
         next.extend(guard.iter().cloned());
         if k == next.len() {

@@ -164,7 +164,11 @@ impl LogWriter {
     ///
     /// # Errors
     /// The error of the first publication.
-    pub(crate) fn attach_head(&mut self, mut publisher: HeadPublisher, events: u64) -> io::Result<()> {
+    pub(crate) fn attach_head(
+        &mut self,
+        mut publisher: HeadPublisher,
+        events: u64,
+    ) -> io::Result<()> {
         self.events = events;
         publisher.publish(&self.durable_head())?;
         self.head = Some(publisher);

@@ -366,7 +366,9 @@ impl Store {
         let slices: Vec<&[u8]> = maps.iter().map(|m| m.bytes()).collect();
         // Bounded: every round moves the cursor forward by at least one frame (or returns).
         while f.cursor.seq < head.next_seq {
-            let to_seq = head.next_seq.min(f.cursor.seq.saturating_add(FRAMES_PER_ROUND));
+            let to_seq = head
+                .next_seq
+                .min(f.cursor.seq.saturating_add(FRAMES_PER_ROUND));
             let mut index = self.index.write();
             let (cursor, _) = recovery::follow(
                 &self.header,

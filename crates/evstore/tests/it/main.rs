@@ -33,6 +33,7 @@ mod model_matches_store;
 mod power_loss;
 mod projection_checkpoint_is_exactly_once;
 mod read_only_open;
+mod readers_in_other_processes_follow_the_writer;
 mod reads_racing_segment_growth_see_no_error;
 mod reopen_preserves_index;
 mod saga_checkpoint_names_the_event_before_its_position;

@@ -45,7 +45,10 @@ fn read_only_open_reads_everything_and_writes_nothing() {
     // bytes in place; the readers keep their events and follow the writer.
     let w = Store::open(&path).unwrap();
     assert!(w.recovery_report().trimmed.is_some());
-    assert!(matches!(Store::open(&path), Err(Error::Locked { .. })), "one writer");
+    assert!(
+        matches!(Store::open(&path), Err(Error::Locked { .. })),
+        "one writer"
+    );
     assert_eq!(all_events(&a).len(), 5);
     w.append("s", ExpectedVersion::Exact(4), &[event("T", "x")])
         .unwrap();

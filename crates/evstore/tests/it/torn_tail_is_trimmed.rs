@@ -107,8 +107,14 @@ fn check_recovered(path: &Path, kept: &[RecordedEvent], expect_trim_at: Option<u
     // FORMAT §5, §10: the torn bytes are zeroed in place, the file never shrinks (a reader in
     // another process may have it mapped), and the segment the log ends in is whole.
     let len = std::fs::metadata(path).unwrap().len();
-    assert!(len >= len_before, "{case}: the file shrank from {len_before} to {len}");
-    assert!(len >= HEADER + SEG, "{case}: the end segment is whole, len {len}");
+    assert!(
+        len >= len_before,
+        "{case}: the file shrank from {len_before} to {len}"
+    );
+    assert!(
+        len >= HEADER + SEG,
+        "{case}: the end segment is whole, len {len}"
+    );
     assert_eq!(
         store.head_position(),
         (kept.len() as u64).checked_sub(1),
