@@ -6,23 +6,21 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use clap::Args;
-use evstore::{BackupReport, Durability};
+use evstore::BackupReport;
 
 use crate::json::Json;
 use crate::text::{bytes, group};
-use crate::{json_line, line, open_existing, CliResult};
+use crate::{json_line, line, open_read_only, CliResult};
 
 pub const BACKUP_HELP: &str = "\
 Copies every event of SRC, and its snapshot sidecar (SRC.snap) if there is one, to DST: a
 temporary file beside DST is written, fsynced and verified clean, then renamed over DST, so
 DST is never a partial copy. The copy opens anywhere with the same events.
 
-SRC is opened like the other commands that need the store (read-write, exclusive lock): a
-store another process has open fails with \"locked\". To back up a store while your
-application writes it, call Store::backup_to from the application (appends pause only for
-an instant); backing up from another process needs live readers, a later feature. Never copy
-a log with cp or rsync while a store writes it: the copy can be refused as corrupt or be
-silently cut short. Shows a progress bar when stdout is a terminal. --json prints one JSON
+SRC is opened read-only, so this works while an application has the store open: it copies
+everything that application made durable, without pausing its appends. (From inside the
+application, Store::backup_to does the same.) Never copy a log with cp or rsync while a
+store writes it: the copy can be refused as corrupt or be silently cut short. Shows a progress bar when stdout is a terminal. --json prints one JSON
 document.
 
 Example:
@@ -41,7 +39,7 @@ pub struct BackupArgs {
 }
 
 pub fn run(args: &BackupArgs, out: &mut dyn Write) -> CliResult<()> {
-    let store = open_existing(&args.src, Durability::Sync)?;
+    let store = open_read_only(&args.src)?;
     let bar = std::io::stdout().is_terminal().then(progress_bar);
     let result = store.backup_to_with(&args.dst, |copied, total| {
         if let Some(pb) = &bar {

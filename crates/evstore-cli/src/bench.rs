@@ -51,6 +51,7 @@ impl Drop for TempFile {
         if let Some(p) = &self.0 {
             let _ = std::fs::remove_file(p);
             let _ = std::fs::remove_file(evstore::snapshot::sidecar_path(p));
+            let _ = std::fs::remove_file(evstore::maintenance::head_file_path(p));
         }
     }
 }

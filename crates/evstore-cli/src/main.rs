@@ -254,8 +254,9 @@ fn open_existing(path: &Path, durability: Durability) -> CliResult<Store> {
     )
 }
 
-/// Open an existing store file read-only: a shared lock, nothing written (a torn tail is
-/// skipped, not trimmed). For inspection commands.
+/// Open an existing store file read-only: beside a writer in another process (what it made
+/// durable) or alone; nothing written (a torn tail is skipped, not trimmed). For inspection
+/// commands.
 fn open_read_only(path: &Path) -> CliResult<Store> {
     check_log_path(path)?;
     let store = Store::open_with(

@@ -226,6 +226,13 @@ fn verify_live(file: &File, path: &Path) -> Result<VerifyReport> {
     })
 }
 
+/// The head file beside the log at `log_path`: `<log path>.head`, where a writer publishes
+/// its durable head for readers in other processes (docs/FORMAT.md §10). Remove it together
+/// with the log when deleting a store; any writer recreates it.
+pub fn head_file_path(log_path: impl AsRef<Path>) -> PathBuf {
+    head::head_path(log_path.as_ref())
+}
+
 /// What `verify` adds to a hole that later frames prove durable (recovery's "frame N is
 /// damaged or missing, but frame M ... proves ..."): the usual cause besides disk damage.
 const LIVE_COPY_HINT: &str = "; a copy of the log taken while a store was writing it (cp, \

@@ -85,10 +85,11 @@ fn every_help_page_has_an_example() {
 }
 
 #[test]
-fn tail_help_explains_why_follow_is_in_process_only() {
+fn tail_help_explains_following_another_process() {
     let o = run(&["tail", "--help"]);
     let text = String::from_utf8_lossy(&o.stdout);
-    assert!(text.contains("exclusive lock"), "{text}");
+    assert!(text.contains("another terminal"), "{text}");
+    assert!(text.contains("Buffered"), "{text}");
 }
 
 #[test]

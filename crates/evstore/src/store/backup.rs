@@ -137,12 +137,14 @@ impl Store {
     /// write head is read (see [`BackupReport::append_pause`]). Shows no progress; see
     /// [`Store::backup_to_with`].
     ///
-    /// An existing `dst` is replaced. Backing up from another process is not supported: the
-    /// store holds the log locked.
+    /// An existing `dst` is replaced. From another process, back up through a read-only
+    /// store: it is first brought up to the writer's durable head ([`Store::refresh`]) and
+    /// copies that; the writer never pauses. (The sidecar is copied as it is then; a snapshot
+    /// record being appended at that moment is cut when the copy opens: snapshots are a
+    /// cache.)
     ///
     /// # Errors
-    /// [`Error::ReadOnly`] for a store opened read-only (copy the file itself: nothing
-    /// writes it); [`Error::Poisoned`] after an I/O error (reopen first);
+    /// [`Error::Poisoned`] after an I/O error (reopen first);
     /// [`Error::InvalidInput`] when `dst` has no file name or is the store's own log or
     /// sidecar; [`Error::Io`] when writing the copy fails (e.g. `dst`'s directory is missing),
     /// in which case nothing is left at `dst`; [`Error::Internal`] if the copy does not verify
@@ -175,9 +177,6 @@ impl Store {
     ) -> Result<BackupReport> {
         let started = Instant::now();
         let dst = dst.as_ref();
-        if self.options.read_only {
-            return Err(Error::ReadOnly);
-        }
         self.check_backup_target(dst)?;
         let temp = Temp::beside(dst)?;
         let prefix = self.published_prefix()?;
@@ -228,6 +227,26 @@ impl Store {
         Ok(())
     }
 
+    /// A read-only store's prefix: what it follows, brought up to the writer's durable head.
+    fn followed_prefix(&self) -> Result<Prefix> {
+        self.refresh()?;
+        let cursor = self.follow_cursor().ok_or(Error::ReadOnly)?;
+        let segments = self.segments.snapshot();
+        if usize::try_from(cursor.segment).map_or(true, |k| k >= segments.len()) {
+            return Err(Error::Internal(format!(
+                "the reader's segment {} is not mapped",
+                cursor.segment
+            )));
+        }
+        Ok(Prefix {
+            segments,
+            end_segment: cursor.segment,
+            end_offset: cursor.offset,
+            frames: cursor.seq,
+            pause: Duration::ZERO,
+        })
+    }
+
     /// The write head and the segment maps, read under the `writer` mutex: every frame
     /// before the head is complete (indexed, and durable in `Sync` mode) and never written
     /// again.
@@ -238,7 +257,8 @@ impl Store {
         let guard = self.writer.lock();
         let held = Instant::now();
         let Some(w) = guard.as_ref() else {
-            return Err(Error::ReadOnly);
+            drop(guard);
+            return self.followed_prefix();
         };
         let (end_segment, end_offset, frames) = w.head();
         let segments = self.segments.snapshot();

@@ -425,6 +425,12 @@ impl Store {
         *self.visible.lock()
     }
 
+    /// Where a read-only store's next frame goes (everything before it is indexed and
+    /// durable); `None` for a writer.
+    pub(super) fn follow_cursor(&self) -> Option<Cursor> {
+        self.follower.as_ref().map(|f| f.lock().cursor)
+    }
+
     /// Whether this store follows a log written elsewhere (opened read-only).
     pub(super) fn is_follower(&self) -> bool {
         self.follower.is_some()
