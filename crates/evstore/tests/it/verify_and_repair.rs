@@ -6,7 +6,11 @@ use evstore::maintenance::{repair, verify, Verdict};
 use evstore::{Durability, Error, ExpectedVersion, Store};
 
 fn build(path: &std::path::Path) {
-    let store = Store::open_with(path, small_options(Durability::Sync)).unwrap();
+    build_into(&Store::open_with(path, small_options(Durability::Sync)).unwrap());
+}
+
+/// 10 events over 3 streams.
+fn build_into(store: &Store) {
     for i in 0..10u64 {
         store
             .append(
@@ -31,11 +35,19 @@ fn verify_reports_a_clean_log_and_changes_nothing() {
 }
 
 #[test]
-fn verify_refuses_while_a_store_has_the_file_open() {
+fn verify_checks_the_durable_prefix_of_a_live_store_and_says_so() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("v.evs");
-    let _store = Store::open_with(&path, small_options(Durability::Sync)).unwrap();
-    assert!(matches!(verify(&path), Err(Error::Locked { .. })));
+    let store = Store::open_with(&path, small_options(Durability::Sync)).unwrap();
+    build_into(&store);
+    let r = verify(&path).unwrap();
+    assert!(r.live, "{r:?}");
+    assert_eq!(r.verdict, Verdict::Clean);
+    assert_eq!((r.events, r.streams), (10, 3));
+    drop(store);
+    let r = verify(&path).unwrap();
+    assert!(!r.live);
+    assert_eq!((r.events, r.streams), (10, 3));
 }
 
 #[test]
