@@ -33,7 +33,7 @@ const FRAMES_PER_ROUND: u64 = 4096;
 const FIRST_POLL_PAUSE: Duration = Duration::from_micros(100);
 /// Longest pause between two polls of the head file while idle: the latency bound of a
 /// reader that has waited a while (docs/PERFORMANCE.md, "Readers in other processes").
-const MAX_POLL_PAUSE: Duration = Duration::from_millis(5);
+const MAX_POLL_PAUSE: Duration = Duration::from_millis(2);
 
 /// A read-only store's link to the log it follows.
 pub(super) struct Follower {

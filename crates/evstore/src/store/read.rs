@@ -275,7 +275,7 @@ impl Store {
     /// whether it is visible. Subscriptions use this to wait for new events without polling.
     /// On a read-only store, which follows a writer in another process, it polls that
     /// writer's published head ([`Store::refresh`]) instead, pausing 0.1 ms after news and
-    /// doubling up to 5 ms while there is none (docs/PERFORMANCE.md gives the latency).
+    /// doubling up to 2 ms while there is none (docs/PERFORMANCE.md gives the latency).
     ///
     /// ```
     /// # use evstore::{ExpectedVersion, NewEvent, Store};
