@@ -164,17 +164,19 @@ fn read_published_head(
     }
 }
 
-/// Map segments `0..=end_segment` of `file` whole, reusing the maps `table` already holds
-/// (a partial last map, from an offline scan of a file whose growth was interrupted, is
-/// replaced: readers holding the old one keep it alive).
+/// Map segments `from_segment..=end_segment` of `file` whole, reusing the maps `table`
+/// already holds (a partial last map, from an offline scan of a file whose growth was
+/// interrupted, is replaced: readers holding the old one keep it alive). Segments before
+/// `from_segment` must be mapped whole already.
 fn map_whole_segments(
     file: &File,
     header: &FileHeader,
     table: &SegmentTable,
+    from_segment: u64,
     end_segment: u64,
 ) -> Result<()> {
     let current = table.snapshot();
-    for k in 0..=end_segment {
+    for k in from_segment..=end_segment {
         let whole = current
             .get(usize::try_from(k).unwrap_or(usize::MAX))
             .is_some_and(|s| s.bytes().len() as u64 == header.segment_size);
@@ -195,7 +197,7 @@ fn open_following(
     head: &HeadRecord,
 ) -> Result<OpenedReader> {
     let segments = Arc::new(SegmentTable::new(Vec::new()));
-    map_whole_segments(&file, &header, &segments, head.end_segment)?;
+    map_whole_segments(&file, &header, &segments, 0, head.end_segment)?;
     let mut index = Index::default();
     let maps = segments.snapshot();
     let slices: Vec<&[u8]> = maps.iter().map(|m| m.bytes()).collect();
@@ -361,7 +363,13 @@ impl Store {
 
     /// Index the frames from the follower's cursor up to `head`, in rounds.
     fn catch_up_to(&self, f: &mut MutexGuard<'_, Follower>, head: &HeadRecord) -> Result<()> {
-        map_whole_segments(&f.file, &self.header, &self.segments, head.end_segment)?;
+        map_whole_segments(
+            &f.file,
+            &self.header,
+            &self.segments,
+            f.cursor.segment,
+            head.end_segment,
+        )?;
         let maps = self.segments.snapshot();
         let slices: Vec<&[u8]> = maps.iter().map(|m| m.bytes()).collect();
         // Bounded: every round moves the cursor forward by at least one frame (or returns).
