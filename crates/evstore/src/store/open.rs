@@ -119,7 +119,16 @@ impl Store {
         let segments = Arc::new(SegmentTable::new(recovered.maps));
         let mut writer = new_writer(file, header, &segments, &outcome, wrap_io)?;
         // Readers in other processes follow from here (everything recovered is durable now).
-        writer.attach_head(HeadPublisher::open(&path)?, index.len())?;
+        // Without a head file (e.g. a directory this process may not create files in) the
+        // store works as before, only readers elsewhere cannot follow it.
+        let attached = HeadPublisher::open(&path).and_then(|p| writer.attach_head(p, index.len()));
+        if let Err(e) = attached {
+            tracing::warn!(
+                error = %e,
+                path = %path.display(),
+                "evstore: no head file: readers in other processes cannot follow this store"
+            );
+        }
         let recovery = RecoveryReport {
             frames: outcome.frames,
             events: index.len(),
