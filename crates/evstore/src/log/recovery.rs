@@ -937,4 +937,50 @@ mod tests {
         assert_eq!(r.outcome.verdict, Verdict::Clean);
         assert_eq!((r.outcome.end_segment, r.outcome.frames), (0, 1));
     }
+
+    #[test]
+    fn follow_walks_from_a_cursor_to_the_published_seq_and_never_past_it() {
+        let header = fixed_header();
+        let mut seg = vec![0u8; SEG];
+        let a = put_frame(&mut seg, &header, 0, 0, b"first", 1);
+        let b = put_frame(&mut seg, &header, a, 1, b"second", 1);
+        // Frame 2 is being written: only its header is there so far (a torn frame).
+        let c = put_frame(&mut seg, &header, b, 2, &[9u8; 64], 1);
+        seg[c - 8..c].fill(0);
+        let mut seen = Vec::new();
+        let mut take = |body: &[u8], _at: u64| {
+            seen.push(body.to_vec());
+            Ok(())
+        };
+        let (cursor, frames) = follow(
+            &header,
+            &[&seg],
+            Cursor::START,
+            2,
+            &mut take,
+            &ReadEverything,
+        )
+        .unwrap();
+        assert_eq!(
+            (cursor.segment, cursor.offset, cursor.seq, frames),
+            (0, b as u64, 2, 2)
+        );
+        // From that cursor, nothing new until the head moves; frame 2 is never looked at.
+        let (again, frames) =
+            follow(&header, &[&seg], cursor, 2, &mut take, &ReadEverything).unwrap();
+        assert_eq!((again, frames), (cursor, 0));
+        assert_eq!(seen, vec![b"first".to_vec(), b"second".to_vec()]);
+        // A head past a frame that does not check out: damage, at that frame.
+        let d = follow(
+            &header,
+            &[&seg],
+            cursor,
+            3,
+            &mut |_, _| Ok(()),
+            &ReadEverything,
+        )
+        .unwrap_err();
+        assert_eq!((d.segment, d.offset), (0, b as u64), "{d:?}");
+        assert!(d.what.contains("published"), "{}", d.what);
+    }
 }

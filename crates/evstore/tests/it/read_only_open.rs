@@ -83,3 +83,25 @@ fn read_only_open_refuses_empty_and_missing_files() {
     ));
     assert_eq!(std::fs::metadata(&path).unwrap().len(), 0);
 }
+
+#[test]
+fn readers_see_a_buffered_writer_only_up_to_its_last_flush() {
+    // docs/FORMAT.md §10: the head a reader follows is published after an fdatasync; a
+    // Buffered writer's appends are visible in its own process at once, elsewhere on flush.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("buffered.evs");
+    let w = Store::open_with(&path, small_options(Durability::Buffered)).unwrap();
+    let r = Store::open_with(&path, ro()).unwrap();
+    w.append("s", ExpectedVersion::NoStream, &[event("A", "1")])
+        .unwrap();
+    assert_eq!(w.head_position(), Some(0), "visible in the writer at once");
+    assert_eq!(r.refresh().unwrap(), None, "not durable yet: not published");
+    assert!(!r.wait_for_position(0, std::time::Duration::from_millis(30)));
+    w.flush().unwrap();
+    assert!(r.wait_for_position(0, std::time::Duration::from_secs(5)));
+    assert_eq!(all_events(&r), all_events(&w));
+    w.append("s", ExpectedVersion::Exact(0), &[event("B", "2")])
+        .unwrap();
+    drop(w); // close syncs and seals: published too
+    assert_eq!(r.refresh().unwrap(), Some(1));
+}
