@@ -13,14 +13,16 @@ use evstore::maintenance::{self, SidecarReport, Verdict, VerifyReport};
 use evstore::{Error, RecordedEvent, Site, Store};
 
 pub const VERIFY_HELP: &str = "\
-Reads the whole file through a shared lock and changes nothing (the snapshot sidecar is only
-read). Every figure comes from the one pass: for a torn tail or corruption, the frames, events
-and streams before it. Shows a progress bar when stdout is a terminal. --json prints one JSON
+Reads the whole file and changes nothing (the snapshot sidecar is only read); it never keeps
+an application from opening the store. On a store an application has open right now it checks
+every frame that application made durable and says \"clean (live)\" (frames being written are
+not checked). Every figure comes from the one pass: for a torn tail or corruption, the frames,
+events and streams before it. Shows a progress bar when stdout is a terminal. --json prints one JSON
 document with the same fields.
 
 Exit codes: 0 clean; 3 corruption (where, and what is wrong); 4 only a torn tail, which the
 next open trims (no acknowledged event is lost); 1 the file cannot be read, is not an
-evstore log, or is in use by another process.
+evstore log, or is being repaired.
 
 Example:
   evstore verify evstore-demo.evs && echo ok
@@ -347,10 +349,13 @@ fn warm_with_progress(file: &Path) {
 
 fn print_verify(file: &Path, r: &VerifyReport, out: &mut dyn Write) -> CliResult<u8> {
     let summary = format!(
-        "{} events in {} frames, {} streams, {} segment{} of {}, {} bytes",
+        "{} event{} in {} frame{}, {} stream{}, {} segment{} of {}, {} bytes",
         group(r.events),
+        if r.events == 1 { "" } else { "s" },
         group(r.frames),
+        if r.frames == 1 { "" } else { "s" },
         group(r.streams),
+        if r.streams == 1 { "" } else { "s" },
         r.segments,
         if r.segments == 1 { "" } else { "s" },
         bytes(r.segment_size),

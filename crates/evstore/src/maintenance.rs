@@ -114,9 +114,8 @@ fn scan(file: &File, path: &Path) -> Result<Scan> {
     })
 }
 
-/// Check a log file (and its sidecar) without changing anything. With no writer running it
-/// takes a shared lock for the scan (a writer's open waits for it, up to its lock timeout) and
-/// checks everything, torn tail included; while a writer has the file open it checks the
+/// Check a log file (and its sidecar) without changing anything, and without keeping a
+/// writer from starting. With no writer running it checks everything, torn tail included; while a writer has the file open it checks the
 /// durable prefix that writer published, as a read-only store opens it, and says so
 /// ([`VerifyReport::live`]). Every count and position of the report comes from one pass over
 /// the file (for damage: the valid frames before it). Damage in the frames is a [`Verdict`],
@@ -141,11 +140,12 @@ fn scan(file: &File, path: &Path) -> Result<Scan> {
 pub fn verify(path: impl AsRef<Path>) -> Result<VerifyReport> {
     let path = path.as_ref();
     let file = File::open(path)?;
-    match file.try_lock_shared() {
-        Ok(()) => {}
-        Err(TryLockError::WouldBlock) => return verify_live(&file, path),
-        Err(TryLockError::Error(e)) => return Err(e.into()),
+    if writer_is_live(&file)? {
+        return verify_live(&file, path);
     }
+    // No lock is held during the scan, so a writer is never kept from starting. One that
+    // starts meanwhile may zero a torn tail under the scan, or make the verdict see its new
+    // frames after bytes it is zeroing: damage found then is checked again as a live log.
     let Scan {
         header,
         recovery,
@@ -160,6 +160,9 @@ pub fn verify(path: impl AsRef<Path>) -> Result<VerifyReport> {
     let segments = maps.len() as u64;
     drop(maps);
     let verdict = match o.verdict {
+        recovery::Verdict::Damaged(_) if writer_is_live(&file)? => {
+            return verify_live(&file, path);
+        }
         recovery::Verdict::Damaged(d) => Verdict::Corrupt {
             site: d.site(),
             what: explain_damage(d.what),
@@ -183,6 +186,18 @@ pub fn verify(path: impl AsRef<Path>) -> Result<VerifyReport> {
         sidecar,
         live: false,
     })
+}
+
+/// Whether a writer holds the log's `flock` now (a probe: released at once).
+fn writer_is_live(file: &File) -> Result<bool> {
+    match file.try_lock_shared() {
+        Ok(()) => {
+            file.unlock()?;
+            Ok(false)
+        }
+        Err(TryLockError::WouldBlock) => Ok(true),
+        Err(TryLockError::Error(e)) => Err(e.into()),
+    }
 }
 
 /// [`verify`] of a log a writer has open: a read-only open checks every frame up to the

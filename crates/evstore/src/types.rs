@@ -19,7 +19,9 @@ pub enum Durability {
     Sync,
     /// `append` returns once the write reached the operating system; [`Store::flush`] makes it
     /// durable. A power loss may take back events that were not flushed (a process crash does
-    /// not).
+    /// not). Reads in this process see an append at once; read-only stores in other processes
+    /// see it once it is flushed (or the store closed), as only durable events are published
+    /// to them.
     ///
     /// [`Store::flush`]: crate::Store::flush
     Buffered,
@@ -41,10 +43,12 @@ pub struct Options {
     pub segment_size: u64,
     /// Create the file when it does not exist (default `true`).
     pub create_if_missing: bool,
-    /// Open for reading only (default `false`): a shared lock (other read-only opens may share
-    /// the file; a writer may not open it meanwhile), nothing is ever written — a torn tail is
-    /// skipped, not trimmed — and appends fail with [`Error::ReadOnly`](crate::Error::ReadOnly).
-    /// For inspection tools.
+    /// Open for reading only (default `false`): beside a writer in another process (or this
+    /// one), following what it made durable ([`Store::refresh`](crate::Store::refresh)), or
+    /// alone; any number of read-only opens and one writer share the file and never wait for
+    /// each other (docs/FORMAT.md §10). Nothing is ever written — a torn tail is skipped, not
+    /// trimmed — and appends fail with [`Error::ReadOnly`](crate::Error::ReadOnly). For
+    /// inspection tools, and for projections and subscriptions in worker processes.
     pub read_only: bool,
     /// How long `open` keeps retrying when the file is locked before it returns
     /// [`Error::Locked`](crate::Error::Locked) (default 200 ms). A short wait rides out a

@@ -14,6 +14,9 @@
 //! matching write lock first and so never runs while a reader may have the file mapped. (The
 //! writer's exclusive `flock` on the log is a different lock type: readers and the writer
 //! never block each other.)
+//!
+//! A waiting reader sleeps on an inotify watch of the head file ([`HeadWatch`]), which every
+//! publication (a `pwrite`) wakes.
 
 use std::fs::{File, OpenOptions};
 use std::io;
@@ -266,6 +269,119 @@ pub(crate) fn ofd_lock(_file: &File, _kind: ReaderLock) -> io::Result<bool> {
     Ok(true)
 }
 
+/// A notification on the head file (Linux inotify): lets a waiting reader sleep until the
+/// writer publishes instead of polling. Best effort: `None` where unavailable (no head file
+/// yet, no inotify), and callers keep polling as a safety net.
+#[cfg(target_os = "linux")]
+pub(crate) struct HeadWatch {
+    fd: std::os::fd::OwnedFd,
+}
+
+#[cfg(target_os = "linux")]
+impl HeadWatch {
+    /// Watch the head file of the log at `log_path` for writes (and its removal).
+    pub(crate) fn new(log_path: &Path) -> Option<HeadWatch> {
+        use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+        use std::os::unix::ffi::OsStrExt;
+        let path = std::ffi::CString::new(head_path(log_path).as_os_str().as_bytes()).ok()?;
+        #[expect(
+            unsafe_code,
+            reason = "inotify_init1 has no safe wrapper in std or libc"
+        )]
+        // SAFETY: a syscall with flags only; it returns a new descriptor or -1.
+        let raw = unsafe { libc::inotify_init1(libc::IN_NONBLOCK | libc::IN_CLOEXEC) };
+        if raw < 0 {
+            return None;
+        }
+        #[expect(
+            unsafe_code,
+            reason = "taking ownership of the descriptor just created"
+        )]
+        // SAFETY: `raw` is a valid descriptor that nothing else owns (just returned above).
+        let fd = unsafe { OwnedFd::from_raw_fd(raw) };
+        let mask = libc::IN_MODIFY | libc::IN_ATTRIB | libc::IN_DELETE_SELF | libc::IN_MOVE_SELF;
+        #[expect(
+            unsafe_code,
+            reason = "inotify_add_watch has no safe wrapper in std or libc"
+        )]
+        // SAFETY: `fd` is a live inotify descriptor and `path` a NUL-terminated string that
+        // outlives the call, which only reads it.
+        let wd = unsafe { libc::inotify_add_watch(fd.as_raw_fd(), path.as_ptr(), mask) };
+        (wd >= 0).then_some(HeadWatch { fd })
+    }
+
+    /// Sleep until the watched file changes (or changed since the last call) or `timeout`
+    /// passes, then drain the pending notifications. Returns whether the watch still holds:
+    /// `false` once the file was removed or replaced (make a new watch).
+    pub(crate) fn wait(&self, timeout: std::time::Duration) -> bool {
+        use std::os::fd::AsRawFd;
+        let ms = libc::c_int::try_from(timeout.as_millis().max(1)).unwrap_or(libc::c_int::MAX);
+        let mut pfd = libc::pollfd {
+            fd: self.fd.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        #[expect(unsafe_code, reason = "poll has no safe wrapper in std or libc")]
+        // SAFETY: one live `pollfd` for one descriptor we own; the kernel writes `revents` only.
+        let _ = unsafe { libc::poll(&raw mut pfd, 1, ms) };
+        let mut buf = [0u8; 1024];
+        let mut valid = true;
+        // Bounded: a few reads empty the queue (non-blocking; stops at EAGAIN or 0).
+        for _ in 0..16 {
+            #[expect(
+                unsafe_code,
+                reason = "read(2) into a local buffer on a raw descriptor"
+            )]
+            // SAFETY: `buf` is a live, writable buffer of `buf.len()` bytes.
+            let n = unsafe { libc::read(self.fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) };
+            let Ok(n) = usize::try_from(n) else { break };
+            if n == 0 {
+                break;
+            }
+            valid &= !watch_ended(buf.get(..n).unwrap_or(&[]));
+        }
+        valid
+    }
+}
+
+/// Whether a buffer of `inotify_event`s (wd i32, mask u32, cookie u32, len u32, then `len`
+/// name bytes; native endian) says the watch ended: the file was removed or moved
+/// (`IN_DELETE_SELF`, `IN_MOVE_SELF`) or the watch was dropped (`IN_IGNORED`).
+#[cfg(target_os = "linux")]
+fn watch_ended(events: &[u8]) -> bool {
+    const EVENT_HEADER: usize = 16;
+    let ended = libc::IN_DELETE_SELF | libc::IN_MOVE_SELF | libc::IN_IGNORED;
+    let mut at = 0usize;
+    // Bounded: every round moves `at` forward by at least the header size.
+    while let Some(h) = events.get(at..at + EVENT_HEADER) {
+        let word = |i: usize| u32::from_ne_bytes([h[i], h[i + 1], h[i + 2], h[i + 3]]);
+        if word(4) & ended != 0 {
+            return true;
+        }
+        at = at
+            .saturating_add(EVENT_HEADER)
+            .saturating_add(word(12) as usize);
+    }
+    false
+}
+
+/// Without inotify: never available (readers poll).
+#[cfg(not(target_os = "linux"))]
+pub(crate) struct HeadWatch;
+
+#[cfg(not(target_os = "linux"))]
+impl HeadWatch {
+    /// Not available on this target.
+    pub(crate) fn new(_log_path: &Path) -> Option<HeadWatch> {
+        None
+    }
+    /// Never called (no watch is ever made).
+    pub(crate) fn wait(&self, timeout: std::time::Duration) -> bool {
+        std::thread::sleep(timeout);
+        false
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -302,6 +418,30 @@ mod tests {
         let f = open_head_for_reading(&log)?.ok_or_else(|| io::Error::other("missing"))?;
         assert_eq!(read_head(&f, &[7; 16])?, Some(sample()));
         assert_eq!(read_head(&f, &[8; 16])?, None);
+        Ok(())
+    }
+
+    #[test]
+    fn a_head_watch_wakes_on_a_publication() -> io::Result<()> {
+        let dir = tempfile::tempdir()?;
+        let log = dir.path().join("w.evs");
+        let mut p = HeadPublisher::open(&log)?;
+        let Some(watch) = HeadWatch::new(&log) else {
+            return Ok(()); // no inotify here: readers poll
+        };
+        let t = std::time::Instant::now();
+        watch.wait(std::time::Duration::from_millis(20));
+        assert!(
+            t.elapsed() >= std::time::Duration::from_millis(15),
+            "nothing published"
+        );
+        p.publish(&sample())?;
+        let t = std::time::Instant::now();
+        watch.wait(std::time::Duration::from_secs(10));
+        assert!(
+            t.elapsed() < std::time::Duration::from_secs(5),
+            "woken by the write"
+        );
         Ok(())
     }
 

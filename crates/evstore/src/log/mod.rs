@@ -10,7 +10,7 @@
 //! | a frame, batch or event encoded and checked | [`frame`] |
 //! | every segment mapped and scanned on open, torn tail vs corruption decided, a tail trimmed | [`recovery`] |
 //! | frames laid out, written, synced, the file grown | [`writer`] |
-//! | the durable head published for readers in other processes, the reader lock | [`head`] |
+//! | the durable head published for readers in other processes, the reader lock, the watch readers sleep on | [`head`] |
 //! | an event decoded at an index location | [`reader`] |
 //!
 //! See docs/FORMAT.md for the byte layout these modules implement.

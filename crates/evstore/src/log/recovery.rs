@@ -273,6 +273,30 @@ pub(crate) fn follow(
     ))
 }
 
+/// Where the run of valid frames from `from` ends: the cursor at the first frame that does
+/// not check out (or past the last segment), without a verdict on what follows and without
+/// handing bodies to anyone. A reader with no writer running uses it to find frames a writer
+/// wrote but never published (docs/FORMAT.md §10).
+pub(crate) fn valid_run_end(header: &FileHeader, segments: &[&[u8]], from: Cursor) -> Cursor {
+    let walk = walk_frames(
+        header,
+        segments,
+        &mut |_, _| Ok(()),
+        &ReadEverything,
+        from,
+        u64::MAX,
+    );
+    if walk.k >= segments.len() {
+        // Ran off the mapped segments while following a segment switch: stop before it.
+        return from;
+    }
+    Cursor {
+        segment: walk.k as u64,
+        offset: walk.off,
+        seq: walk.seq,
+    }
+}
+
 /// What the scan may ask of the file it reads: which ranges after the end of the log are
 /// known to be zeros without reading them (holes and unwritten, preallocated extents), and
 /// read-ahead of the segments it is about to scan.

@@ -1,6 +1,6 @@
 //! Read-only stores beside a live writer (docs/FORMAT.md §10): opening one (`open_reader`),
 //! bringing it up to the writer's published durable head (`Store::refresh`), and waiting for
-//! new events by polling with back-off (`Store::poll_until`).
+//! new events (`Store::poll_until`: an inotify watch of the head file, or polling with back-off).
 //!
 //! A read-only store takes no lock the writer conflicts with: it registers with the reader
 //! lock (`log::head::ofd_lock`), probes the writer's `flock` without keeping it, and reads
@@ -13,16 +13,16 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use parking_lot::MutexGuard;
+use parking_lot::{Mutex, MutexGuard};
 
 use super::open::RecoveryReport;
 use super::Store;
 use crate::error::{Error, Result};
 use crate::index::Index;
 use crate::log::file;
-use crate::log::head::{self, HeadRecord, ReaderLock};
+use crate::log::head::{self, HeadRecord, HeadWatch, ReaderLock};
 use crate::log::recovery::{self, Cursor, FileHints, ReadEverything, Verdict};
-use crate::log::segment::{FileHeader, SegmentTable};
+use crate::log::segment::{FileHeader, SegmentTable, HEADER_SIZE};
 use crate::types::Options;
 
 /// Frames a refresh adds to the index per hold of its write lock, so readers in this process
@@ -34,8 +34,33 @@ const FIRST_POLL_PAUSE: Duration = Duration::from_micros(100);
 /// Longest pause between two polls of the head file while idle: the latency bound of a
 /// reader that has waited a while (docs/PERFORMANCE.md, "Readers in other processes").
 const MAX_POLL_PAUSE: Duration = Duration::from_millis(2);
+/// Longest sleep on the inotify watch of the head file before a re-check (a safety net).
+const WATCHED_MAX_PAUSE: Duration = Duration::from_millis(50);
+/// Longest wait of a thread that is not the poller for the poller's refresh to index events,
+/// before it re-checks (and may take over polling).
+const FOLLOWER_SLICE: Duration = Duration::from_millis(5);
 
-/// A read-only store's link to the log it follows.
+/// What a read-only store keeps to follow its log: the cursor state, and the file
+/// notification the thread that polls for everyone sleeps on.
+pub(super) struct FollowerLink {
+    state: Mutex<Follower>,
+    /// The inotify watch on the head file, made on first use and kept (closing one costs the
+    /// kernel a grace period, milliseconds); held by the one waiting thread that polls
+    /// (`Store::poll_until`).
+    watch: Mutex<Option<HeadWatch>>,
+}
+
+impl FollowerLink {
+    /// The link of a store just opened read-only.
+    pub(super) fn new(follower: Follower) -> FollowerLink {
+        FollowerLink {
+            state: Mutex::new(follower),
+            watch: Mutex::new(None),
+        }
+    }
+}
+
+/// A read-only store's cursor in the log it follows.
 pub(super) struct Follower {
     /// The log, opened read-only, holding the reader lock for as long as the store is open.
     file: Arc<File>,
@@ -331,8 +356,11 @@ impl Store {
     /// A reader sees exactly what the writer made durable: with [`Durability::Sync`], every
     /// acknowledged append; with [`Durability::Buffered`], what the writer's last
     /// [`Store::flush`] (or close) made durable. It never sees a frame being written, so it
-    /// never mistakes one for a torn tail or for damage. Large catch-ups are indexed in rounds
-    /// of 4096 frames, so reads in this process are held up by one round at most.
+    /// never mistakes one for a torn tail or for damage. When no writer is running, it also
+    /// reads the frames a writer wrote but died before publishing (a `Buffered` writer killed
+    /// before its flush), after making them durable itself, as a fresh read-only open would.
+    /// Large catch-ups are indexed in rounds of 4096 frames, so reads in this process are held
+    /// up by one round at most.
     ///
     /// [`Store::wait_for_position`], [`Subscription`](crate::subscription::Subscription),
     /// [`ProjectionRunner`](crate::projection::ProjectionRunner) and
@@ -348,15 +376,17 @@ impl Store {
     /// [`Durability::Sync`]: crate::Durability::Sync
     /// [`Durability::Buffered`]: crate::Durability::Buffered
     pub fn refresh(&self) -> Result<Option<u64>> {
-        let Some(follower) = &self.follower else {
+        let Some(link) = &self.follower else {
             return Ok(self.head_position());
         };
-        let mut f = follower.lock();
-        let Some(head) = read_published_head(&self.path, &mut f.head_file, &self.header)? else {
-            return Ok(self.head_position());
-        };
-        if head.next_seq > f.cursor.seq {
-            self.catch_up_to(&mut f, &head)?;
+        let mut f = link.state.lock();
+        if let Some(head) = read_published_head(&self.path, &mut f.head_file, &self.header)? {
+            if head.next_seq > f.cursor.seq {
+                self.catch_up_to(&mut f, &head)?;
+            }
+        }
+        if !writer_is_live(&f.file)? {
+            self.catch_up_unpublished(&mut f)?;
         }
         Ok(self.head_position())
     }
@@ -372,15 +402,25 @@ impl Store {
         )?;
         let maps = self.segments.snapshot();
         let slices: Vec<&[u8]> = maps.iter().map(|m| m.bytes()).collect();
+        self.index_frames(f, &slices, head.next_seq)?;
+        check_against_head(&f.cursor, &self.index.read(), head)
+    }
+
+    /// Index the frames from the cursor up to `end_seq` (all must check out), in rounds of
+    /// [`FRAMES_PER_ROUND`] per hold of the index lock, publishing each round to waiters.
+    fn index_frames(
+        &self,
+        f: &mut MutexGuard<'_, Follower>,
+        slices: &[&[u8]],
+        end_seq: u64,
+    ) -> Result<()> {
         // Bounded: every round moves the cursor forward by at least one frame (or returns).
-        while f.cursor.seq < head.next_seq {
-            let to_seq = head
-                .next_seq
-                .min(f.cursor.seq.saturating_add(FRAMES_PER_ROUND));
+        while f.cursor.seq < end_seq {
+            let to_seq = end_seq.min(f.cursor.seq.saturating_add(FRAMES_PER_ROUND));
             let mut index = self.index.write();
             let (cursor, _) = recovery::follow(
                 &self.header,
-                &slices,
+                slices,
                 f.cursor,
                 to_seq,
                 &mut |body, at| index.add_frame(body, at).map_err(Into::into),
@@ -393,25 +433,57 @@ impl Store {
             *self.visible.lock() = events;
             self.visible_changed.notify_all();
         }
-        check_against_head(&f.cursor, &self.index.read(), head)
+        Ok(())
     }
 
-    /// Poll (refresh with back-off, module docs) until `done()` or `timeout`; returns the last
-    /// `done()`. For read-only stores, which no publish in this process wakes. A refresh error
-    /// ends the wait (logged; [`Store::refresh`] returns it to whoever asks).
+    /// With no writer running: index the valid frames after the cursor that no writer
+    /// published (a writer that died before its next `fdatasync`, e.g. a `Buffered` one that
+    /// never flushed), after making them durable, as a read-only open with no writer does.
+    /// Stops at the first frame that does not check out (a torn tail: the next writer zeroes
+    /// it). Cheap when there is nothing: one frame header read at the cursor.
+    fn catch_up_unpublished(&self, f: &mut MutexGuard<'_, Follower>) -> Result<()> {
+        let seg_size = self.header.segment_size;
+        let whole = f.file.metadata()?.len().saturating_sub(HEADER_SIZE) / seg_size;
+        let Some(last) = whole.checked_sub(1) else {
+            return Ok(());
+        };
+        if last < f.cursor.segment {
+            return Ok(());
+        }
+        map_whole_segments(
+            &f.file,
+            &self.header,
+            &self.segments,
+            f.cursor.segment,
+            last,
+        )?;
+        let maps = self.segments.snapshot();
+        let slices: Vec<&[u8]> = maps.iter().map(|m| m.bytes()).collect();
+        let end = recovery::valid_run_end(&self.header, &slices, f.cursor);
+        if end.seq == f.cursor.seq {
+            return Ok(());
+        }
+        make_durable(&f.file)?;
+        self.index_frames(f, &slices, end.seq)
+    }
+
+    /// Wait until `done()` or `timeout`, following the writer (module docs); returns the last
+    /// `done()`. For read-only stores, which no publish in this process wakes.
+    ///
+    /// One waiting thread at a time is the poller: it refreshes, then sleeps on an inotify
+    /// watch of the head file until the writer publishes (re-checking at least every 50 ms),
+    /// or, without a watch, polls with back-off (0.1 ms doubling to 2 ms). The others wait for
+    /// the poller's refresh to index events (`visible_changed`) and take over when it leaves.
+    /// A refresh error ends the wait (logged; [`Store::refresh`] returns it to whoever asks).
     pub(super) fn poll_until(&self, timeout: Duration, mut done: impl FnMut() -> bool) -> bool {
+        let Some(link) = &self.follower else {
+            return done();
+        };
         let deadline = Instant::now() + timeout;
         let mut pause = FIRST_POLL_PAUSE;
-        // Bounded by the deadline.
+        // Bounded by the deadline: every round sleeps or returns.
         loop {
-            if done() {
-                return true;
-            }
-            let before = self.visible_len();
-            if let Err(e) = self.refresh() {
-                tracing::warn!(error = %e, path = %self.path.display(), "evstore: refresh of a read-only store failed");
-                return done();
-            }
+            let seen = self.visible_len();
             if done() {
                 return true;
             }
@@ -419,12 +491,39 @@ impl Store {
             if now >= deadline {
                 return false;
             }
-            pause = if self.visible_len() > before {
+            let Some(mut watch) = link.watch.try_lock() else {
+                // Another thread polls: wait for its refresh (or take over after a slice).
+                let mut v = self.visible.lock();
+                if *v == seen {
+                    self.visible_changed
+                        .wait_for(&mut v, FOLLOWER_SLICE.min(deadline - now));
+                }
+                continue;
+            };
+            if watch.is_none() && head::head_path(&self.path).exists() {
+                // Before the refresh below: a publication after it is never missed.
+                *watch = HeadWatch::new(&self.path);
+            }
+            if let Err(e) = self.refresh() {
+                tracing::warn!(error = %e, path = %self.path.display(), "evstore: refresh of a read-only store failed");
+                return done();
+            }
+            if done() {
+                return true;
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if let Some(w) = watch.as_ref() {
+                if !w.wait(WATCHED_MAX_PAUSE.min(left)) {
+                    *watch = None; // the head file was replaced: watch the new one
+                }
+                continue;
+            }
+            pause = if self.visible_len() > seen {
                 FIRST_POLL_PAUSE
             } else {
                 (pause * 2).min(MAX_POLL_PAUSE)
             };
-            std::thread::sleep(pause.min(deadline - now));
+            std::thread::sleep(pause.min(left));
         }
     }
 
@@ -436,7 +535,7 @@ impl Store {
     /// Where a read-only store's next frame goes (everything before it is indexed and
     /// durable); `None` for a writer.
     pub(super) fn follow_cursor(&self) -> Option<Cursor> {
-        self.follower.as_ref().map(|f| f.lock().cursor)
+        self.follower.as_ref().map(|f| f.state.lock().cursor)
     }
 
     /// Whether this store follows a log written elsewhere (opened read-only).

@@ -100,7 +100,7 @@ pub struct Store {
     visible: Mutex<u64>,
     visible_changed: Condvar,
     /// Set when opened read-only: the link to the log it follows (`follow`).
-    follower: Option<Mutex<follow::Follower>>,
+    follower: Option<follow::FollowerLink>,
 }
 
 impl Store {

@@ -96,7 +96,7 @@ impl Store {
             let mut store = Store::assemble(
                 path, options, r.header, r.segments, r.index, None, r.recovery,
             );
-            store.follower = Some(Mutex::new(r.follower));
+            store.follower = Some(follow::FollowerLink::new(r.follower));
             return Ok(store);
         }
         let (file, header) = file::open_log(&path, &options)?;

@@ -273,9 +273,10 @@ impl Store {
 
     /// Block until an event at `position` or later is visible, or `timeout` passes. Returns
     /// whether it is visible. Subscriptions use this to wait for new events without polling.
-    /// On a read-only store, which follows a writer in another process, it polls that
-    /// writer's published head ([`Store::refresh`]) instead, pausing 0.1 ms after news and
-    /// doubling up to 2 ms while there is none (docs/PERFORMANCE.md gives the latency).
+    /// On a read-only store, which follows a writer in another process, it waits for that
+    /// writer's next published head instead ([`Store::refresh`]): woken by an inotify watch of
+    /// the head file on Linux, else polling it every 0.1 to 2 ms (docs/PERFORMANCE.md gives the
+    /// latency).
     ///
     /// ```
     /// # use evstore::{ExpectedVersion, NewEvent, Store};

@@ -95,7 +95,8 @@ fn read_until(lines: &mut impl Iterator<Item = std::io::Result<String>>, until: 
 fn child_writer() {
     let path = env(PATH);
     let count: u64 = env(COUNT).parse().unwrap_or(0);
-    let durability = if env(MODE) == "buffered" {
+    let never_flush = env(MODE) == "buffered-unflushed";
+    let durability = if env(MODE).starts_with("buffered") {
         Durability::Buffered
     } else {
         Durability::Sync
@@ -126,9 +127,15 @@ fn child_writer() {
             .unwrap();
         written += n;
         appends += 1;
-        if durability == Durability::Buffered && appends.is_multiple_of(7) {
+        if durability == Durability::Buffered && !never_flush && appends.is_multiple_of(7) {
             store.flush().unwrap();
         }
+    }
+    if never_flush {
+        // Wait to be killed: nothing after open was ever published.
+        println!("DONE {written}");
+        std::io::stdout().flush().unwrap();
+        std::thread::sleep(Duration::from_secs(600));
     }
     store.close().unwrap();
     println!("DONE {written}");
@@ -298,6 +305,46 @@ fn readers_survive_kill9_and_a_writer_restarting_after_a_torn_tail() {
         "the writers wrote while followed: {}",
         seen.len()
     );
+}
+
+#[test]
+fn a_reader_takes_what_a_killed_buffered_writer_left_unpublished() {
+    // The writer never flushed, so it published nothing after its open; once it is dead, the
+    // reader reads (and makes durable) what a fresh open would.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("unflushed.evs");
+    let count = 500u64;
+    let mut child = spawn(
+        "writer",
+        &path,
+        &[
+            (COUNT, count.to_string()),
+            (MODE, "buffered-unflushed".into()),
+        ],
+    );
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    read_until(&mut lines, "READY");
+    let reader = Store::open_with(&path, reader_options()).unwrap();
+    read_until(&mut lines, "DONE");
+    assert_eq!(
+        reader.refresh().unwrap(),
+        None,
+        "a live writer published nothing"
+    );
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert_eq!(reader.refresh().unwrap(), Some(count - 1));
+    let seen = crate::common::all_events(&reader);
+    assert!(seen == events_of(&path), "the same events as a fresh open");
+    // A writer that opens next keeps them all and the reader follows it on.
+    let w = Store::open_with(&path, writer_options(Durability::Sync)).unwrap();
+    w.append(
+        "next",
+        ExpectedVersion::NoStream,
+        &[NewEvent::new("N", vec![])],
+    )
+    .unwrap();
+    assert_eq!(reader.refresh().unwrap(), Some(count));
 }
 
 #[test]
