@@ -1,0 +1,240 @@
+//! Reads: by stream, the global log, by type; versions and the head.
+
+use std::collections::VecDeque;
+
+use chrono::{DateTime, Utc};
+use evstore::{RecordedEvent, Result};
+use postgres::types::Type;
+
+use crate::store::{pg, to_i64, to_u64, typed, PgStore};
+use crate::validate;
+
+/// Events fetched per round trip by [`PgReadAll`].
+const PAGE: usize = 512;
+
+const COLUMNS: &str =
+    "position, stream_id, version, event_id, event_type, recorded_at, data, metadata";
+
+/// A row of `COLUMNS` as an event.
+pub(crate) fn event(row: &postgres::Row) -> Result<RecordedEvent> {
+    Ok(RecordedEvent {
+        position: to_u64(row.get(0))?,
+        stream_id: row.get(1),
+        version: to_u64(row.get(2))?,
+        event_id: row.get(3),
+        event_type: row.get(4),
+        recorded_at: row.get(5),
+        data: row.get(6),
+        metadata: row.get(7),
+    })
+}
+
+impl PgStore {
+    /// Every event of `stream` from `from_version` on, in version order (empty if none): as
+    /// [`evstore::Store::read_stream`]. Only committed events are visible.
+    ///
+    /// # Errors
+    /// [`evstore::Error::InvalidInput`] for a stream id that is empty or longer than 255
+    /// bytes; [`evstore::Error::Io`] from the server.
+    pub fn read_stream(&self, stream: &str, from_version: u64) -> Result<Vec<RecordedEvent>> {
+        self.read_stream_range(stream, from_version, u64::MAX)
+    }
+
+    /// Events of `stream` with versions in `[from_version, to_version)`, in version order.
+    ///
+    /// # Errors
+    /// As [`PgStore::read_stream`].
+    pub fn read_stream_range(
+        &self,
+        stream: &str,
+        from_version: u64,
+        to_version: u64,
+    ) -> Result<Vec<RecordedEvent>> {
+        validate::name(stream, "stream id")?;
+        if from_version >= to_version {
+            return Ok(Vec::new());
+        }
+        let (from, to) = (to_i64(from_version), to_i64(to_version));
+        let rows = self
+            .conn()?
+            .query_typed(
+                &format!(
+                    "SELECT {COLUMNS} FROM evstore_events \
+                     WHERE stream_id = $1 AND version >= $2 AND version < $3 ORDER BY version"
+                ),
+                &[
+                    typed(&stream, Type::TEXT),
+                    typed(&from, Type::INT8),
+                    typed(&to, Type::INT8),
+                ],
+            )
+            .map_err(pg)?;
+        rows.iter().map(event).collect()
+    }
+
+    /// Up to `max` events from global position `from_position` on, in position order.
+    ///
+    /// # Errors
+    /// [`evstore::Error::Io`] from the server.
+    pub fn read_all_from(&self, from_position: u64, max: usize) -> Result<Vec<RecordedEvent>> {
+        let from = to_i64(from_position);
+        let limit = i64::try_from(max).unwrap_or(i64::MAX);
+        let rows = self
+            .conn()?
+            .query_typed(
+                &format!(
+                    "SELECT {COLUMNS} FROM evstore_events \
+                     WHERE position >= $1 ORDER BY position LIMIT $2"
+                ),
+                &[typed(&from, Type::INT8), typed(&limit, Type::INT8)],
+            )
+            .map_err(pg)?;
+        rows.iter().map(event).collect()
+    }
+
+    /// Every event from global position `from_position` on, in position order, fetched
+    /// [`PAGE`](self) (512) at a time: as [`evstore::Store::read_all`]. Events committed while
+    /// iterating are included. Errors are items of the iterator.
+    pub fn read_all(&self, from_position: u64) -> PgReadAll<'_> {
+        PgReadAll {
+            store: self,
+            next: from_position,
+            page: VecDeque::new(),
+            done: false,
+        }
+    }
+
+    /// Events of type `event_type`, in position order; with `since`, only those recorded at or
+    /// after it (stamps are whole microseconds: a `since` between two counts from the later
+    /// one): as [`evstore::Store::read_by_type`].
+    ///
+    /// # Errors
+    /// [`evstore::Error::InvalidInput`] for an event type that is empty or longer than 255
+    /// bytes; [`evstore::Error::Io`] from the server.
+    pub fn read_by_type(
+        &self,
+        event_type: &str,
+        since: Option<DateTime<Utc>>,
+    ) -> Result<Vec<RecordedEvent>> {
+        validate::name(event_type, "event type")?;
+        let mut conn = self.conn()?;
+        let rows = match since {
+            None => conn.query_typed(
+                &format!(
+                    "SELECT {COLUMNS} FROM evstore_events WHERE event_type = $1 ORDER BY position"
+                ),
+                &[typed(&event_type, Type::TEXT)],
+            ),
+            Some(since) => {
+                let mut threshold = since.timestamp_micros();
+                if since.timestamp_subsec_nanos() % 1000 != 0 {
+                    threshold += 1;
+                }
+                let threshold = DateTime::<Utc>::from_timestamp_micros(threshold).unwrap_or(since);
+                conn.query_typed(
+                    &format!(
+                        "SELECT {COLUMNS} FROM evstore_events \
+                         WHERE event_type = $1 AND recorded_at >= $2 ORDER BY position"
+                    ),
+                    &[
+                        typed(&event_type, Type::TEXT),
+                        typed(&threshold, Type::TIMESTAMPTZ),
+                    ],
+                )
+            }
+        }
+        .map_err(pg)?;
+        rows.iter().map(event).collect()
+    }
+
+    /// The last version of `stream` (`None`: no such stream). Unlike
+    /// [`evstore::Store::stream_version`] it returns a `Result`: a query can fail.
+    ///
+    /// # Errors
+    /// [`evstore::Error::InvalidInput`] for a bad stream id; [`evstore::Error::Io`] from the
+    /// server.
+    pub fn stream_version(&self, stream: &str) -> Result<Option<u64>> {
+        validate::name(stream, "stream id")?;
+        let row = self
+            .conn()?
+            .query_typed_one(
+                "SELECT max(version) FROM evstore_events WHERE stream_id = $1",
+                &[typed(&stream, Type::TEXT)],
+            )
+            .map_err(pg)?;
+        row.get::<_, Option<i64>>(0).map(to_u64).transpose()
+    }
+
+    /// The position of the newest committed event (`None`: the log is empty). Unlike
+    /// [`evstore::Store::head_position`] it returns a `Result`: a query can fail (the
+    /// [`evstore::subscription::EventSource`] implementation reports the last head it knew).
+    ///
+    /// # Errors
+    /// [`evstore::Error::Io`] from the server.
+    pub fn head_position(&self) -> Result<Option<u64>> {
+        let head = self
+            .conn()?
+            .query_typed_opt(
+                "SELECT position FROM evstore_events ORDER BY position DESC LIMIT 1",
+                &[],
+            )
+            .map_err(pg)?
+            .map(|r| to_u64(r.get(0)))
+            .transpose()?;
+        if let Some(h) = head {
+            self.waiter.advance(h);
+        }
+        Ok(head)
+    }
+
+    /// The number of events and of streams (a full count: for tools, not hot paths).
+    ///
+    /// # Errors
+    /// [`evstore::Error::Io`] from the server.
+    pub fn counts(&self) -> Result<(u64, u64)> {
+        let row = self
+            .conn()?
+            .query_one(
+                "SELECT count(*), count(DISTINCT stream_id) FROM evstore_events",
+                &[],
+            )
+            .map_err(pg)?;
+        Ok((to_u64(row.get(0))?, to_u64(row.get(1))?))
+    }
+}
+
+/// The iterator of [`PgStore::read_all`]: pages through the log by position. After an error
+/// (yielded once) it ends.
+#[derive(Debug)]
+pub struct PgReadAll<'a> {
+    store: &'a PgStore,
+    next: u64,
+    page: VecDeque<RecordedEvent>,
+    done: bool,
+}
+
+impl Iterator for PgReadAll<'_> {
+    type Item = Result<RecordedEvent>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.done {
+            return None;
+        }
+        if self.page.is_empty() {
+            match self.store.read_all_from(self.next, PAGE) {
+                Ok(events) if events.is_empty() => {
+                    self.done = true;
+                    return None;
+                }
+                Ok(events) => self.page.extend(events),
+                Err(e) => {
+                    self.done = true;
+                    return Some(Err(e));
+                }
+            }
+        }
+        let e = self.page.pop_front()?;
+        self.next = e.position + 1;
+        Some(Ok(e))
+    }
+}
