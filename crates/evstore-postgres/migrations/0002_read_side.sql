@@ -6,6 +6,8 @@
 CREATE TABLE evstore_checkpoints (
     name          text        NOT NULL PRIMARY KEY,
     next_position bigint      NOT NULL CHECK (next_position >= 0),
+    -- The projection's version (a change rebuilds it from position 0).
+    version       integer     NOT NULL DEFAULT 0,
     last_event_id uuid,
     state         bytea       NOT NULL DEFAULT '\x',
     updated_at    timestamptz NOT NULL DEFAULT now()

@@ -38,9 +38,9 @@
 
 mod append;
 mod migrate;
-// mod orders;
+mod orders;
 mod read;
-// mod readmodel;
+mod readmodel;
 mod storage;
 mod store;
 pub mod testing;
@@ -48,8 +48,8 @@ mod validate;
 mod wait;
 
 pub use migrate::{MIGRATIONS, SCHEMA_VERSION};
-// pub use orders::{OrderRow, OrderSummariesTable};
+pub use orders::{OrderRow, OrderSummariesTable};
 pub use read::PgReadAll;
-// pub use readmodel::{PgCheckpoint, PgProjector, TableProjection};
+pub use readmodel::{pg_error, PgCheckpoint, PgProjector, TableProjection};
 pub use store::{is_postgres_url, PgOptions, PgStore};
 pub use validate::MAX_BATCH_BYTES;
