@@ -312,3 +312,110 @@ impl<T: TableProjection> PgProjector<T> {
 pub fn pg_error(e: postgres::Error) -> Error {
     pg(e)
 }
+
+/// A [`CheckpointStore`](evstore::checkpoint_store::CheckpointStore) in `evstore_checkpoints`:
+/// the checkpoint of a [`ProjectionRunner`](evstore::projection::ProjectionRunner) (its state
+/// included) or a [`SagaRunner`](evstore::saga::SagaRunner) kept in PostgreSQL, under `name`
+/// (distinct from every other checkpoint's name in the schema, [`PgProjector`]s' included).
+/// The row holds the encoded [`Checkpoint`](evstore::checkpoint::Checkpoint) (the file
+/// format's bytes, CRC included) and its position, event id and version as columns for people.
+///
+/// ```no_run
+/// # use std::sync::Arc;
+/// # use evstore::projection::{Projection, ProjectionRunner};
+/// # #[derive(Default, serde::Serialize, serde::Deserialize)] struct Count(u64);
+/// # impl Projection for Count { const NAME: &'static str = "count"; const VERSION: u32 = 1;
+/// #     fn apply(&mut self, _: &evstore::RecordedEvent) { self.0 += 1 } }
+/// use evstore_postgres::{PgCheckpointStore, PgStore};
+/// let store = Arc::new(PgStore::connect("postgres://postgres@%2Ftmp/postgres")?);
+/// let cp = PgCheckpointStore::new(store.clone(), "proj-count");
+/// let mut runner = ProjectionRunner::<Count, _>::open_with(store, cp)?;
+/// runner.catch_up()?;
+/// # Ok::<(), evstore::Error>(())
+/// ```
+#[derive(Debug, Clone)]
+pub struct PgCheckpointStore {
+    store: Arc<PgStore>,
+    name: String,
+}
+
+impl PgCheckpointStore {
+    /// The checkpoint row `name` of `store`'s schema.
+    pub fn new(store: Arc<PgStore>, name: impl Into<String>) -> PgCheckpointStore {
+        PgCheckpointStore {
+            store,
+            name: name.into(),
+        }
+    }
+
+    /// The row's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+}
+
+fn cp_io(e: impl std::fmt::Display) -> evstore::checkpoint::CheckpointError {
+    evstore::checkpoint::CheckpointError::Io(std::io::Error::other(e.to_string()))
+}
+
+impl evstore::checkpoint_store::CheckpointStore for PgCheckpointStore {
+    fn read(
+        &self,
+    ) -> std::result::Result<evstore::checkpoint::Checkpoint, evstore::checkpoint::CheckpointError>
+    {
+        use evstore::checkpoint::{Checkpoint, CheckpointError};
+        let mut conn = self.store.conn().map_err(cp_io)?;
+        let row = conn
+            .query_opt(
+                "SELECT state FROM evstore_checkpoints WHERE name = $1",
+                &[&self.name],
+            )
+            .map_err(cp_io)?;
+        let Some(row) = row else {
+            return Err(CheckpointError::Missing);
+        };
+        let bytes: Vec<u8> = row.get(0);
+        Checkpoint::decode(&bytes)
+    }
+
+    fn write(
+        &self,
+        cp: &evstore::checkpoint::Checkpoint,
+    ) -> std::result::Result<(), evstore::checkpoint::CheckpointError> {
+        use evstore::checkpoint::CheckpointError;
+        // The file store's checks (`Checkpoint::write`): what would read back as damaged is
+        // refused before anything is written.
+        if cp.state.len() > evstore::codec::MAX_DECODE_BYTES {
+            return Err(CheckpointError::Invalid(format!(
+                "state of {} bytes exceeds the {} bytes a checkpoint can hold",
+                cp.state.len(),
+                evstore::codec::MAX_DECODE_BYTES
+            )));
+        }
+        if (cp.position == 0) != cp.last_event_id.is_none() {
+            return Err(CheckpointError::Invalid(format!(
+                "position {} with event id {:?}: the id of the event at position - 1 is needed \
+                 exactly when the position is not 0",
+                cp.position, cp.last_event_id
+            )));
+        }
+        let version = i32::try_from(cp.version).unwrap_or(i32::MAX);
+        let mut conn = self.store.conn().map_err(cp_io)?;
+        conn.execute(
+            "INSERT INTO evstore_checkpoints (name, next_position, last_event_id, version, state) \
+             VALUES ($1, $2, $3, $4, $5) \
+             ON CONFLICT (name) DO UPDATE SET next_position = excluded.next_position, \
+                 last_event_id = excluded.last_event_id, version = excluded.version, \
+                 state = excluded.state, updated_at = now()",
+            &[
+                &self.name,
+                &to_i64(cp.position),
+                &cp.last_event_id,
+                &version,
+                &cp.encode(),
+            ],
+        )
+        .map_err(cp_io)?;
+        Ok(())
+    }
+}

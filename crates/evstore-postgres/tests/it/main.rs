@@ -7,3 +7,4 @@ mod migrations_are_idempotent;
 mod orders_run_unchanged_on_postgres;
 mod positions_stay_gap_free_across_processes;
 mod read_model_and_checkpoint_commit_together;
+mod runner_checkpoints_live_in_postgres;
