@@ -30,6 +30,7 @@
 //! | input limits (the file store's, replicated) | `validate` |
 //! | appends: the lock, expected versions, idempotent retries | `append` |
 //! | reads ([`PgReadAll`]) | `read` |
+//! | importing events with their positions and times (`evstore copy`) | `import` |
 //! | LISTEN/NOTIFY with a polling fallback: waiting for new events | `wait` |
 //! | snapshots and the backend traits | `storage` |
 //! | throwaway stores for tests (`EVSTORE_PG_URL`) | [`testing`] |
@@ -37,6 +38,7 @@
 //! | the Order summaries read model ([`OrderSummariesTable`]) | `orders` |
 
 mod append;
+mod import;
 mod migrate;
 mod orders;
 mod read;

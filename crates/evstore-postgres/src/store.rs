@@ -79,7 +79,8 @@ impl std::fmt::Debug for PgStore {
 impl PgStore {
     /// Connect to the database at `url` (a `postgres://` URL or a libpq key=value string; a
     /// Unix socket directory goes in the host, percent-encoded: `postgres://user@%2Ftmp/db`)
-    /// with default [`PgOptions`], and bring the schema up to date (idempotent; concurrent
+    /// with default [`PgOptions`], and bring the schema up to date. The schema is `public`, or
+    /// the one the URL names with `?options=-csearch_path%3Dname` (idempotent; concurrent
     /// connects are serialised by an advisory lock).
     ///
     /// # Errors
@@ -101,10 +102,10 @@ impl PgStore {
         if options.pool_size == 0 {
             return Err(Error::InvalidInput("pool_size must be at least 1".into()));
         }
-        let schema = match &options.schema {
+        let schema = match options.schema.clone().or_else(|| url_schema(&config)) {
             Some(s) => {
-                validate_schema(s)?;
-                s.clone()
+                validate_schema(&s)?;
+                s
             }
             None => "public".to_string(),
         };
@@ -206,6 +207,16 @@ impl Drop for PgStore {
     fn drop(&mut self) {
         self.waiter.shutdown();
     }
+}
+
+/// The schema a URL names in its `options` parameter (`?options=-csearch_path%3Dname`): the
+/// first entry of `search_path`.
+fn url_schema(config: &postgres::Config) -> Option<String> {
+    let opts = config.get_options()?;
+    let at = opts.find("search_path=")?;
+    let rest = &opts[at + "search_path=".len()..];
+    let first = rest.split([' ', ',']).next()?.trim_matches('"');
+    (!first.is_empty()).then(|| first.to_string())
 }
 
 /// Check a schema name (it is put into SQL quoted, but kept to a safe alphabet anyway).

@@ -65,6 +65,17 @@ impl TestStore {
         }
     }
 
+    /// The URL naming this store's schema (`?options=-csearch_path%3D<schema>`), for tools
+    /// that take only a URL (`evstore copy`).
+    pub fn schema_url(&self) -> String {
+        let sep = if self.url.contains('?') { '&' } else { '?' };
+        format!(
+            "{}{sep}options=-csearch_path%3D{}",
+            self.url,
+            self.store.schema()
+        )
+    }
+
     /// Another store on the same schema (as another process would have).
     ///
     /// # Panics

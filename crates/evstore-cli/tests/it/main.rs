@@ -14,6 +14,7 @@ mod cli_orders;
 mod cli_text_escapes_control_characters;
 mod cli_usage;
 mod common;
+mod copy_is_exact_and_resumes;
 mod dump_by_type_pages_and_respects_the_limit;
 mod dump_shows_payloads_as_json;
 mod snapshots_verify_finds_a_disagreeing_order;
