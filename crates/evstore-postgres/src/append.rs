@@ -1,8 +1,10 @@
 //! Appends: one transaction under the schema's append lock.
 //!
-//! 1. `BEGIN; SELECT pg_advisory_xact_lock(key)`: one appender at a time per schema, from lock
-//!    to commit. Every later statement of this transaction takes its snapshot after the
-//!    previous holder committed, so it sees that holder's events.
+//! 1. `BEGIN ISOLATION LEVEL READ COMMITTED; SELECT pg_advisory_xact_lock(key)`: one appender
+//!    at a time per schema, from lock to commit. READ COMMITTED (set explicitly, whatever the
+//!    server's default) gives every later statement a snapshot taken after the lock was granted,
+//!    that is after the previous holder's commit became visible, so it sees that holder's
+//!    events.
 //! 2. One query reads the stream's version, the head position and the stamp
 //!    (`greatest(clock_timestamp(), last recorded_at)`: never decreasing).
 //! 3. The expected-version check and the idempotent-retry rules of the file store
@@ -70,7 +72,10 @@ impl PgStore {
     ) -> Result<AppendResult> {
         validate::append(stream, events)?;
         let mut conn = self.conn()?;
-        let begin = format!("BEGIN; SELECT pg_advisory_xact_lock({})", self.lock_key);
+        let begin = format!(
+            "BEGIN ISOLATION LEVEL READ COMMITTED; SELECT pg_advisory_xact_lock({})",
+            self.lock_key
+        );
         if let Err(e) = conn.batch_execute(&begin) {
             let _ = conn.batch_execute("ROLLBACK");
             return Err(pg(e));

@@ -44,7 +44,11 @@ impl PgStore {
             ));
         }
         let mut conn = self.conn()?;
-        let mut tx = conn.transaction().map_err(pg)?;
+        let mut tx = conn
+            .build_transaction()
+            .isolation_level(postgres::IsolationLevel::ReadCommitted)
+            .start()
+            .map_err(pg)?;
         tx.execute("SELECT pg_advisory_xact_lock($1)", &[&self.lock_key])
             .map_err(pg)?;
         let last = tx

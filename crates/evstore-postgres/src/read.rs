@@ -93,7 +93,7 @@ impl PgStore {
     }
 
     /// Every event from global position `from_position` on, in position order, fetched
-    /// [`PAGE`](self) (512) at a time: as [`evstore::Store::read_all`]. Events committed while
+    /// 512 at a time: as [`evstore::Store::read_all`]. Events committed while
     /// iterating are included. Errors are items of the iterator.
     pub fn read_all(&self, from_position: u64) -> PgReadAll<'_> {
         PgReadAll {
