@@ -61,10 +61,12 @@ enum Command {
     /// Create, change and query orders in a store file.
     #[command(after_help = orders::EXAMPLES)]
     Orders(orders::OrdersArgs),
-    /// Show what a log file holds: events, streams, types, times, snapshots.
-    #[command(after_help = "Example:\n  evstore stats evstore-demo.evs --json")]
+    /// Show what a log file (or a postgres:// store) holds: events, streams, types, times, snapshots.
+    #[command(
+        after_help = "Examples:\n  evstore stats evstore-demo.evs --json\n  evstore stats postgres://app@%2Ftmp/shop"
+    )]
     Stats {
-        /// The log file.
+        /// The log file, or a postgres:// URL.
         file: PathBuf,
         /// Print one JSON document.
         #[arg(long)]

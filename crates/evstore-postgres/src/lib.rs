@@ -51,7 +51,7 @@ mod wait;
 
 pub use migrate::{MIGRATIONS, SCHEMA_VERSION};
 pub use orders::{OrderRow, OrderSummariesTable};
-pub use read::PgReadAll;
+pub use read::{PgReadAll, PgStats};
 pub use readmodel::{pg_error, PgCheckpoint, PgCheckpointStore, PgProjector, TableProjection};
 pub use store::{is_postgres_url, PgOptions, PgStore};
 pub use validate::MAX_BATCH_BYTES;

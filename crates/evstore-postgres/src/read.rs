@@ -187,20 +187,62 @@ impl PgStore {
         Ok(head)
     }
 
-    /// The number of events and of streams (a full count: for tools, not hot paths).
+    /// What the store holds (full counts: for tools such as `evstore stats`, not hot paths).
     ///
     /// # Errors
     /// [`evstore::Error::Io`] from the server.
-    pub fn counts(&self) -> Result<(u64, u64)> {
-        let row = self
-            .conn()?
+    pub fn stats(&self) -> Result<PgStats> {
+        let mut conn = self.conn()?;
+        let row = conn
             .query_one(
-                "SELECT count(*), count(DISTINCT stream_id) FROM evstore_events",
+                "SELECT count(*), count(DISTINCT stream_id), min(recorded_at), max(recorded_at),                      (SELECT count(*) FROM evstore_snapshots),                      (SELECT max(version) FROM evstore_schema_migrations),                      pg_total_relation_size('evstore_events')                  FROM evstore_events",
                 &[],
             )
             .map_err(pg)?;
-        Ok((to_u64(row.get(0))?, to_u64(row.get(1))?))
+        let types = conn
+            .query(
+                "SELECT event_type, count(*) FROM evstore_events GROUP BY event_type                  ORDER BY event_type",
+                &[],
+            )
+            .map_err(pg)?
+            .iter()
+            .map(|r| Ok((r.get(0), to_u64(r.get(1))?)))
+            .collect::<Result<Vec<(String, u64)>>>()?;
+        Ok(PgStats {
+            schema: self.schema.clone(),
+            schema_version: row.get::<_, Option<i32>>(5).unwrap_or(0),
+            events: to_u64(row.get(0))?,
+            streams: to_u64(row.get(1))?,
+            first_recorded_at: row.get(2),
+            last_recorded_at: row.get(3),
+            snapshots: to_u64(row.get(4))?,
+            table_bytes: to_u64(row.get(6))?,
+            event_types: types,
+        })
     }
+}
+
+/// What [`PgStore::stats`] reports.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PgStats {
+    /// The schema the store lives in.
+    pub schema: String,
+    /// The schema's migration version ([`crate::SCHEMA_VERSION`] after connect).
+    pub schema_version: i32,
+    /// Events in the log.
+    pub events: u64,
+    /// Streams with at least one event.
+    pub streams: u64,
+    /// The oldest event's `recorded_at`.
+    pub first_recorded_at: Option<DateTime<Utc>>,
+    /// The newest event's `recorded_at`.
+    pub last_recorded_at: Option<DateTime<Utc>>,
+    /// Stored snapshots.
+    pub snapshots: u64,
+    /// Bytes of `evstore_events` with its indexes and TOAST data.
+    pub table_bytes: u64,
+    /// Each event type and its number of events, by name.
+    pub event_types: Vec<(String, u64)>,
 }
 
 /// The iterator of [`PgStore::read_all`]: pages through the log by position. After an error
