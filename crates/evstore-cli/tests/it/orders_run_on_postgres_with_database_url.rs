@@ -77,3 +77,51 @@ fn stats_reads_a_postgres_url() {
     let o = evstore(dir.path(), &["stats", &url]);
     assert!(stdout(&o).contains("head position  0"), "{}", stdout(&o));
 }
+
+#[test]
+fn demo_runs_on_postgres_and_continues() {
+    let Some(t) = TestStore::fresh("demo_runs_on_postgres_and_continues") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let url = t.schema_url();
+    let args = [
+        "demo",
+        "--database-url",
+        url.as_str(),
+        "--orders",
+        "40",
+        "--threads",
+        "4",
+    ];
+    let o = evstore(dir.path(), &args);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let first = stdout(&o);
+    assert!(first.contains("dense (no gap)"), "{first}");
+    assert!(first.contains("Read model in PostgreSQL"), "{first}");
+    let head = t.store.head_position().unwrap().unwrap();
+    // The projection's and the saga's checkpoints are rows, not files.
+    assert!(
+        std::fs::read_dir(dir.path()).unwrap().next().is_none(),
+        "no files written"
+    );
+    let o = evstore(dir.path(), &args);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        stdout(&o).contains("events already there"),
+        "{}",
+        stdout(&o)
+    );
+    assert!(t.store.head_position().unwrap().unwrap() > head);
+    let rows: i64 = t
+        .store
+        .connection()
+        .unwrap()
+        .query_one("SELECT count(*) FROM evstore_checkpoints", &[])
+        .unwrap()
+        .get(0);
+    assert_eq!(
+        rows, 3,
+        "saga, in-memory projection and table projection checkpoints"
+    );
+}
