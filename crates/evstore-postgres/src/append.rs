@@ -13,6 +13,8 @@
 //! 4. One `INSERT … SELECT FROM unnest(…)` writes the batch at positions `head + 1 …` and
 //!    queues a NOTIFY (delivered at commit); `COMMIT` releases the lock.
 
+use std::sync::atomic::Ordering;
+
 use chrono::{DateTime, Utc};
 use evstore::{AppendResult, Error, ExpectedVersion, NewEvent, Result};
 use postgres::types::Type;
@@ -22,7 +24,7 @@ use crate::store::{pg, to_i64, to_u64, typed, Conn, PgStore};
 use crate::validate;
 
 /// What an append found under the lock.
-enum Outcome {
+pub(crate) enum Outcome {
     /// The batch was inserted (not yet committed).
     Written(AppendResult),
     /// The batch repeats one already written: its original result; nothing to commit.
@@ -71,19 +73,25 @@ impl PgStore {
         events: &[NewEvent],
     ) -> Result<AppendResult> {
         validate::append(stream, events)?;
+        self.group.append(self, stream, expected, events)
+    }
+
+    /// One append in a transaction of its own (the fallback when a group's transaction fails:
+    /// each request then gets its own outcome).
+    pub(crate) fn append_single(
+        &self,
+        stream: &str,
+        expected: ExpectedVersion,
+        events: &[NewEvent],
+    ) -> Result<AppendResult> {
         let mut conn = self.conn()?;
-        let begin = format!(
-            "BEGIN ISOLATION LEVEL READ COMMITTED; SELECT pg_advisory_xact_lock({})",
-            self.lock_key
-        );
-        if let Err(e) = conn.batch_execute(&begin) {
-            let _ = conn.batch_execute("ROLLBACK");
-            return Err(pg(e));
-        }
+        self.begin_locked(&mut conn)?;
         match self.append_locked(&mut conn, stream, expected, events) {
             Ok(Outcome::Written(r)) => {
                 conn.batch_execute("COMMIT").map_err(pg)?;
                 self.waiter.advance(r.last_position);
+                self.group.commits.fetch_add(1, Ordering::Relaxed);
+                self.group.appends.fetch_add(1, Ordering::Relaxed);
                 Ok(r)
             }
             Ok(Outcome::Repeat(r)) => {
@@ -98,8 +106,21 @@ impl PgStore {
         }
     }
 
+    /// Step 1: `BEGIN ISOLATION LEVEL READ COMMITTED` and the append lock.
+    pub(crate) fn begin_locked(&self, conn: &mut Conn) -> Result<()> {
+        let begin = format!(
+            "BEGIN ISOLATION LEVEL READ COMMITTED; SELECT pg_advisory_xact_lock({})",
+            self.lock_key
+        );
+        if let Err(e) = conn.batch_execute(&begin) {
+            let _ = conn.batch_execute("ROLLBACK");
+            return Err(pg(e));
+        }
+        Ok(())
+    }
+
     /// Steps 2–4 of an append, inside the transaction, under the lock.
-    fn append_locked(
+    pub(crate) fn append_locked(
         &self,
         conn: &mut Conn,
         stream: &str,

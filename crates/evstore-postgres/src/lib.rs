@@ -29,6 +29,7 @@
 //! | the schema migrations (`migrations/*.sql`) and their version table | `migrate` |
 //! | input limits (the file store's, replicated) | `validate` |
 //! | appends: the lock, expected versions, idempotent retries | `append` |
+//! | group commit: concurrent appends of one `PgStore` share a transaction | `group` |
 //! | reads ([`PgReadAll`]) | `read` |
 //! | importing events with their positions and times (`evstore copy`) | `import` |
 //! | LISTEN/NOTIFY with a polling fallback: waiting for new events | `wait` |
@@ -38,6 +39,7 @@
 //! | the Order summaries read model ([`OrderSummariesTable`]) | `orders` |
 
 mod append;
+mod group;
 mod import;
 mod migrate;
 mod orders;

@@ -8,6 +8,7 @@ use evstore::{Error, Result};
 use postgres::NoTls;
 use r2d2_postgres::PostgresConnectionManager;
 
+use crate::group::GroupCommit;
 use crate::migrate;
 use crate::wait::Waiter;
 
@@ -62,6 +63,8 @@ pub struct PgStore {
     /// The NOTIFY channel appends signal on.
     pub(crate) channel: String,
     pub(crate) waiter: Arc<Waiter>,
+    /// In-process group commit of appends.
+    pub(crate) group: GroupCommit,
     pub(crate) options: PgOptions,
     /// Snapshots dropped as unusable (undecodable or ignored) since connect.
     pub(crate) snapshots_dropped: AtomicU64,
@@ -134,6 +137,7 @@ impl PgStore {
                 options.poll_interval,
             )),
             schema,
+            group: GroupCommit::default(),
             lock_key: key,
             channel,
             options,
@@ -149,6 +153,19 @@ impl PgStore {
     /// The options in force.
     pub fn options(&self) -> &PgOptions {
         &self.options
+    }
+
+    /// `(commits, appends)` written through this `PgStore` since connect: with concurrent
+    /// appenders, group commit makes the second larger than the first.
+    pub fn commit_stats(&self) -> (u64, u64) {
+        (
+            self.group
+                .commits
+                .load(std::sync::atomic::Ordering::Relaxed),
+            self.group
+                .appends
+                .load(std::sync::atomic::Ordering::Relaxed),
+        )
     }
 
     /// Snapshots dropped as unusable (undecodable or ignored) since connect.

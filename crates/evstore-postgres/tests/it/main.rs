@@ -2,6 +2,7 @@
 //! it, failing with `EVSTORE_REQUIRE_PG=1`). The store contract shared with the file store runs
 //! in crate `evstore-contract`; these are the PostgreSQL-specific properties.
 
+mod group_commit_keeps_each_appends_outcome;
 mod live_subscription_wakes_on_notify;
 mod migrations_are_idempotent;
 mod orders_run_unchanged_on_postgres;
