@@ -43,13 +43,13 @@ pub struct CopyArgs {
 /// The source of a copy.
 enum Source {
     File(Box<Store>),
-    Pg(PgStore),
+    Pg(Box<PgStore>),
 }
 
 impl Source {
     fn open(s: &str) -> CliResult<Source> {
         if is_postgres_url(s) {
-            return Ok(Source::Pg(connect(s)?));
+            return Ok(Source::Pg(Box::new(connect(s)?)));
         }
         let path = Path::new(s);
         check_log_path(path)?;
