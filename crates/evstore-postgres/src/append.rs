@@ -34,11 +34,17 @@ pub(crate) enum Outcome {
 /// The events of one stream, `(version, event id, position)`, in version order.
 type IdRows = Vec<(u64, Uuid, u64)>;
 
-const HEAD_SQL: &str = "SELECT \
-     (SELECT max(version) FROM evstore_events WHERE stream_id = $1), \
-     (SELECT position FROM evstore_events ORDER BY position DESC LIMIT 1), \
-     greatest(clock_timestamp(), \
-              (SELECT recorded_at FROM evstore_events ORDER BY position DESC LIMIT 1))";
+/// The stream's last version, the head, the stamp, and (one row each) the stream's last `$2`
+/// events' versions, ids and positions — the window an `Any` / `StreamExists` retry is looked
+/// for in, fetched in the same round trip.
+const HEAD_SQL: &str = "WITH h AS (SELECT \
+         (SELECT max(version) FROM evstore_events WHERE stream_id = $1) AS cur, \
+         (SELECT position FROM evstore_events ORDER BY position DESC LIMIT 1) AS head, \
+         greatest(clock_timestamp(), \
+                  (SELECT recorded_at FROM evstore_events ORDER BY position DESC LIMIT 1)) AS stamp) \
+     SELECT h.cur, h.head, h.stamp, t.version, t.event_id, t.position FROM h \
+     LEFT JOIN LATERAL (SELECT version, event_id, position FROM evstore_events \
+                        WHERE stream_id = $1 ORDER BY version DESC LIMIT $2) t ON true";
 
 const INSERT_SQL: &str = "WITH ins AS ( \
      INSERT INTO evstore_events \
@@ -127,12 +133,34 @@ impl PgStore {
         expected: ExpectedVersion,
         events: &[NewEvent],
     ) -> Result<Outcome> {
-        let row = conn
-            .query_typed_one(HEAD_SQL, &[typed(&stream, Type::TEXT)])
+        // The tail window is needed only for an `Any` / `StreamExists` retry check.
+        let window: i64 = match expected {
+            ExpectedVersion::Any | ExpectedVersion::StreamExists => to_i64(events.len() as u64),
+            ExpectedVersion::NoStream | ExpectedVersion::Exact(_) => 0,
+        };
+        let rows = conn
+            .query_typed(
+                HEAD_SQL,
+                &[typed(&stream, Type::TEXT), typed(&window, Type::INT8)],
+            )
             .map_err(pg)?;
+        let Some(row) = rows.first() else {
+            return Err(Error::Internal("the head query returned no row".into()));
+        };
         let current = row.get::<_, Option<i64>>(0).map(to_u64).transpose()?;
         let head = row.get::<_, Option<i64>>(1).map(to_u64).transpose()?;
         let stamp: DateTime<Utc> = row.get(2);
+        let mut tail: IdRows = Vec::new();
+        for r in &rows {
+            if let (Some(v), Some(id), Some(p)) = (
+                r.get::<_, Option<i64>>(3),
+                r.get::<_, Option<Uuid>>(4),
+                r.get::<_, Option<i64>>(5),
+            ) {
+                tail.push((to_u64(v)?, id, to_u64(p)?));
+            }
+        }
+        tail.reverse();
         let matches = match expected {
             ExpectedVersion::Any => true,
             ExpectedVersion::NoStream => current.is_none(),
@@ -151,7 +179,7 @@ impl PgStore {
         }
         if let (ExpectedVersion::Any | ExpectedVersion::StreamExists, Some(c)) = (expected, current)
         {
-            if let Some(r) = check_tail_retry(conn, stream, c, events)? {
+            if let Some(r) = check_tail_retry(stream, c, &tail, events)? {
                 return Ok(Outcome::Repeat(r));
             }
         }
@@ -237,14 +265,12 @@ fn check_retry(
 /// among the last `events.len()` events; found at version `s`, the batch must be exactly
 /// versions `s..=current`.
 fn check_tail_retry(
-    conn: &mut Conn,
     stream: &str,
     current: u64,
+    rows: &[(u64, Uuid, u64)],
     events: &[NewEvent],
 ) -> Result<Option<AppendResult>> {
-    let n = events.len() as u64;
-    let window_start = (current + 1).saturating_sub(n);
-    let rows = id_rows(conn, stream, window_start, current + 1)?;
+    // `rows`: the stream's last `events.len()` events, versions `current + 1 - n ..= current`.
     let Some(k) = rows.iter().position(|r| r.1 == events[0].event_id) else {
         return Ok(None);
     };
