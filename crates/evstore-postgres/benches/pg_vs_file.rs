@@ -136,14 +136,14 @@ fn main() {
     if pg_url.is_none() {
         eprintln!("pg_vs_file: EVSTORE_PG_URL is not set: measuring the file store only");
     }
-    println!("| backend | threads | batch | events/s |");
-    println!("| --- | ---: | ---: | ---: |");
+    println!("| backend | threads | batch | events/s | |");
+    println!("| --- | ---: | ---: | ---: | --- |");
     for (threads, batch) in [(1, 1), (16, 1), (1, 100), (16, 100)] {
         let file = Arc::new(
             Store::open(dir.path().join(format!("t{threads}-b{batch}.evs"))).expect("open"),
         );
         let f = throughput(file, threads, batch, secs);
-        println!("| file (Sync) | {threads} | {batch} | {f:.0} |");
+        println!("| file (Sync) | {threads} | {batch} | {f:.0} | |");
         if let Some(url) = &pg_url {
             let schema = format!("bench_{}", uuid::Uuid::new_v4().simple());
             let pg = Arc::new(
@@ -158,8 +158,30 @@ fn main() {
                 .expect("connect"),
             );
             let p = throughput(pg.clone(), threads, batch, secs);
-            println!("| postgres | {threads} | {batch} | {p:.0} |");
+            let (commits, appends) = pg.commit_stats();
+            println!(
+                "| postgres | {threads} | {batch} | {p:.0} | {:.1} appends per commit |",
+                appends as f64 / commits.max(1) as f64
+            );
             pg.drop_schema().expect("drop schema");
+            if threads > 1 {
+                let schema = format!("bench_{}", uuid::Uuid::new_v4().simple());
+                let solo = Arc::new(
+                    PgStore::connect_with(
+                        url,
+                        PgOptions {
+                            schema: Some(schema),
+                            pool_size: 20,
+                            group_commit: false,
+                            ..PgOptions::default()
+                        },
+                    )
+                    .expect("connect"),
+                );
+                let q = throughput(solo.clone(), threads, batch, secs);
+                println!("| postgres, no group commit | {threads} | {batch} | {q:.0} | 1 |");
+                solo.drop_schema().expect("drop schema");
+            }
         }
     }
     println!();

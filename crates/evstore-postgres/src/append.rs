@@ -79,7 +79,11 @@ impl PgStore {
         events: &[NewEvent],
     ) -> Result<AppendResult> {
         validate::append(stream, events)?;
-        self.group.append(self, stream, expected, events)
+        if self.options.group_commit {
+            self.group.append(self, stream, expected, events)
+        } else {
+            self.append_single(stream, expected, events)
+        }
     }
 
     /// One append in a transaction of its own (the fallback when a group's transaction fails:

@@ -31,6 +31,9 @@ pub struct PgOptions {
     /// The polling fallback of waits for new events: how often the head is re-read when no
     /// notification arrived (default 250 ms).
     pub poll_interval: Duration,
+    /// Concurrent appends through this `PgStore` share one transaction and commit (default
+    /// `true`; `false`: one transaction per append, for comparison).
+    pub group_commit: bool,
 }
 
 impl Default for PgOptions {
@@ -40,6 +43,7 @@ impl Default for PgOptions {
             pool_size: 16,
             connect_timeout: Duration::from_secs(30),
             poll_interval: Duration::from_millis(250),
+            group_commit: true,
         }
     }
 }
