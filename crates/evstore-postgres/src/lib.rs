@@ -10,9 +10,9 @@
 //! **Gap-free order.** Appends take a transaction-scoped advisory lock
 //! (`pg_advisory_xact_lock`) before they read the head and hold it until their commit, so
 //! transactions commit in position order and every snapshot a reader takes sees a prefix of the
-//! log: a subscriber never skips or repeats a position. The price is that appends to one schema
-//! are serialised (batches amortise it). docs/POSTGRES.md explains why this holds and what it
-//! costs.
+//! log: a subscriber never skips or repeats a position. The price is that append transactions
+//! to one schema are serialised; concurrent appends of one `PgStore` share a transaction (group
+//! commit) and batches amortise it. docs/POSTGRES.md explains why this holds and what it costs.
 //!
 //! ```no_run
 //! use evstore::{ExpectedVersion, NewEvent};
