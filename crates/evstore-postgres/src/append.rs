@@ -20,7 +20,7 @@ use evstore::{AppendResult, Error, ExpectedVersion, NewEvent, Result};
 use postgres::types::Type;
 use uuid::Uuid;
 
-use crate::store::{pg, to_i64, to_u64, typed, Conn, PgStore};
+use crate::store::{col, pg, to_i64, to_u64, typed, Conn, PgStore};
 use crate::validate;
 
 /// What an append found under the lock.
@@ -151,15 +151,15 @@ impl PgStore {
         let Some(row) = rows.first() else {
             return Err(Error::Internal("the head query returned no row".into()));
         };
-        let current = row.get::<_, Option<i64>>(0).map(to_u64).transpose()?;
-        let head = row.get::<_, Option<i64>>(1).map(to_u64).transpose()?;
-        let stamp: DateTime<Utc> = row.get(2);
+        let current = col::<Option<i64>>(row, 0)?.map(to_u64).transpose()?;
+        let head = col::<Option<i64>>(row, 1)?.map(to_u64).transpose()?;
+        let stamp: DateTime<Utc> = col(row, 2)?;
         let mut tail: IdRows = Vec::new();
         for r in &rows {
             if let (Some(v), Some(id), Some(p)) = (
-                r.get::<_, Option<i64>>(3),
-                r.get::<_, Option<Uuid>>(4),
-                r.get::<_, Option<i64>>(5),
+                col::<Option<i64>>(r, 3)?,
+                col::<Option<Uuid>>(r, 4)?,
+                col::<Option<i64>>(r, 5)?,
             ) {
                 tail.push((to_u64(v)?, id, to_u64(p)?));
             }
@@ -234,7 +234,7 @@ fn id_rows(conn: &mut Conn, stream: &str, from: u64, to: u64) -> Result<IdRows> 
         )
         .map_err(pg)?;
     rows.iter()
-        .map(|r| Ok((to_u64(r.get(0))?, r.get(1), to_u64(r.get(2))?)))
+        .map(|r| Ok((to_u64(col(r, 0)?)?, col(r, 1)?, to_u64(col(r, 2)?)?)))
         .collect()
 }
 

@@ -6,7 +6,7 @@ use evstore::{Error, RecordedEvent, Result};
 use postgres::types::Type;
 use uuid::Uuid;
 
-use crate::store::{pg, to_i64, to_u64, typed, PgStore};
+use crate::store::{col, pg, to_i64, to_u64, typed, PgStore};
 use crate::validate;
 
 impl PgStore {
@@ -59,8 +59,8 @@ impl PgStore {
             .map_err(pg)?;
         let (next, last_at) = match &last {
             Some(r) => (
-                to_u64(r.get(0))? + 1,
-                Some(r.get::<_, chrono::DateTime<chrono::Utc>>(1)),
+                to_u64(col(r, 0)?)? + 1,
+                Some(col::<chrono::DateTime<chrono::Utc>>(r, 1)?),
             ),
             None => (0, None),
         };
@@ -125,7 +125,7 @@ fn check_versions(tx: &mut postgres::Transaction<'_>, events: &[RecordedEvent]) 
         .map_err(pg)?;
     let mut stored: HashMap<String, u64> = HashMap::new();
     for r in &rows {
-        stored.insert(r.get(0), to_u64(r.get(1))? + 1);
+        stored.insert(col(r, 0)?, to_u64(col(r, 1)?)? + 1);
     }
     for e in events {
         let want = *next

@@ -4,7 +4,7 @@
 use evstore::Result;
 use postgres::NoTls;
 
-use crate::store::{lock_key, pg};
+use crate::store::{col, lock_key, pg};
 
 /// The migrations, in order: (version, name, SQL). Version `n` is `migrations/000n_*.sql`.
 pub const MIGRATIONS: &[(i32, &str, &str)] = &[
@@ -41,8 +41,8 @@ pub(crate) fn ensure_schema(config: &postgres::Config, schema: &str) -> Result<(
         .query("SELECT version FROM evstore_schema_migrations", &[])
         .map_err(pg)?
         .iter()
-        .map(|r| r.get(0))
-        .collect();
+        .map(|r| col(r, 0))
+        .collect::<Result<_>>()?;
     if let Some(newer) = applied.iter().find(|v| **v > SCHEMA_VERSION) {
         return Err(evstore::Error::InvalidInput(format!(
             "schema {schema} is at version {newer}, newer than this build's {SCHEMA_VERSION}"

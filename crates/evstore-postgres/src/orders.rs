@@ -12,7 +12,7 @@ use evstore_orders::projections::decode_order_event;
 use evstore_orders::{Order, OrderEvent, OrderStatus};
 
 use crate::readmodel::TableProjection;
-use crate::store::{pg, to_i64, to_u64, PgStore};
+use crate::store::{col, pg, to_i64, to_u64, PgStore};
 
 /// One row of `order_projections`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -81,14 +81,14 @@ const SELECT: &str = "SELECT order_id, user_id, status, total_cents, item_count,
 
 fn order_row(r: &postgres::Row) -> Result<OrderRow> {
     Ok(OrderRow {
-        order_id: r.get(0),
-        user_id: r.get(1),
-        status: r.get(2),
-        total_cents: r.get(3),
-        item_count: i64::from(r.get::<_, i32>(4)),
-        created_at: r.get(5),
-        updated_at: r.get(6),
-        version: to_u64(r.get(7))?,
+        order_id: col(r, 0)?,
+        user_id: col(r, 1)?,
+        status: col(r, 2)?,
+        total_cents: col(r, 3)?,
+        item_count: i64::from(col::<i32>(r, 4)?),
+        created_at: col(r, 5)?,
+        updated_at: col(r, 6)?,
+        version: to_u64(col(r, 7)?)?,
     })
 }
 

@@ -6,7 +6,7 @@ use chrono::{DateTime, Utc};
 use evstore::{RecordedEvent, Result};
 use postgres::types::Type;
 
-use crate::store::{pg, to_i64, to_u64, typed, PgStore};
+use crate::store::{col, pg, to_i64, to_u64, typed, PgStore};
 use crate::validate;
 
 /// Events fetched per round trip by [`PgReadAll`].
@@ -18,14 +18,14 @@ const COLUMNS: &str =
 /// A row of `COLUMNS` as an event.
 pub(crate) fn event(row: &postgres::Row) -> Result<RecordedEvent> {
     Ok(RecordedEvent {
-        position: to_u64(row.get(0))?,
-        stream_id: row.get(1),
-        version: to_u64(row.get(2))?,
-        event_id: row.get(3),
-        event_type: row.get(4),
-        recorded_at: row.get(5),
-        data: row.get(6),
-        metadata: row.get(7),
+        position: to_u64(col(row, 0)?)?,
+        stream_id: col(row, 1)?,
+        version: to_u64(col(row, 2)?)?,
+        event_id: col(row, 3)?,
+        event_type: col(row, 4)?,
+        recorded_at: col(row, 5)?,
+        data: col(row, 6)?,
+        metadata: col(row, 7)?,
     })
 }
 
@@ -162,7 +162,7 @@ impl PgStore {
                 &[typed(&stream, Type::TEXT)],
             )
             .map_err(pg)?;
-        row.get::<_, Option<i64>>(0).map(to_u64).transpose()
+        col::<Option<i64>>(&row, 0)?.map(to_u64).transpose()
     }
 
     /// The position of the newest committed event (`None`: the log is empty). Unlike
@@ -179,7 +179,7 @@ impl PgStore {
                 &[],
             )
             .map_err(pg)?
-            .map(|r| to_u64(r.get(0)))
+            .map(|r| to_u64(col(&r, 0)?))
             .transpose()?;
         if let Some(h) = head {
             self.waiter.advance(h);
@@ -206,17 +206,17 @@ impl PgStore {
             )
             .map_err(pg)?
             .iter()
-            .map(|r| Ok((r.get(0), to_u64(r.get(1))?)))
+            .map(|r| Ok((col(r, 0)?, to_u64(col(r, 1)?)?)))
             .collect::<Result<Vec<(String, u64)>>>()?;
         Ok(PgStats {
             schema: self.schema.clone(),
-            schema_version: row.get::<_, Option<i32>>(5).unwrap_or(0),
-            events: to_u64(row.get(0))?,
-            streams: to_u64(row.get(1))?,
-            first_recorded_at: row.get(2),
-            last_recorded_at: row.get(3),
-            snapshots: to_u64(row.get(4))?,
-            table_bytes: to_u64(row.get(6))?,
+            schema_version: col::<Option<i32>>(&row, 5)?.unwrap_or(0),
+            events: to_u64(col(&row, 0)?)?,
+            streams: to_u64(col(&row, 1)?)?,
+            first_recorded_at: col(&row, 2)?,
+            last_recorded_at: col(&row, 3)?,
+            snapshots: to_u64(col(&row, 4)?)?,
+            table_bytes: to_u64(col(&row, 6)?)?,
             event_types: types,
         })
     }

@@ -10,7 +10,7 @@ use evstore::subscription::{StopHandle, Subscription, SubscriptionFilter};
 use evstore::{Error, RecordedEvent, Result};
 use uuid::Uuid;
 
-use crate::store::{pg, to_i64, to_u64, PgStore};
+use crate::store::{col, pg, to_i64, to_u64, PgStore};
 
 /// Events applied per transaction.
 const BATCH: usize = 512;
@@ -76,9 +76,9 @@ impl PgCheckpoint {
         row.map(|r| {
             Ok(PgCheckpoint {
                 name: name.to_string(),
-                next_position: to_u64(r.get(0))?,
-                last_event_id: r.get(1),
-                version: u32::try_from(r.get::<_, i32>(2)).unwrap_or(0),
+                next_position: to_u64(col(&r, 0)?)?,
+                last_event_id: col(&r, 1)?,
+                version: u32::try_from(col::<i32>(&r, 2)?).unwrap_or(0),
             })
         })
         .transpose()
@@ -253,7 +253,7 @@ impl<T: TableProjection> PgProjector<T> {
                 &[&T::NAME],
             )
             .map_err(pg)?;
-        let stored = row.map(|r| to_u64(r.get(0))).transpose()?;
+        let stored = row.map(|r| to_u64(col(&r, 0)?)).transpose()?;
         if stored != Some(self.committed) {
             let moved_to = stored.unwrap_or(0);
             drop(tx);
@@ -374,7 +374,7 @@ impl evstore::checkpoint_store::CheckpointStore for PgCheckpointStore {
         let Some(row) = row else {
             return Err(CheckpointError::Missing);
         };
-        let bytes: Vec<u8> = row.get(0);
+        let bytes: Vec<u8> = col(&row, 0).map_err(cp_io)?;
         Checkpoint::decode(&bytes)
     }
 

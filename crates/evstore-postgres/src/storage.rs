@@ -10,7 +10,7 @@ use evstore::{
 };
 use uuid::Uuid;
 
-use crate::store::{pg, to_i64, to_u64, PgStore};
+use crate::store::{col, pg, to_i64, to_u64, PgStore};
 use crate::validate;
 
 impl PgStore {
@@ -34,9 +34,9 @@ impl PgStore {
         row.map(|r| {
             Ok(Snapshot {
                 stream: stream.to_string(),
-                version: to_u64(r.get(0))?,
-                event_id: r.get(1),
-                payload: r.get(2),
+                version: to_u64(col(&r, 0)?)?,
+                event_id: col(&r, 1)?,
+                payload: col(&r, 2)?,
             })
         })
         .transpose()

@@ -292,6 +292,15 @@ pub(crate) fn to_i64(v: u64) -> i64 {
     i64::try_from(v).unwrap_or(i64::MAX)
 }
 
+/// Column `i` of `row` as a `T`: an error (never a panic) when the stored value does not
+/// convert, e.g. in a table altered by hand.
+pub(crate) fn col<'a, T: postgres::types::FromSql<'a>>(
+    row: &'a postgres::Row,
+    i: usize,
+) -> Result<T> {
+    row.try_get(i).map_err(pg)
+}
+
 /// A typed query parameter (for `query_typed`, which skips the prepare round trip).
 pub(crate) fn typed(
     value: &(dyn postgres::types::ToSql + Sync),

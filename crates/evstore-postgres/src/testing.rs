@@ -60,7 +60,7 @@ impl TestStore {
     pub fn options(schema: &str) -> PgOptions {
         PgOptions {
             schema: Some(schema.to_string()),
-            pool_size: 24,
+            pool_size: 12,
             ..PgOptions::default()
         }
     }

@@ -2,6 +2,7 @@
 //! it, failing with `EVSTORE_REQUIRE_PG=1`). The store contract shared with the file store runs
 //! in crate `evstore-contract`; these are the PostgreSQL-specific properties.
 
+mod altered_tables_give_errors_not_panics;
 mod group_commit_keeps_each_appends_outcome;
 mod live_subscription_wakes_on_notify;
 mod migrations_are_idempotent;
