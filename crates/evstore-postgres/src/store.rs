@@ -120,7 +120,12 @@ impl PgStore {
             config.connect_timeout(options.connect_timeout);
         }
         // Every connection works in the store's schema.
-        config.options(&format!("-c search_path={schema}"));
+        // (Added to the URL's own `options`, e.g. a statement timeout, which are kept.)
+        let options_with_path = match config.get_options() {
+            Some(o) if !o.trim().is_empty() => format!("{o} -c search_path={schema}"),
+            _ => format!("-c search_path={schema}"),
+        };
+        config.options(&options_with_path);
         migrate::ensure_schema(&config, &schema)?;
         let manager = PostgresConnectionManager::new(config.clone(), NoTls);
         let pool = r2d2_postgres::r2d2::Pool::builder()

@@ -67,3 +67,18 @@ fn a_bad_url_or_schema_is_invalid_input() {
         Err(evstore::Error::InvalidInput(_))
     ));
 }
+
+#[test]
+fn a_url_names_the_schema_and_keeps_its_other_options() {
+    let Some(t) = TestStore::fresh("a_url_names_the_schema_and_keeps_its_other_options") else {
+        return;
+    };
+    let url = format!("{}%20-cstatement_timeout%3D4321", t.schema_url());
+    let s = PgStore::connect(&url).unwrap();
+    assert_eq!(s.schema(), t.store.schema());
+    let mut c = s.connection().unwrap();
+    let timeout: String = c.query_one("SHOW statement_timeout", &[]).unwrap().get(0);
+    assert_eq!(timeout, "4321ms");
+    let path: String = c.query_one("SHOW search_path", &[]).unwrap().get(0);
+    assert_eq!(path, t.store.schema());
+}
