@@ -585,3 +585,49 @@ pub fn contract_checkpoints<B: Backend>(s: &Arc<B>) {
     );
     assert_eq!(runner.next_position(), 15);
 }
+
+/// The domain layer runs unchanged: the Order service (repository with snapshots every 3
+/// events, optimistic retries under contention from 8 threads) gives the same orders on the
+/// backend, and its snapshots are saved and used.
+///
+/// # Panics
+/// When the backend breaks the property (a test failure).
+pub fn contract_order_service_runs_unchanged<B: Backend>(s: &Arc<B>) {
+    use evstore_orders::{OrderService, OrderStatus};
+    let svc = OrderService::new(s.clone()).with_snapshot_every(3);
+    let id = ok(
+        svc.create_order("user-1")
+            .map_err(|e| Error::Internal(e.to_string())),
+        "create",
+    );
+    std::thread::scope(|sc| {
+        for i in 0..8i64 {
+            let (svc, id) = (&svc, &id);
+            sc.spawn(move || {
+                for j in 0..3 {
+                    svc.add_item(id, &format!("p-{i}-{j}"), 2, 100 + i)
+                        .unwrap_or_else(|e| panic!("add_item: {e}"));
+                }
+            });
+        }
+    });
+    let order = svc.confirm(&id).unwrap_or_else(|e| panic!("confirm: {e}"));
+    let expected: i64 = (0..8).map(|i| 3 * 2 * (100 + i)).sum();
+    assert_eq!(order.total_cents(), expected, "{}", s.backend_name());
+    assert_eq!(order.status(), OrderStatus::Confirmed);
+    let snap = ok(s.load_snapshot(&format!("Order-{id}")), "load snapshot");
+    assert!(
+        snap.is_some_and(|x| x.version >= 3),
+        "{}: snapshots saved",
+        s.backend_name()
+    );
+    let again = svc
+        .get_order(&id)
+        .unwrap_or_else(|e| panic!("get_order: {e}"))
+        .unwrap_or_else(|| panic!("the order exists"));
+    assert_eq!(again.total_cents(), expected);
+    assert_eq!(
+        ok(s.stream_version(&format!("Order-{id}")), "version"),
+        Some(25)
+    );
+}

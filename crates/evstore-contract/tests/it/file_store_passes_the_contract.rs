@@ -58,3 +58,9 @@ fn checkpoints() {
     let (_d, s) = fresh();
     c::contract_checkpoints(&s);
 }
+
+#[test]
+fn order_service_runs_unchanged() {
+    let (_d, s) = fresh();
+    c::contract_order_service_runs_unchanged(&s);
+}

@@ -26,4 +26,5 @@ pg_contract! {
     subscription_sees_every_position_once_with_16_writers => |t| c::contract_subscription_sees_every_position_once(&t.store, 16);
     snapshots => |t| c::contract_snapshots(&*t.store);
     checkpoints => |t| c::contract_checkpoints(&t.store);
+    order_service_runs_unchanged => |t| c::contract_order_service_runs_unchanged(&t.store);
 }
