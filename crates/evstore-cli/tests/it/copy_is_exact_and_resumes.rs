@@ -119,3 +119,56 @@ fn a_log_file_destination_is_refused_with_the_reason() {
     assert!(stderr(&o).contains("not supported yet"), "{}", stderr(&o));
     assert!(!dir.path().join("dst.evs").exists());
 }
+
+#[test]
+fn a_copy_killed_midway_resumes_without_duplicates() {
+    let Some(dst) = TestStore::fresh("a_copy_killed_midway_resumes_without_duplicates") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("big.evs");
+    let store = Store::open(&path).unwrap();
+    for i in 0..600u32 {
+        let batch: Vec<NewEvent> = (0..100u32)
+            .map(|j| NewEvent::new("Big", (i * 100 + j).to_le_bytes().to_vec()))
+            .collect();
+        store
+            .append(&format!("b-{}", i % 50), ExpectedVersion::Any, &batch)
+            .unwrap();
+    }
+    let all: Vec<RecordedEvent> = store.read_all(0).map(Result::unwrap).collect();
+    store.close().unwrap();
+    let mut child = crate::common::cli::command()
+        .args(["copy", path.to_str().unwrap(), &dst.schema_url(), "--quiet"])
+        .current_dir(dir.path())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    // Kill it once the first page is in (or when it finished first on a fast machine).
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while dst.store.head_position().unwrap().is_none() && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    let copied_before = dst.store.head_position().unwrap().map_or(0, |h| h + 1);
+    assert!(copied_before > 0, "the first copy wrote something");
+    eprintln!("the first copy was stopped after {copied_before} of 60000 events");
+    let o = evstore(
+        dir.path(),
+        &["copy", path.to_str().unwrap(), &dst.schema_url(), "--quiet"],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let resumed = 60_000 - copied_before;
+    assert!(
+        stdout(&o).contains(&format!(
+            "copied {resumed} events (positions {copied_before}.."
+        )),
+        "{}",
+        stdout(&o)
+    );
+    let copied: Vec<RecordedEvent> = dst.store.read_all(0).map(Result::unwrap).collect();
+    assert_eq!(copied.len(), all.len());
+    assert!(copied == all, "identical after the resume");
+}
