@@ -589,6 +589,18 @@ impl<P: Projection, S: EventSource + EventStorage + Clone> InlineProjection<P, S
     pub fn open(source: S, checkpoint_path: impl AsRef<Path>) -> Result<InlineProjection<P, S>> {
         InlineProjection::from_runner(ProjectionRunner::open(source, checkpoint_path)?)
     }
+
+    /// [`InlineProjection::open`] with the checkpoint kept in `checkpoints` (see
+    /// [`ProjectionRunner::open_with`]).
+    ///
+    /// # Errors
+    /// As [`InlineProjection::open`].
+    pub fn open_with(
+        source: S,
+        checkpoints: impl CheckpointStore + 'static,
+    ) -> Result<InlineProjection<P, S>> {
+        InlineProjection::from_runner(ProjectionRunner::open_with(source, checkpoints)?)
+    }
 }
 
 impl<P: Projection, S: EventSource + EventStorage + Clone> InlineProjection<P, S> {

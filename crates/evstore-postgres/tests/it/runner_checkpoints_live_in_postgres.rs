@@ -79,3 +79,29 @@ fn the_order_saga_runs_on_postgres_with_its_checkpoint_there() {
     // The saga's own history reads through the PostgreSQL store.
     OrderSaga::load(&again, &id).unwrap();
 }
+
+#[test]
+fn an_inline_projection_reads_its_writes_on_postgres() {
+    let Some(t) = TestStore::fresh("an_inline_projection_reads_its_writes_on_postgres") else {
+        return;
+    };
+    let inline = evstore::projection::InlineProjection::<CountingProjection, _>::open_with(
+        t.store.clone(),
+        PgCheckpointStore::new(t.store.clone(), "inline-count"),
+    )
+    .unwrap();
+    for i in 1..=3u8 {
+        inline
+            .append("c", ExpectedVersion::Any, &[NewEvent::new("E", vec![i])])
+            .unwrap();
+        // Applied before the append returned.
+        assert_eq!(inline.handle().read(|p| p.count), u64::from(i));
+    }
+    inline.checkpoint().unwrap();
+    let again = evstore::projection::InlineProjection::<CountingProjection, _>::open_with(
+        t.store.clone(),
+        PgCheckpointStore::new(t.store.clone(), "inline-count"),
+    )
+    .unwrap();
+    assert_eq!(again.handle().read(|p| (p.count, p.sum)), (3, 6));
+}
