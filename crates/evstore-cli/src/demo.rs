@@ -10,6 +10,7 @@ use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use clap::Args;
@@ -17,16 +18,19 @@ use clap::Args;
 use crate::orders::history_line;
 use crate::text::{bytes, group, money, per_second, time};
 use crate::{line, open_or_create, CliError, CliResult};
+use evstore::checkpoint_store::{CheckpointStore, FileCheckpoint};
 use evstore::maintenance::{self, Verdict};
 use evstore::projection::{checkpoint_path, Projection, ProjectionRunner};
 use evstore::repository::HistoryEntry;
 use evstore::saga::{saga_checkpoint_path, Saga, SagaError, SagaRunner};
-use evstore::{Durability, Store, StoreStats};
+use evstore::subscription::EventSource;
+use evstore::{Durability, EventStorage, Store, StoreStats};
 use evstore_orders::projections::{OrderSummaries, OrderSummary};
 use evstore_orders::saga::{
     OrderSaga, OrderSagaHandler, OrderSagaRunner, PaymentShippingSimulator,
 };
 use evstore_orders::{Order, OrderService, OrderStatus};
+use evstore_postgres::{OrderSummariesTable, PgCheckpointStore, PgProjector, PgStore};
 
 pub const EXAMPLES: &str = "\
 Creates orders across users, adds items (prices in cents), and confirms, cancels, ships and
@@ -35,15 +39,24 @@ events. Then reports throughput, one order's full history, the same order in the
 travel), snapshot use, one user's orders, and a full verify of the file. Re-running on the
 same file continues it.
 
+With --database-url the same run goes to PostgreSQL: checkpoints in evstore_checkpoints, and
+the Order summaries also kept in PostgreSQL's order_projections table (updated exactly once,
+with their checkpoint, in one transaction).
+
 Examples:
   evstore demo
-  evstore demo --file /tmp/shop.evs --orders 5000 --threads 8";
+  evstore demo --file /tmp/shop.evs --orders 5000 --threads 8
+  evstore demo --database-url postgres://app@%2Ftmp/shop --orders 200";
 
 #[derive(Debug, Args)]
 pub struct DemoArgs {
     /// The store file (created if missing; re-running continues it).
     #[arg(long, default_value = "evstore-demo.evs")]
     file: PathBuf,
+    /// Run on the PostgreSQL store at this postgres:// URL instead of a file (the schema is
+    /// created if missing; re-running continues it).
+    #[arg(long, conflicts_with = "file")]
+    database_url: Option<String>,
     /// Orders to create.
     #[arg(long, default_value_t = 1000)]
     orders: u64,
@@ -99,7 +112,14 @@ struct ThreadReport {
 /// Payments above this amount fail in the simulated payment provider (the saga then cancels).
 const PAYMENT_LIMIT_CENTS: i64 = 50_000;
 
-type Summaries<'a> = ProjectionRunner<OrderSummaries, &'a Store>;
+/// What the demo needs of a store: both backend traits (the file store and PostgreSQL).
+pub trait DemoStore: EventStorage + EventSource {}
+impl<T: EventStorage + EventSource> DemoStore for T {}
+
+/// The store the demo's parts share.
+type H<'s> = &'s dyn DemoStore;
+
+type Summaries<'a> = ProjectionRunner<OrderSummaries, H<'a>>;
 
 fn saga_err(e: SagaError) -> CliError {
     match e {
@@ -131,13 +151,16 @@ impl Plan {
 }
 
 /// The next global position of `store` (its event count).
-fn next_position(store: &Store) -> u64 {
+fn next_position(store: &dyn DemoStore) -> u64 {
     store.head_position().map_or(0, |p| p + 1)
 }
 
 /// The demo, phase by phase: write (with the saga fulfilling orders live), deliver, report,
 /// a sample order's history and time travel, snapshots, the projection, verify.
 pub fn run(args: &DemoArgs, out: &mut dyn Write) -> CliResult<()> {
+    if let Some(url) = &args.database_url {
+        return run_pg(args, url, out);
+    }
     let plan = Plan::new(args);
     let file = &args.file;
     let existed = file.exists();
@@ -145,14 +168,24 @@ pub fn run(args: &DemoArgs, out: &mut dyn Write) -> CliResult<()> {
     let before = next_position(&store);
     introduce(out, &store, file, existed, before, &plan)?;
 
-    let mut demo = Demo::open(&store)?;
+    let mut demo = Demo::open(
+        &store,
+        Box::new(FileCheckpoint::new(saga_checkpoint_path(
+            store.path(),
+            OrderSaga::NAME,
+        ))),
+        Box::new(FileCheckpoint::new(checkpoint_path(
+            store.path(),
+            OrderSummaries::NAME,
+        ))),
+    )?;
     let started = Instant::now();
     let all = demo.write(&plan)?;
     demo.deliver_most_shipped(&all, &plan)?;
     let elapsed = started.elapsed();
     demo.summaries.catch_up()?;
     let written = next_position(&store) - before;
-    demo.report_written(out, &all, written, elapsed, &store.stats())?;
+    demo.report_written(out, &all, written, elapsed, Some(&store.stats()))?;
     demo.report_outcomes(out, &all)?;
 
     let Some(sample) = demo.sample(&all) else {
@@ -182,6 +215,122 @@ pub fn run(args: &DemoArgs, out: &mut dyn Write) -> CliResult<()> {
             file.display()
         ),
     )
+}
+
+/// `evstore demo --database-url`: the same run on PostgreSQL; the report adds the Order
+/// summaries kept in PostgreSQL (a `PgProjector`) and a check that positions are dense.
+fn run_pg(args: &DemoArgs, url: &str, out: &mut dyn Write) -> CliResult<()> {
+    let plan = Plan::new(args);
+    let store = Arc::new(crate::copy::connect(url)?);
+    let before = next_position(&*store);
+    line(
+        out,
+        format!(
+            "evstore demo: an order service on PostgreSQL (schema {})",
+            store.schema()
+        ),
+    )?;
+    if before > 0 {
+        line(
+            out,
+            format!("  {} events already there; adding more", group(before)),
+        )?;
+    }
+    line(
+        out,
+        format!(
+            "  {} orders for {} users from {} threads (snapshot every 10 events, in evstore_snapshots);",
+            group(plan.orders),
+            plan.users,
+            plan.threads,
+        ),
+    )?;
+    line(
+        out,
+        "  the order saga and a simulated payment/shipping service fulfil confirmed orders live...",
+    )?;
+    out.flush()?;
+    let handle: H<'_> = &*store;
+    let mut demo = Demo::open(
+        handle,
+        Box::new(PgCheckpointStore::new(store.clone(), "saga-OrderSaga")),
+        Box::new(PgCheckpointStore::new(
+            store.clone(),
+            "proj-order-summaries",
+        )),
+    )?;
+    let started = Instant::now();
+    let all = demo.write(&plan)?;
+    demo.deliver_most_shipped(&all, &plan)?;
+    let elapsed = started.elapsed();
+    demo.summaries.catch_up()?;
+    let written = next_position(&*store) - before;
+    demo.report_written(out, &all, written, elapsed, None)?;
+    demo.report_outcomes(out, &all)?;
+    let Some(sample) = demo.sample(&all) else {
+        return line(out, "  (no orders were created; nothing more to show)");
+    };
+    let history = demo.sample_history(out, &sample)?;
+    demo.time_travel(out, &sample, &history)?;
+    let user = history.last().map_or("", |h| h.state.user_id()).to_string();
+    demo.projection_section(out, &user)?;
+    demo.checkpoint()?;
+    drop(demo);
+    pg_read_model_section(out, &store, &user)?;
+    let st = store.stats()?;
+    let head = PgStore::head_position(&store)?;
+    line(out, "")?;
+    line(out, "Check")?;
+    let dense = head.map_or(0, |h| h + 1) == st.events;
+    line(
+        out,
+        format!(
+            "  {} events, positions 0..={} {}; {} snapshots",
+            group(st.events),
+            head.map_or("-".into(), |h| h.to_string()),
+            if dense { "dense (no gap)" } else { "NOT dense" },
+            group(st.snapshots)
+        ),
+    )?;
+    if !dense {
+        return Err(CliError::new(3, "the demo store's positions are not dense"));
+    }
+    line(out, "")?;
+    line(
+        out,
+        format!("Try: evstore orders show {sample} --database-url {url}"),
+    )
+}
+
+/// The Order summaries kept in PostgreSQL (`order_projections`), brought up to date by a
+/// `PgProjector` (model and checkpoint in one transaction), then queried by user.
+fn pg_read_model_section(out: &mut dyn Write, store: &Arc<PgStore>, user: &str) -> CliResult<()> {
+    let mut projector = PgProjector::open(store.clone(), OrderSummariesTable::default())?;
+    let applied = projector.catch_up()?;
+    line(out, "")?;
+    line(
+        out,
+        format!(
+            "Read model in PostgreSQL (order_projections): {} events applied, checkpoint at position {}",
+            group(applied),
+            group(projector.next_position())
+        ),
+    )?;
+    let rows = OrderSummariesTable::user_orders(store, user)?;
+    line(out, format!("  orders of {user}: {}", rows.len()))?;
+    for r in rows.iter().take(5) {
+        line(
+            out,
+            format!(
+                "  {:<36}  {:<9}  {:>3} units  {:>10}",
+                r.order_id,
+                r.status,
+                r.item_count,
+                money(r.total_cents)
+            ),
+        )?;
+    }
+    Ok(())
 }
 
 /// The opening lines: the file (new, or reopened with what it holds) and what will run.
@@ -243,26 +392,29 @@ fn introduce(
 /// The demo's parts over one open store: the service the writers use, the order saga, the
 /// simulated payment/shipping service and the order-summaries projection.
 struct Demo<'s> {
-    service: OrderService<&'s Store>,
-    saga: OrderSagaRunner<&'s Store>,
-    world: PaymentShippingSimulator<&'s Store>,
+    service: OrderService<H<'s>>,
+    saga: OrderSagaRunner<H<'s>>,
+    world: PaymentShippingSimulator<H<'s>>,
     summaries: Summaries<'s>,
 }
 
 impl<'s> Demo<'s> {
     /// The parts, each resuming from its checkpoint beside the log (the simulator from the
     /// start: its answers are idempotent).
-    fn open(store: &'s Store) -> CliResult<Demo<'s>> {
+    fn open(
+        store: H<'s>,
+        saga_checkpoint: Box<dyn CheckpointStore>,
+        summaries_checkpoint: Box<dyn CheckpointStore>,
+    ) -> CliResult<Demo<'s>> {
         let service = OrderService::new(store).with_snapshot_every(10);
-        let saga: OrderSagaRunner<&Store> = SagaRunner::open(
+        let saga: OrderSagaRunner<H<'s>> = SagaRunner::open_with(
             store,
             OrderSagaHandler::new(OrderService::new(store).with_snapshot_every(10)),
-            saga_checkpoint_path(store.path(), OrderSaga::NAME),
+            saga_checkpoint,
         )
         .map_err(saga_err)?;
         let world = PaymentShippingSimulator::new(store, 0, PAYMENT_LIMIT_CENTS);
-        let summaries: Summaries<'_> =
-            ProjectionRunner::open(store, checkpoint_path(store.path(), OrderSummaries::NAME))?;
+        let summaries: Summaries<'_> = ProjectionRunner::open_with(store, summaries_checkpoint)?;
         Ok(Demo {
             service,
             saga,
@@ -353,7 +505,7 @@ impl<'s> Demo<'s> {
         all: &ThreadReport,
         written: u64,
         elapsed: Duration,
-        st: &StoreStats,
+        st: Option<&StoreStats>,
     ) -> CliResult<()> {
         line(out, "")?;
         line(out, "Written")?;
@@ -367,15 +519,17 @@ impl<'s> Demo<'s> {
                 group(per_second(written, elapsed))
             ),
         )?;
-        line(
-            out,
-            format!(
-                "  group commit: {} appends shared {} fsyncs ({:.1} appends per fsync)",
-                group(st.appends),
-                group(st.data_syncs),
-                st.appends as f64 / st.data_syncs.max(1) as f64
-            ),
-        )?;
+        if let Some(st) = st {
+            line(
+                out,
+                format!(
+                    "  group commit: {} appends shared {} fsyncs ({:.1} appends per fsync)",
+                    group(st.appends),
+                    group(st.data_syncs),
+                    st.appends as f64 / st.data_syncs.max(1) as f64
+                ),
+            )?;
+        }
         let ss = self.saga.stats();
         line(
             out,
@@ -581,8 +735,8 @@ impl<'s> Demo<'s> {
 /// Saga: the order saga and the simulated payment/shipping service react as events land;
 /// they stop once `writers_done` is set and a whole round finds nothing left to do.
 fn fulfil_live(
-    saga: &mut OrderSagaRunner<&Store>,
-    world: &mut PaymentShippingSimulator<&Store>,
+    saga: &mut OrderSagaRunner<H<'_>>,
+    world: &mut PaymentShippingSimulator<H<'_>>,
     writers_done: &AtomicBool,
 ) -> CliResult<()> {
     loop {
@@ -680,7 +834,7 @@ fn verify_section(file: &Path, out: &mut dyn Write) -> CliResult<()> {
 
 /// One thread's share: create orders and drive each through a realistic life.
 fn run_orders(
-    service: &OrderService<&Store>,
+    service: &OrderService<H<'_>>,
     count: u64,
     users: u64,
     mut rng: Rng,

@@ -7,6 +7,7 @@
 
 mod backup;
 mod bench;
+mod copy;
 mod demo;
 mod json;
 mod ops;
@@ -60,10 +61,12 @@ enum Command {
     /// Create, change and query orders in a store file.
     #[command(after_help = orders::EXAMPLES)]
     Orders(orders::OrdersArgs),
-    /// Show what a log file holds: events, streams, types, times, snapshots.
-    #[command(after_help = "Example:\n  evstore stats evstore-demo.evs --json")]
+    /// Show what a log file (or a postgres:// store) holds: events, streams, types, times, snapshots.
+    #[command(
+        after_help = "Examples:\n  evstore stats evstore-demo.evs --json\n  evstore stats postgres://app@%2Ftmp/shop"
+    )]
     Stats {
-        /// The log file.
+        /// The log file, or a postgres:// URL.
         file: PathBuf,
         /// Print one JSON document.
         #[arg(long)]
@@ -93,6 +96,9 @@ enum Command {
     /// Copy a store file (and its snapshots) to DST, consistently, verified, atomically.
     #[command(after_help = backup::BACKUP_HELP)]
     Backup(backup::BackupArgs),
+    /// Copy every event (same ids, positions, times) from SRC to DST: log files or postgres:// URLs.
+    #[command(after_help = copy::COPY_HELP)]
+    Copy(copy::CopyArgs),
     /// Measure append throughput on this disk (a temporary file in the current directory).
     #[command(after_help = bench::EXAMPLES)]
     Bench(bench::BenchArgs),
@@ -151,6 +157,7 @@ fn run() -> ExitCode {
         Command::Tail(args) => ops::tail(&args, &mut out).map(|()| 0),
         Command::Repair { file } => ops::repair(&file, &mut out).map(|()| 0),
         Command::Backup(args) => backup::run(&args, &mut out).map(|()| 0),
+        Command::Copy(args) => copy::run(&args, &mut out).map(|()| 0),
         Command::Bench(args) => bench::run(&args, &mut out).map(|()| 0),
         Command::Snapshots(args) => snapshots::run(&args, &mut out),
     };

@@ -98,6 +98,12 @@ pub struct TailArgs {
 // stats
 
 pub fn stats(file: &Path, json: bool, out: &mut dyn Write) -> CliResult<()> {
+    if let Some(url) = file
+        .to_str()
+        .filter(|s| evstore_postgres::is_postgres_url(s))
+    {
+        return pg_stats(url, json, out);
+    }
     let store = open_read_only(file)?;
     let st = store.stats();
     let file_bytes = std::fs::metadata(file).map_or(0, |m| m.len());
@@ -182,6 +188,89 @@ pub fn stats(file: &Path, json: bool, out: &mut dyn Write) -> CliResult<()> {
             ),
         ),
     }
+}
+
+/// `evstore stats postgres://…`: the same report for a PostgreSQL store (table size instead of
+/// file and segments; snapshots counted in their table).
+fn pg_stats(url: &str, json: bool, out: &mut dyn Write) -> CliResult<()> {
+    let store = crate::copy::connect(url)?;
+    let st = store.stats()?;
+    let head = store.head_position()?;
+    if json {
+        let doc = Json::obj([
+            ("database", store.schema().into()),
+            (
+                "schema_version",
+                u64::try_from(st.schema_version).unwrap_or(0).into(),
+            ),
+            ("table_bytes", st.table_bytes.into()),
+            ("events", st.events.into()),
+            ("streams", st.streams.into()),
+            ("head_position", Json::opt(head)),
+            (
+                "first_recorded_at",
+                Json::opt(st.first_recorded_at.map(time)),
+            ),
+            ("last_recorded_at", Json::opt(st.last_recorded_at.map(time))),
+            (
+                "event_types",
+                Json::obj(
+                    st.event_types
+                        .iter()
+                        .map(|(t, n)| (t.clone(), Json::UInt(*n))),
+                ),
+            ),
+            ("snapshots", st.snapshots.into()),
+        ]);
+        return json_line(out, &doc);
+    }
+    line(
+        out,
+        format!(
+            "database       PostgreSQL, schema {} (version {})",
+            st.schema, st.schema_version
+        ),
+    )?;
+    line(
+        out,
+        format!(
+            "size           {} ({} bytes) in evstore_events",
+            bytes(st.table_bytes),
+            group(st.table_bytes)
+        ),
+    )?;
+    line(out, format!("events         {}", group(st.events)))?;
+    line(out, format!("streams        {}", group(st.streams)))?;
+    line(
+        out,
+        format!(
+            "head position  {}",
+            head.map_or("none (empty store)".into(), |h| h.to_string())
+        ),
+    )?;
+    if let (Some(f), Some(l)) = (st.first_recorded_at, st.last_recorded_at) {
+        line(out, format!("first event    {}", time(f)))?;
+        line(out, format!("last event     {}", time(l)))?;
+    }
+    if !st.event_types.is_empty() {
+        line(out, "event types")?;
+        let width = st
+            .event_types
+            .iter()
+            .map(|(t, _)| t.len())
+            .max()
+            .unwrap_or(0);
+        for (t, n) in &st.event_types {
+            line(out, format!("  {t:<width$}  {:>12}", group(*n)))?;
+        }
+    }
+    line(
+        out,
+        format!(
+            "snapshots      {} in evstore_snapshots",
+            group(st.snapshots)
+        ),
+    )
 }
 
 fn first_event(store: &Store, from: u64) -> CliResult<Option<RecordedEvent>> {

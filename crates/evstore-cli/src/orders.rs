@@ -11,8 +11,9 @@ use crate::text::{self, money, order_event_fields, parse_price_cents, time};
 use crate::{json_line, line, open_existing, open_or_create, CliError, CliResult};
 use evstore::aggregate::{CommandContext, Root};
 use evstore::repository::RepositoryError;
-use evstore::{Durability, Store};
+use evstore::{Durability, EventStorage, Store};
 use evstore_orders::{Order, OrderCommand, OrderError, OrderEvent, OrderService};
+use evstore_postgres::PgStore;
 
 pub const EXAMPLES: &str = "\
 Examples:
@@ -25,6 +26,7 @@ Examples:
   evstore orders history $ID
   evstore orders list --user alice
   evstore orders --file shop.evs cancel $ID --reason \"out of stock\"
+  evstore orders --database-url postgres://app@%2Ftmp/shop list --user alice
 
 Prices are decimal amounts in major units, parsed exactly into cents (12, 12.5, 12.50).
 Refused commands (e.g. shipping a pending order) print one line on stderr and exit 1.";
@@ -34,6 +36,10 @@ pub struct OrdersArgs {
     /// The store file (created by `create` if missing).
     #[arg(long, global = true, default_value = "evstore-demo.evs")]
     file: PathBuf,
+    /// Use the PostgreSQL store at this postgres:// URL instead of a file (the schema is
+    /// created if missing).
+    #[arg(long, global = true, conflicts_with = "file")]
+    database_url: Option<String>,
     /// Print one JSON document instead of text.
     #[arg(long, global = true)]
     json: bool,
@@ -133,53 +139,92 @@ fn parse_time(s: &str) -> Result<DateTime<Utc>, String> {
 }
 
 pub fn run(args: &OrdersArgs, out: &mut dyn Write) -> CliResult<()> {
+    if let Some(url) = &args.database_url {
+        let store = crate::copy::connect(url)?;
+        let orders = Orders {
+            backend: Backend::Pg(&store),
+            service: OrderService::new(&store as &dyn EventStorage),
+            json: args.json,
+        };
+        return orders.run(out, &args.command);
+    }
     let store = match &args.command {
         OrdersCommand::Create { .. } => open_or_create(&args.file, Durability::Sync)?,
         _ => open_existing(&args.file, Durability::Sync)?,
     };
     let orders = Orders {
-        store: &store,
-        service: OrderService::new(&store),
+        backend: Backend::File(&store),
+        service: OrderService::new(&store as &dyn EventStorage),
         json: args.json,
     };
-    match &args.command {
-        OrdersCommand::Create { user, id } => orders.create(out, user, id.as_deref()),
-        OrdersCommand::AddItem {
-            order,
-            product,
-            quantity,
-            price,
-        } => {
-            let command = OrderCommand::AddItem {
-                product_id: product.clone(),
-                quantity: *quantity,
-                price_cents: *price,
-            };
-            orders.change(out, order, &command)
-        }
-        OrdersCommand::Confirm { order } => orders.change(out, order, &OrderCommand::Confirm),
-        OrdersCommand::Cancel { order, reason } => {
-            let command = OrderCommand::Cancel {
-                reason: reason.clone(),
-            };
-            orders.change(out, order, &command)
-        }
-        OrdersCommand::Ship { order } => orders.change(out, order, &OrderCommand::Ship),
-        OrdersCommand::Deliver { order } => orders.change(out, order, &OrderCommand::Deliver),
-        OrdersCommand::Show {
-            order,
-            at_version,
-            as_of,
-        } => orders.show(out, order, *at_version, *as_of),
-        OrdersCommand::List { user } => orders.list(out, user),
-        OrdersCommand::History { order } => orders.history(out, order),
+    orders.run(out, &args.command)
+}
+
+/// The store behind `evstore orders`: a log file or PostgreSQL.
+#[derive(Clone, Copy)]
+enum Backend<'s> {
+    File(&'s Store),
+    Pg(&'s PgStore),
+}
+
+impl Backend<'_> {
+    fn stream_exists(self, stream: &str) -> CliResult<bool> {
+        Ok(match self {
+            Backend::File(s) => s.stream_version(stream).is_some(),
+            Backend::Pg(s) => s.stream_version(stream)?.is_some(),
+        })
+    }
+
+    fn read_by_type(self, event_type: &str) -> CliResult<Vec<evstore::RecordedEvent>> {
+        Ok(match self {
+            Backend::File(s) => s.read_by_type(event_type, None)?,
+            Backend::Pg(s) => s.read_by_type(event_type, None)?,
+        })
     }
 }
 
-/// The Order service over the open store file, and the output format.
+impl Orders<'_> {
+    fn run(&self, out: &mut dyn Write, command: &OrdersCommand) -> CliResult<()> {
+        let orders = self;
+        match command {
+            OrdersCommand::Create { user, id } => orders.create(out, user, id.as_deref()),
+            OrdersCommand::AddItem {
+                order,
+                product,
+                quantity,
+                price,
+            } => {
+                let command = OrderCommand::AddItem {
+                    product_id: product.clone(),
+                    quantity: *quantity,
+                    price_cents: *price,
+                };
+                orders.change(out, order, &command)
+            }
+            OrdersCommand::Confirm { order } => orders.change(out, order, &OrderCommand::Confirm),
+            OrdersCommand::Cancel { order, reason } => {
+                let command = OrderCommand::Cancel {
+                    reason: reason.clone(),
+                };
+                orders.change(out, order, &command)
+            }
+            OrdersCommand::Ship { order } => orders.change(out, order, &OrderCommand::Ship),
+            OrdersCommand::Deliver { order } => orders.change(out, order, &OrderCommand::Deliver),
+            OrdersCommand::Show {
+                order,
+                at_version,
+                as_of,
+            } => orders.show(out, order, *at_version, *as_of),
+            OrdersCommand::List { user } => orders.list(out, user),
+            OrdersCommand::History { order } => orders.history(out, order),
+        }
+    }
+}
+
+/// The Order service over the open store, and the output format.
 struct Orders<'s> {
-    store: &'s Store,
-    service: OrderService<&'s Store>,
+    backend: Backend<'s>,
+    service: OrderService<&'s dyn EventStorage>,
     json: bool,
 }
 
@@ -222,7 +267,7 @@ impl Orders<'_> {
         };
         let Some(root) = root else {
             return Err(match (at_version, as_of) {
-                (None, Some(t)) if self.store.stream_version(&stream_of(order)).is_some() => {
+                (None, Some(t)) if self.backend.stream_exists(&stream_of(order))? => {
                     CliError::msg(format!("order {order:?} did not exist yet at {}", time(t)))
                 }
                 _ => CliError::msg(format!("order {order:?} not found")),
@@ -237,7 +282,11 @@ impl Orders<'_> {
 
     /// `list`: the orders of `user`, as a table or a JSON array of summaries.
     fn list(&self, out: &mut dyn Write, user: &str) -> CliResult<()> {
-        let orders = user_orders(self.store, &self.service, user)?;
+        let orders = user_orders_in(
+            self.backend.read_by_type(OrderEvent::ORDER_CREATED)?,
+            &self.service,
+            user,
+        )?;
         if self.json {
             let list = orders.iter().map(summary_json).collect::<Vec<_>>();
             return json_line(out, &Json::obj([("orders", Json::Arr(list))]));
@@ -317,7 +366,7 @@ fn stream_of(order_id: &str) -> String {
 }
 
 fn execute(
-    service: &OrderService<&Store>,
+    service: &OrderService<&dyn EventStorage>,
     order_id: &str,
     command: &OrderCommand,
 ) -> CliResult<Root<Order>> {
@@ -442,14 +491,15 @@ fn print_order(out: &mut dyn Write, root: &Root<Order>) -> CliResult<()> {
     line(out, format!("total    {}", money(o.total_cents())))
 }
 
-/// The orders of `user`, found by replaying `OrderCreated` events (type index), each loaded.
-pub fn user_orders<S: evstore::EventStorage>(
-    store: &Store,
+/// The orders of `user` among the `OrderCreated` events `created` (from the type index), each
+/// loaded.
+fn user_orders_in<S: evstore::EventStorage>(
+    created: Vec<evstore::RecordedEvent>,
     service: &OrderService<S>,
     user: &str,
 ) -> CliResult<Vec<Root<Order>>> {
     let mut out = Vec::new();
-    for recorded in store.read_by_type(OrderEvent::ORDER_CREATED, None)? {
+    for recorded in created {
         let Ok((OrderEvent::OrderCreated(created), _)) =
             service.repository().decode_event(&recorded)
         else {

@@ -405,7 +405,25 @@ pub fn load_checkpoint<S: EventSource + ?Sized>(
     path: &Path,
     version: u32,
 ) -> std::result::Result<Checkpoint, RebuildReason> {
-    let cp = Checkpoint::read(path)?;
+    load_checkpoint_from(
+        source,
+        &crate::checkpoint_store::FileCheckpoint::new(path),
+        version,
+    )
+}
+
+/// [`load_checkpoint`] from any [`CheckpointStore`](crate::checkpoint_store::CheckpointStore):
+/// read it, check it was written by `version` and that the log confirms it.
+///
+/// # Errors
+///
+/// As [`load_checkpoint`].
+pub fn load_checkpoint_from<S: EventSource + ?Sized>(
+    source: &S,
+    store: &dyn crate::checkpoint_store::CheckpointStore,
+    version: u32,
+) -> std::result::Result<Checkpoint, RebuildReason> {
+    let cp = store.read()?;
     if cp.version != version {
         return Err(RebuildReason::VersionChanged {
             stored: cp.version,

@@ -29,6 +29,7 @@ pub mod aggregate_projection;
 #[cfg(feature = "tokio")]
 pub mod async_store;
 pub mod checkpoint;
+pub mod checkpoint_store;
 pub mod codec;
 mod error;
 #[cfg(feature = "fuzzing")]

@@ -54,7 +54,7 @@
 //! # Ok::<(), evstore::Error>(())
 //! ```
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -68,7 +68,8 @@ pub use crate::checkpoint::{
     checkpoint_path, validate_name, Checkpoint, CheckpointError, RebuildReason, CHECKPOINT_FORMAT,
     CHECKPOINT_MAGIC, MAX_NAME_LEN,
 };
-use crate::checkpoint::{id_before_position, load_checkpoint};
+use crate::checkpoint::{id_before_position, load_checkpoint_from};
+use crate::checkpoint_store::{CheckpointStore, FileCheckpoint};
 use crate::codec;
 use crate::error::Result;
 use crate::storage::EventStorage;
@@ -210,7 +211,7 @@ impl<P> ProjectionHandle<P> {
 pub struct ProjectionRunner<P: Projection, S: EventSource> {
     subscription: Subscription<S>,
     shared: Arc<Shared<P>>,
-    path: PathBuf,
+    checkpoints: Box<dyn CheckpointStore>,
     checkpoint_every: u64,
     checkpoint_interval: Duration,
     last_checkpoint: Instant,
@@ -224,7 +225,7 @@ impl<P: Projection, S: EventSource> std::fmt::Debug for ProjectionRunner<P, S> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ProjectionRunner")
             .field("name", &P::NAME)
-            .field("path", &self.path)
+            .field("checkpoints", &self.checkpoints)
             .field("position", &self.subscription.next_position())
             .field("stats", &self.stats)
             .finish_non_exhaustive()
@@ -242,10 +243,21 @@ impl<P: Projection, S: EventSource> ProjectionRunner<P, S> {
     /// valid name ([`validate_name`]). A checkpoint that cannot be used is no error: the runner
     /// rebuilds.
     pub fn open(source: S, checkpoint_path: impl AsRef<Path>) -> Result<ProjectionRunner<P, S>> {
+        ProjectionRunner::open_with(source, FileCheckpoint::new(checkpoint_path.as_ref()))
+    }
+
+    /// [`ProjectionRunner::open`] with the checkpoint kept in `checkpoints` (a file, a database
+    /// table: see [`crate::checkpoint_store`]). The same checks and rebuilds apply.
+    ///
+    /// # Errors
+    /// As [`ProjectionRunner::open`].
+    pub fn open_with(
+        source: S,
+        checkpoints: impl CheckpointStore + 'static,
+    ) -> Result<ProjectionRunner<P, S>> {
         validate_name(P::NAME)?;
-        let path = checkpoint_path.as_ref().to_path_buf();
         let mut counters = ProjectionStats::default();
-        let loaded = load_projection::<P, S>(&source, &path);
+        let loaded = load_projection::<P, S>(&source, &checkpoints);
         let (state, position, last_event_id) = match loaded {
             Ok((state, cp)) => {
                 counters.resumed_from = Some(cp.position);
@@ -264,7 +276,7 @@ impl<P: Projection, S: EventSource> ProjectionRunner<P, S> {
                 position: Mutex::new(position),
                 advanced: Condvar::new(),
             }),
-            path,
+            checkpoints: Box::new(checkpoints),
             checkpoint_every: DEFAULT_CHECKPOINT_EVERY,
             checkpoint_interval: DEFAULT_CHECKPOINT_INTERVAL,
             last_checkpoint: Instant::now(),
@@ -320,9 +332,15 @@ impl<P: Projection, S: EventSource> ProjectionRunner<P, S> {
         &self.stats
     }
 
-    /// The checkpoint file.
+    /// The checkpoint file (an empty path when the checkpoint is kept elsewhere: see
+    /// [`ProjectionRunner::checkpoint_store`]).
     pub fn checkpoint_file(&self) -> &Path {
-        &self.path
+        self.checkpoints.file().unwrap_or(Path::new(""))
+    }
+
+    /// Where the checkpoint is kept.
+    pub fn checkpoint_store(&self) -> &dyn CheckpointStore {
+        &*self.checkpoints
     }
 
     /// The event source.
@@ -458,7 +476,7 @@ impl<P: Projection, S: EventSource> ProjectionRunner<P, S> {
     }
 
     /// Save state and position together, atomically, in the checkpoint file
-    /// ([`Checkpoint::write`]).
+    /// ([`Checkpoint::write`]) or the runner's [`CheckpointStore`].
     ///
     /// # Errors
     /// [`Error::Encoding`](crate::Error::Encoding) when the state cannot be encoded;
@@ -478,7 +496,7 @@ impl<P: Projection, S: EventSource> ProjectionRunner<P, S> {
             state,
             state_codec: P::STATE_FORMAT.codec(),
         };
-        cp.write(&self.path)?;
+        self.checkpoints.write(&cp)?;
         self.last_checkpoint = Instant::now();
         self.since_checkpoint = 0;
         self.stats.checkpoints_written += 1;
@@ -513,9 +531,9 @@ impl<P: Projection, S: EventSource> ProjectionRunner<P, S> {
 /// rebuilt.
 fn load_projection<P: Projection, S: EventSource>(
     source: &S,
-    path: &Path,
+    checkpoints: &dyn CheckpointStore,
 ) -> std::result::Result<(P, Checkpoint), RebuildReason> {
-    let cp = load_checkpoint(source, path, P::VERSION)?;
+    let cp = load_checkpoint_from(source, checkpoints, P::VERSION)?;
     let state: P = codec::decode_as(cp.state_codec, &cp.state)
         .map_err(|e| RebuildReason::Damaged(format!("state does not decode: {e}")))?;
     Ok((state, cp))
@@ -570,6 +588,18 @@ impl<P: Projection, S: EventSource + EventStorage + Clone> InlineProjection<P, S
     /// The errors of [`ProjectionRunner::open`] and [`ProjectionRunner::catch_up`].
     pub fn open(source: S, checkpoint_path: impl AsRef<Path>) -> Result<InlineProjection<P, S>> {
         InlineProjection::from_runner(ProjectionRunner::open(source, checkpoint_path)?)
+    }
+
+    /// [`InlineProjection::open`] with the checkpoint kept in `checkpoints` (see
+    /// [`ProjectionRunner::open_with`]).
+    ///
+    /// # Errors
+    /// As [`InlineProjection::open`].
+    pub fn open_with(
+        source: S,
+        checkpoints: impl CheckpointStore + 'static,
+    ) -> Result<InlineProjection<P, S>> {
+        InlineProjection::from_runner(ProjectionRunner::open_with(source, checkpoints)?)
     }
 }
 

@@ -37,14 +37,15 @@
 //! saga state and trigger.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use uuid::Uuid;
 
 use crate::aggregate::{CommandContext, DomainEvent, EventMetadata};
-use crate::checkpoint::{id_before_position, load_checkpoint, validate_name, Checkpoint};
+use crate::checkpoint::{id_before_position, load_checkpoint_from, validate_name, Checkpoint};
 pub use crate::checkpoint::{saga_checkpoint_path, RebuildReason};
+use crate::checkpoint_store::{CheckpointStore, FileCheckpoint};
 use crate::codec::{Codec, CodecError};
 use crate::error::Error;
 use crate::storage::EventStorage;
@@ -298,7 +299,7 @@ fn decode_saga_event<E: DomainEvent>(recorded: &RecordedEvent) -> SagaResult<(E,
 pub struct SagaRunner<G: Saga, S: EventSource + EventStorage, H: SagaHandler<G>> {
     subscription: Subscription<S>,
     handler: H,
-    path: PathBuf,
+    checkpoints: Box<dyn CheckpointStore>,
     checkpoint_every: u64,
     since_checkpoint: u64,
     stats: SagaStats,
@@ -331,10 +332,27 @@ impl<G: Saga, S: EventSource + EventStorage, H: SagaHandler<G>> SagaRunner<G, S,
         handler: H,
         checkpoint_path: impl AsRef<Path>,
     ) -> SagaResult<SagaRunner<G, S, H>> {
+        SagaRunner::open_with(
+            source,
+            handler,
+            FileCheckpoint::new(checkpoint_path.as_ref()),
+        )
+    }
+
+    /// [`SagaRunner::open`] with the checkpoint kept in `checkpoints` (a file, a database
+    /// table: see [`crate::checkpoint_store`]).
+    ///
+    /// # Errors
+    /// As [`SagaRunner::open`].
+    pub fn open_with(
+        source: S,
+        handler: H,
+        checkpoints: impl CheckpointStore + 'static,
+    ) -> SagaResult<SagaRunner<G, S, H>> {
         validate_name(G::NAME)?;
-        let path = checkpoint_path.as_ref().to_path_buf();
         let mut counters = SagaStats::default();
-        let loaded = load_checkpoint(&source, &path, SAGA_CHECKPOINT_VERSION).map(|cp| cp.position);
+        let loaded = load_checkpoint_from(&source, &checkpoints, SAGA_CHECKPOINT_VERSION)
+            .map(|cp| cp.position);
         let position = loaded.unwrap_or_else(|reason| {
             counters.restarted_from_zero = Some(reason);
             0
@@ -342,7 +360,7 @@ impl<G: Saga, S: EventSource + EventStorage, H: SagaHandler<G>> SagaRunner<G, S,
         Ok(SagaRunner {
             subscription: Subscription::new(source, position, G::filter()),
             handler,
-            path,
+            checkpoints: Box::new(checkpoints),
             checkpoint_every: DEFAULT_SAGA_CHECKPOINT_EVERY,
             since_checkpoint: 0,
             stats: counters,
@@ -575,7 +593,7 @@ impl<G: Saga, S: EventSource + EventStorage, H: SagaHandler<G>> SagaRunner<G, S,
             state: Vec::new(),
             state_codec: Codec::CURRENT,
         }
-        .write(&self.path)
+        .write_to(&*self.checkpoints)
         .map_err(Error::from)?;
         self.since_checkpoint = 0;
         self.stats.checkpoints_written += 1;

@@ -1,0 +1,66 @@
+//! Every contract function against a fresh file store each.
+
+use std::sync::Arc;
+
+use evstore::Store;
+use evstore_contract as c;
+
+fn fresh() -> (tempfile::TempDir, Arc<Store>) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = Store::open(dir.path().join("contract.evs")).expect("open");
+    (dir, Arc::new(store))
+}
+
+#[test]
+fn expected_versions() {
+    let (_d, s) = fresh();
+    c::contract_expected_versions(&*s);
+}
+
+#[test]
+fn idempotent_retry() {
+    let (_d, s) = fresh();
+    c::contract_idempotent_retry(&*s);
+}
+
+#[test]
+fn identical_appends_racing_write_once() {
+    let (_d, s) = fresh();
+    c::contract_identical_appends_racing_write_once(&s);
+}
+
+#[test]
+fn batches_are_atomic_and_limits_enforced() {
+    let (_d, s) = fresh();
+    c::contract_batches_are_atomic_and_limits_enforced(&*s);
+}
+
+#[test]
+fn positions_and_reads() {
+    let (_d, s) = fresh();
+    c::contract_positions_and_reads(&*s);
+}
+
+#[test]
+fn subscription_sees_every_position_once_with_16_writers() {
+    let (_d, s) = fresh();
+    c::contract_subscription_sees_every_position_once(&s, 16);
+}
+
+#[test]
+fn snapshots() {
+    let (_d, s) = fresh();
+    c::contract_snapshots(&*s);
+}
+
+#[test]
+fn checkpoints() {
+    let (_d, s) = fresh();
+    c::contract_checkpoints(&s);
+}
+
+#[test]
+fn order_service_runs_unchanged() {
+    let (_d, s) = fresh();
+    c::contract_order_service_runs_unchanged(&s);
+}
