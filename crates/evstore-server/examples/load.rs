@@ -1,0 +1,2 @@
+//! Load generator (placeholder until the measurement lands).
+fn main() {}
