@@ -6,7 +6,8 @@
 //! version conflicts, so concurrent requests on one order never lose an update. Reads of the
 //! current state come from the order projection ([`OrderSummaries`]), after it has caught up
 //! with the log's head as of the request (read-your-writes); time travel replays the order's
-//! events (`?at_version=` a stream version, `?as_of=` an RFC 3339 time).
+//! events (`?at_version=` a stream version, `?as_of=` an RFC 3339 time compared with the
+//! events' `recorded_at`).
 //!
 //! Money: `price` is a decimal amount in major units (`"12.50"`, or the JSON number `12.5`),
 //! parsed exactly; `price_cents` (an integer) may be given instead. Amounts are answered as
@@ -239,7 +240,8 @@ pub struct CancelParams {
 pub struct TimeTravelParams {
     /// The order right after its event at this stream version (0: as created).
     pub at_version: Option<u64>,
-    /// The order as it was at this time (RFC 3339, e.g. `2026-01-31T12:00:00Z`).
+    /// The order with the events recorded at or before this time (RFC 3339, e.g.
+    /// `2026-01-31T12:00:00Z`; compared with each event's `recorded_at`).
     pub as_of: Option<String>,
 }
 
