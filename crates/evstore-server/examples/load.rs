@@ -127,7 +127,11 @@ async fn main() {
     let store = Arc::new(Store::open(&file).expect("the store opens"));
     let service = OrderService::new(store);
     let ids: Vec<String> = (0..a.clients)
-        .map(|i| service.create_order(&format!("load-{i}")).expect("an order"))
+        .map(|i| {
+            service
+                .create_order(&format!("load-{i}"))
+                .expect("an order")
+        })
         .collect();
     let local_add = local_phase(&service, &ids, duration, true);
     let local_get = local_phase(&service, &ids, duration, false);
@@ -141,7 +145,10 @@ async fn main() {
     println!("{}", http_add.row("HTTP `POST /orders/{id}/items`"));
     println!("{}", local_add.row("in-process `OrderService::add_item`"));
     println!("{}", http_get.row("HTTP `GET /orders/{id}` (projection)"));
-    println!("{}", local_get.row("in-process `OrderService::get_order` (replay)"));
+    println!(
+        "{}",
+        local_get.row("in-process `OrderService::get_order` (replay)")
+    );
     for f in [&http_file, &file] {
         for suffix in ["", ".snap", ".proj-order-summaries", ".proj-server-streams"] {
             let _ = std::fs::remove_file(format!("{}{suffix}", f.display()));
