@@ -52,9 +52,14 @@ impl StreamCatalog {
         after: Option<&str>,
         limit: usize,
     ) -> Vec<(String, StreamInfo)> {
-        let start = after.map_or(std::ops::Bound::Included(prefix), std::ops::Bound::Excluded);
+        use std::ops::Bound;
+        // Start at the prefix, or after `after` if that is further on.
+        let start = match after {
+            Some(a) if a >= prefix => Bound::Excluded(a),
+            _ => Bound::Included(prefix),
+        };
         self.streams
-            .range::<str, _>((start, std::ops::Bound::Unbounded))
+            .range::<str, _>((start, Bound::Unbounded))
             .take_while(|(id, _)| id.starts_with(prefix))
             .take(limit)
             .map(|(id, info)| (id.clone(), info.clone()))

@@ -480,9 +480,11 @@ pub async fn list_types(State(state): State<Arc<AppState>>) -> Result<Json<TypeL
     Ok(Json(TypeList { types }))
 }
 
-/// `GET /types/{event_type}`: events of one type from position `from`.
+/// `GET /types/{event_type}`: events of one type from position `from`, optionally only those
+/// recorded at or after `since` (RFC 3339).
 #[utoipa::path(get, path = "/types/{event_type}", tag = "store",
-    params(("event_type" = String, Path, description = "The event type"), ReadParams),
+    params(("event_type" = String, Path, description = "The event type"), ReadParams,
+        ("since" = Option<String>, Query, description = "Only events recorded at or after this time (RFC 3339)")),
     responses((status = 200, description = "Events in position order", body = EventPage),
               (status = 422, description = "Bad input", body = Problem, content_type = "application/problem+json")))]
 pub async fn read_type(
@@ -495,10 +497,37 @@ pub async fn read_type(
     let from = input.unsigned("from")?.unwrap_or(0);
     let limit = input.limit()?.min(MAX_PAGE);
     let mode = PayloadMode::parse(input.text("payload", 16)?.as_deref())?;
+    let since = match input.text("since", 64)? {
+        None => None,
+        Some(t) => Some(
+            DateTime::parse_from_rfc3339(t.trim())
+                .map_err(|e| {
+                    ApiError::invalid(format!("since {t:?} is not an RFC 3339 time: {e}"))
+                })?
+                .with_timezone(&Utc),
+        ),
+    };
     let s = state.store.store().clone();
     let events = blocking(move || {
-        s.read_by_type_from(&event_type, from, limit)
-            .map_err(ApiError::from)
+        let mut page = Vec::with_capacity(limit);
+        let mut from = from;
+        // Pages of the type index from `from`, skipping events recorded before `since`
+        // (`recorded_at` does not decrease with the position, so once one is at or after
+        // `since`, every later one is too).
+        while page.len() < limit {
+            let batch = s
+                .read_by_type_from(&event_type, from, limit)
+                .map_err(ApiError::from)?;
+            let Some(last) = batch.last() else { break };
+            from = last.position + 1;
+            page.extend(
+                batch
+                    .into_iter()
+                    .filter(|e| since.is_none_or(|t| e.recorded_at >= t)),
+            );
+        }
+        page.truncate(limit);
+        Ok(page)
     })
     .await?;
     let next = events.last().map(|e| e.position + 1);

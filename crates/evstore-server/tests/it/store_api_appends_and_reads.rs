@@ -90,6 +90,11 @@ async fn appends_and_reads_round_trip_payloads() {
         (added["events"].as_array().unwrap().len(), &added["next"]),
         (1, &json!(4))
     );
+    let (_, all) = t.get("/types/Added?since=2000-01-01T00:00:00Z").await;
+    assert_eq!(all["events"].as_array().unwrap().len(), 3);
+    let (_, none) = t.get("/types/Added?since=2999-01-01T00:00:00Z").await;
+    assert_eq!(none["events"], json!([]));
+    assert_eq!(t.get("/types/Added?since=soon").await.0, 422);
     let (_, types) = t.get("/types").await;
     assert!(
         types["types"]
@@ -122,6 +127,11 @@ async fn appends_and_reads_round_trip_payloads() {
     );
     let (_, only_orders) = t.get("/streams?prefix=Order-").await;
     assert_eq!(only_orders["streams"].as_array().unwrap().len(), 1);
+    let (_, carts) = t.get("/streams?prefix=cart-&after=A").await;
+    assert_eq!(
+        carts["streams"][0]["stream_id"], "cart-1",
+        "an `after` before the prefix"
+    );
     let (_, first) = t.get("/streams?limit=1").await;
     assert_eq!(first["next_after"], json!("Order-".to_string() + &id));
     let (_, rest) = t.get(&format!("/streams?limit=1&after=Order-{id}")).await;
