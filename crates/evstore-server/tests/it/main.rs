@@ -14,6 +14,7 @@ mod errors_are_problem_details;
 mod limits_and_token_guard_writes;
 mod metrics_and_openapi_are_served;
 mod seed_api_is_compatible;
+mod shutdown_lets_requests_in_flight_finish;
 mod sigterm_loses_no_acknowledged_write;
 mod sse_feed_resumes_after_disconnect;
 mod store_api_appends_and_reads;

@@ -10,7 +10,7 @@ pub struct TestServer {
     pub base: String,
     pub client: Client,
     /// Keeps the store's directory until the test ends.
-    _dir: tempfile::TempDir,
+    dir: tempfile::TempDir,
 }
 
 impl TestServer {
@@ -32,8 +32,13 @@ impl TestServer {
             server: Some(server),
             base,
             client: Client::new(),
-            _dir: dir,
+            dir,
         }
+    }
+
+    /// The store file.
+    pub fn file(&self) -> std::path::PathBuf {
+        self.dir.path().join("shop.evs")
     }
 
     /// `base + path`.
