@@ -140,6 +140,14 @@ impl Server {
     /// # Errors
     /// [`ServerError::Open`], [`ServerError::Bind`], [`ServerError::Metrics`].
     pub async fn start(config: ServerConfig) -> Result<Server, ServerError> {
+        // Bind first: a taken port leaves no store opened and no thread behind.
+        let listener = tokio::net::TcpListener::bind(config.listen)
+            .await
+            .map_err(|source| ServerError::Bind {
+                addr: config.listen,
+                source,
+            })?;
+        let addr = listener.local_addr()?;
         let path = config.file.clone();
         let options = Options {
             durability: config.durability,
@@ -151,6 +159,7 @@ impl Server {
                 path: path.clone(),
                 source,
             })?;
+        let metrics = metrics::Metrics::new().map_err(|e| ServerError::Metrics(e.to_string()))?;
         let shared = store.store().clone();
         let followers = {
             let shared = shared.clone();
@@ -162,15 +171,7 @@ impl Server {
                     source,
                 })?
         };
-        let listener = tokio::net::TcpListener::bind(config.listen)
-            .await
-            .map_err(|source| ServerError::Bind {
-                addr: config.listen,
-                source,
-            })?;
-        let addr = listener.local_addr()?;
         let (shutdown_tx, shutdown_rx) = watch::channel(false);
-        let metrics = metrics::Metrics::new().map_err(|e| ServerError::Metrics(e.to_string()))?;
         let state = Arc::new(AppState {
             store,
             orders: OrderService::new(shared.clone()),
