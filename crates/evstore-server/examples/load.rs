@@ -1,7 +1,8 @@
 //! A bounded load generator for `evstore serve`, on loopback only: N concurrent HTTP clients
-//! add items to orders for a few seconds, then read orders for a few seconds; then the same
-//! calls on `OrderService` directly, in-process, in the same run (the baseline). Prints
-//! requests/s and p50/p99 latency of each as a Markdown table.
+//! add items to orders (one order each, then all on one hot order) for a few seconds, then
+//! read orders for a few seconds; then the same calls on `OrderService` directly, in-process,
+//! in the same run (the baseline). Prints requests/s and p50/p99 latency of each as a Markdown
+//! table.
 //!
 //! ```text
 //! cargo run --release -p evstore-server --example load -- --clients 32 --seconds 5
@@ -118,6 +119,8 @@ async fn main() {
     let base = format!("http://{}", server.local_addr());
     let orders = create_orders(&base, a.clients).await;
     let http_add = http_phase(&base, &orders, duration, true).await;
+    let hot = vec![orders[0].clone(); orders.len()];
+    let http_hot = http_phase(&base, &hot, duration, true).await;
     let http_get = http_phase(&base, &orders, duration, false).await;
     server.shutdown().await.expect("a clean shutdown");
 
@@ -125,7 +128,8 @@ async fn main() {
     let file = dir.join("load-inproc.evs");
     let _ = std::fs::remove_file(&file);
     let store = Arc::new(Store::open(&file).expect("the store opens"));
-    let service = OrderService::new(store);
+    let service =
+        OrderService::new(store).with_max_attempts(evstore_server::ORDER_COMMAND_ATTEMPTS);
     let ids: Vec<String> = (0..a.clients)
         .map(|i| {
             service
@@ -134,6 +138,8 @@ async fn main() {
         })
         .collect();
     let local_add = local_phase(&service, &ids, duration, true);
+    let hot = vec![ids[0].clone(); ids.len()];
+    let local_hot = local_phase(&service, &hot, duration, true);
     let local_get = local_phase(&service, &ids, duration, false);
 
     println!(
@@ -144,6 +150,14 @@ async fn main() {
     println!("| --- | ---: | ---: | ---: | ---: | ---: |");
     println!("{}", http_add.row("HTTP `POST /orders/{id}/items`"));
     println!("{}", local_add.row("in-process `OrderService::add_item`"));
+    println!(
+        "{}",
+        http_hot.row("HTTP add-item, every client on one order")
+    );
+    println!(
+        "{}",
+        local_hot.row("in-process add-item, every thread on one order")
+    );
     println!("{}", http_get.row("HTTP `GET /orders/{id}` (projection)"));
     println!(
         "{}",

@@ -64,6 +64,11 @@ pub use state::AppState;
 /// Default listen address: loopback only.
 pub const DEFAULT_LISTEN: SocketAddr =
     SocketAddr::new(std::net::IpAddr::V4(Ipv4Addr::LOCALHOST), 8080);
+/// Attempts an order command gets when other requests change the same order concurrently
+/// (each conflict reloads the order and decides again). Higher than the library's default
+/// (`evstore_orders::DEFAULT_MAX_ATTEMPTS`) because a server's clients cannot coordinate: a hot
+/// order with many concurrent writers must not starve one of them.
+pub const ORDER_COMMAND_ATTEMPTS: u32 = 1000;
 /// Default request body limit: 1 MiB.
 pub const DEFAULT_MAX_BODY_BYTES: usize = 1024 * 1024;
 
@@ -174,7 +179,7 @@ impl Server {
         let (shutdown_tx, shutdown_rx) = watch::channel(false);
         let state = Arc::new(AppState {
             store,
-            orders: OrderService::new(shared.clone()),
+            orders: OrderService::new(shared.clone()).with_max_attempts(ORDER_COMMAND_ATTEMPTS),
             summaries: followers.summaries.clone(),
             catalog: followers.catalog.clone(),
             head: followers.head.clone(),
