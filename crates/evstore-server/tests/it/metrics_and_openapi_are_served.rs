@@ -104,5 +104,8 @@ async fn openapi_lists_every_route_and_the_page_is_self_contained() {
             .status(),
         404
     );
+    let health = t.client.get(t.url("/healthz")).send().await.unwrap();
+    assert_eq!(health.status(), 200);
+    assert_eq!(health.text().await.unwrap(), "ok");
     t.stop().await;
 }
