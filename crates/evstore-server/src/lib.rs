@@ -59,7 +59,7 @@ use evstore::{Durability, Options, Store};
 use evstore_orders::OrderService;
 
 pub use followers::{StreamCatalog, StreamInfo};
-pub use state::AppState;
+use state::AppState;
 
 /// Default listen address: loopback only.
 pub const DEFAULT_LISTEN: SocketAddr =
@@ -258,7 +258,7 @@ fn close_store(store: Arc<Store>) -> Result<(), ServerError> {
 }
 
 /// The application: every route, the token check, metrics, tracing and the body limit.
-pub fn router(state: Arc<AppState>, max_body_bytes: usize) -> Router {
+fn router(state: Arc<AppState>, max_body_bytes: usize) -> Router {
     Router::new()
         .route("/", get(ui::index))
         .route("/assets/{name}", get(ui::asset))

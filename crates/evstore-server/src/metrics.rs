@@ -171,7 +171,7 @@ impl Metrics {
     }
 
     /// Read the store's counters and the read models' positions, and render everything.
-    pub fn render(&self, state: &AppState) -> String {
+    pub(crate) fn render(&self, state: &AppState) -> String {
         let _one_scrape_at_a_time = self.scrape.lock();
         let store_stats = state.store.store().stats();
         set_counter(&self.appends, store_stats.appends);

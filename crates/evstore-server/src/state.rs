@@ -17,7 +17,7 @@ use crate::problem::ApiError;
 
 /// The server's shared state (behind an `Arc`).
 #[derive(Debug)]
-pub struct AppState {
+pub(crate) struct AppState {
     /// The store, with its blocking calls on tokio's blocking pool.
     pub store: AsyncStore,
     /// The Order domain's application service (commands retry on conflicts).
@@ -42,7 +42,7 @@ pub struct AppState {
 ///
 /// # Errors
 /// `f`'s error; a 500 problem if the task panicked.
-pub async fn blocking<T, F>(f: F) -> Result<T, ApiError>
+pub(crate) async fn blocking<T, F>(f: F) -> Result<T, ApiError>
 where
     F: FnOnce() -> Result<T, ApiError> + Send + 'static,
     T: Send + 'static,
