@@ -176,7 +176,7 @@ enum RawValue<'a> {
     Json(&'a Value),
 }
 
-/// The body as a JSON object; `None` for an empty body.
+/// The body as a JSON object; `None` for an empty body or `null`.
 ///
 /// # Errors
 /// 415 for a body whose content type is neither absent nor JSON; 422 for one that is not a
@@ -202,6 +202,8 @@ pub fn json_object(
     }
     match serde_json::from_slice::<Value>(body) {
         Ok(Value::Object(map)) => Ok(Some(map)),
+        // `null` (what some clients send for "no body") is no fields.
+        Ok(Value::Null) => Ok(None),
         Ok(_) => Err(ApiError::invalid("the body must be a JSON object")),
         Err(e) => Err(ApiError::invalid(format!(
             "the body is not valid JSON: {e}"

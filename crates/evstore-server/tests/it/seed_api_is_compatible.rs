@@ -94,6 +94,11 @@ async fn json_bodies_and_chosen_ids_work_like_query_parameters() {
         (200, &json!("39.98")),
         "{b}"
     );
+    // A `null` body (some clients' "no body") with query parameters, as the seed takes them.
+    let (s, b) = t
+        .post_json("/orders?user_id=dave", &serde_json::Value::Null)
+        .await;
+    assert_eq!(s, 200, "{b}");
     let (s, b) = t.get("/orders/order-42").await;
     assert_eq!((s, &b["total_cents"]), (200, &json!(3998)), "{b}");
     t.stop().await;
