@@ -13,12 +13,11 @@
 //! A comment is sent every 15 s to keep idle connections open. Streams end when the server
 //! shuts down (the client's `EventSource` reconnects with `Last-Event-ID` to its successor).
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::convert::Infallible;
 use std::sync::Arc;
 
-use axum::extract::rejection::QueryRejection;
-use axum::extract::{Query, State};
+use axum::extract::{RawQuery, State};
 use axum::http::HeaderMap;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use futures_util::stream::{self, Stream};
@@ -76,10 +75,10 @@ impl Drop for Feed {
               (status = 422, description = "Bad input", body = crate::problem::Problem, content_type = "application/problem+json")))]
 pub async fn events(
     State(state): State<Arc<AppState>>,
-    query: Result<Query<HashMap<String, String>>, QueryRejection>,
+    query: RawQuery,
     headers: HeaderMap,
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
-    let input = Input::query_only(query)?;
+    let input = Input::query_only(&query)?;
     let last_event_id = match headers.get("last-event-id") {
         None => None,
         Some(v) => Some(

@@ -13,13 +13,12 @@
 //! parsed exactly; `price_cents` (an integer) may be given instead. Amounts are answered as
 //! `total_amount` (a decimal string, `"25.00"`) beside `total_cents` (an integer).
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::body::Bytes;
-use axum::extract::rejection::{BytesRejection, PathRejection, QueryRejection};
-use axum::extract::{Path, Query, State};
+use axum::extract::rejection::{BytesRejection, PathRejection};
+use axum::extract::{Path, RawQuery, State};
 use axum::http::HeaderMap;
 use axum::Json;
 use chrono::{DateTime, Utc};
@@ -246,7 +245,7 @@ pub struct TimeTravelParams {
 }
 
 type PathResult = Result<Path<String>, PathRejection>;
-type QueryResult = Result<Query<HashMap<String, String>>, QueryRejection>;
+type QueryResult = RawQuery;
 type BodyResult = Result<Bytes, BytesRejection>;
 
 fn path_id(path: PathResult, what: &str) -> Result<String, ApiError> {
@@ -315,7 +314,7 @@ pub async fn create_order(
     headers: HeaderMap,
     body: BodyResult,
 ) -> Result<Json<OrderCreated>, ApiError> {
-    let input = Input::new(query, &headers, &body_bytes(body)?)?;
+    let input = Input::new(&query, &headers, &body_bytes(body)?)?;
     let user_id = input.id("user_id")?;
     let order_id = match input.text("order_id", crate::params::MAX_ID_BYTES)? {
         Some(id) => {
@@ -354,7 +353,7 @@ pub async fn add_item(
     body: BodyResult,
 ) -> Result<Json<CommandDone>, ApiError> {
     let order_id = path_id(path, "order_id")?;
-    let input = Input::new(query, &headers, &body_bytes(body)?)?;
+    let input = Input::new(&query, &headers, &body_bytes(body)?)?;
     let product_id = input.id("product_id")?;
     let quantity = input
         .unsigned("quantity")?
@@ -438,7 +437,7 @@ pub async fn cancel(
     body: BodyResult,
 ) -> Result<Json<CommandDone>, ApiError> {
     let order_id = path_id(path, "order_id")?;
-    let input = Input::new(query, &headers, &body_bytes(body)?)?;
+    let input = Input::new(&query, &headers, &body_bytes(body)?)?;
     let reason = input
         .text("reason", MAX_TEXT_BYTES)?
         .unwrap_or_else(|| "cancelled on request".to_string());
@@ -486,7 +485,7 @@ pub async fn get_order(
     query: QueryResult,
 ) -> Result<Json<OrderView>, ApiError> {
     let order_id = path_id(path, "order_id")?;
-    let input = Input::query_only(query)?;
+    let input = Input::query_only(&query)?;
     let at_version = input.unsigned("at_version")?;
     let as_of = match input.text("as_of", 64)? {
         None => None,

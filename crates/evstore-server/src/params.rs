@@ -8,8 +8,7 @@
 use std::collections::HashMap;
 
 use axum::body::Bytes;
-use axum::extract::rejection::QueryRejection;
-use axum::extract::Query;
+use axum::extract::RawQuery;
 use axum::http::{header, HeaderMap, StatusCode};
 use serde_json::{Map, Value};
 
@@ -39,14 +38,8 @@ impl Input {
     /// # Errors
     /// 422 for a query string that does not decode or a body that is not a JSON object;
     /// 415 for a body of another media type.
-    pub fn new(
-        query: Result<Query<HashMap<String, String>>, QueryRejection>,
-        headers: &HeaderMap,
-        body: &Bytes,
-    ) -> Result<Input, ApiError> {
-        let query = query
-            .map_err(|e| ApiError::invalid(format!("bad query string: {e}")))?
-            .0;
+    pub fn new(query: &RawQuery, headers: &HeaderMap, body: &Bytes) -> Result<Input, ApiError> {
+        let query = parse_query(query.0.as_deref())?;
         let body = json_object(headers, body)?.unwrap_or_default();
         Ok(Input { query, body })
     }
@@ -55,13 +48,9 @@ impl Input {
     ///
     /// # Errors
     /// 422 for a query string that does not decode.
-    pub fn query_only(
-        query: Result<Query<HashMap<String, String>>, QueryRejection>,
-    ) -> Result<Input, ApiError> {
+    pub fn query_only(query: &RawQuery) -> Result<Input, ApiError> {
         Ok(Input {
-            query: query
-                .map_err(|e| ApiError::invalid(format!("bad query string: {e}")))?
-                .0,
+            query: parse_query(query.0.as_deref())?,
             body: Map::new(),
         })
     }
@@ -171,6 +160,46 @@ impl Input {
     }
 }
 
+/// Decode a query string (`application/x-www-form-urlencoded`: `+` is a space, `%XX` a byte)
+/// strictly: a name or value whose bytes are not UTF-8 is refused, never replaced with U+FFFD.
+/// A repeated name keeps its last value.
+///
+/// # Errors
+/// 422 for a malformed escape or bytes that are not UTF-8.
+pub fn parse_query(raw: Option<&str>) -> Result<HashMap<String, String>, ApiError> {
+    let mut out = HashMap::new();
+    for pair in raw.unwrap_or("").split('&').filter(|p| !p.is_empty()) {
+        let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
+        out.insert(decode_component(name)?, decode_component(value)?);
+    }
+    Ok(out)
+}
+
+fn decode_component(s: &str) -> Result<String, ApiError> {
+    let bad = || {
+        ApiError::invalid(format!(
+            "bad query string: {s:?} is not percent-encoded UTF-8"
+        ))
+    };
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'+' => out.push(b' '),
+            b'%' => {
+                let hex = bytes.get(i + 1..i + 3).ok_or_else(bad)?;
+                let hex = std::str::from_utf8(hex).map_err(|_| bad())?;
+                out.push(u8::from_str_radix(hex, 16).map_err(|_| bad())?);
+                i += 2;
+            }
+            b => out.push(b),
+        }
+        i += 1;
+    }
+    String::from_utf8(out).map_err(|_| bad())
+}
+
 enum RawValue<'a> {
     Text(&'a str),
     Json(&'a Value),
@@ -251,4 +280,24 @@ pub fn validate_name(what: &str, name: &str) -> Result<(), ApiError> {
         )));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn query_strings_decode_strictly() {
+        let q = parse_query(Some("a=1&b=x+y&c=%41%42&a=2&flag&&d=")).unwrap();
+        assert_eq!(q["a"], "2");
+        assert_eq!(q["b"], "x y");
+        assert_eq!(q["c"], "AB");
+        assert_eq!(q["flag"], "");
+        assert_eq!(q["d"], "");
+        assert_eq!(parse_query(Some("u=%C3%A9")).unwrap()["u"], "é");
+        assert!(parse_query(None).unwrap().is_empty());
+        for bad in ["u=%FF", "u=%4", "u=%", "u=%ZZ", "%FF=1", "u=%C3"] {
+            assert!(parse_query(Some(bad)).is_err(), "{bad}");
+        }
+    }
 }

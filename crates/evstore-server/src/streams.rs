@@ -14,13 +14,12 @@
 //! "event_id": "<uuid>"}]}` (`data` or `data_base64`). Order streams (`Order-...`) are written
 //! only through `/orders`, so their events always decode.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Instant;
 
 use axum::body::Bytes;
-use axum::extract::rejection::{BytesRejection, PathRejection, QueryRejection};
-use axum::extract::{Path, Query, State};
+use axum::extract::rejection::{BytesRejection, PathRejection};
+use axum::extract::{Path, RawQuery, State};
 use axum::http::HeaderMap;
 use axum::Json;
 use base64::Engine as _;
@@ -244,7 +243,7 @@ pub struct AppendRequest {
     pub events: Vec<Value>,
 }
 
-type QueryResult = Result<Query<HashMap<String, String>>, QueryRejection>;
+type QueryResult = RawQuery;
 
 fn stream_path(path: Result<Path<String>, PathRejection>, what: &str) -> Result<String, ApiError> {
     let Path(s) = path.map_err(|e| ApiError::invalid(format!("bad {what} in the path: {e}")))?;
@@ -260,7 +259,7 @@ pub async fn list_streams(
     State(state): State<Arc<AppState>>,
     query: QueryResult,
 ) -> Result<Json<StreamList>, ApiError> {
-    let input = Input::query_only(query)?;
+    let input = Input::query_only(&query)?;
     let prefix = input.text("prefix", 255)?.unwrap_or_default();
     let after = input.text("after", 255)?;
     let limit = input.limit()?;
@@ -303,7 +302,7 @@ pub async fn read_stream(
     query: QueryResult,
 ) -> Result<Json<EventPage>, ApiError> {
     let stream = stream_path(path, "stream_id")?;
-    let input = Input::query_only(query)?;
+    let input = Input::query_only(&query)?;
     let from = input.unsigned("from")?.unwrap_or(0);
     let limit = input.limit()?;
     let mode = PayloadMode::parse(input.text("payload", 16)?.as_deref())?;
@@ -458,7 +457,7 @@ pub async fn read_log(
     State(state): State<Arc<AppState>>,
     query: QueryResult,
 ) -> Result<Json<EventPage>, ApiError> {
-    let input = Input::query_only(query)?;
+    let input = Input::query_only(&query)?;
     let from = input.unsigned("from")?.unwrap_or(0);
     let limit = input.limit()?;
     let mode = PayloadMode::parse(input.text("payload", 16)?.as_deref())?;
@@ -493,7 +492,7 @@ pub async fn read_type(
     query: QueryResult,
 ) -> Result<Json<EventPage>, ApiError> {
     let event_type = stream_path(path, "event_type")?;
-    let input = Input::query_only(query)?;
+    let input = Input::query_only(&query)?;
     let from = input.unsigned("from")?.unwrap_or(0);
     let limit = input.limit()?.min(MAX_PAGE);
     let mode = PayloadMode::parse(input.text("payload", 16)?.as_deref())?;

@@ -3,6 +3,7 @@
 //! (Order payloads decoded), an order's state with a control to step through its versions
 //! (time travel), and the live tail of the log (an `EventSource` on `/events`).
 
+use axum::extract::rejection::PathRejection;
 use axum::extract::Path;
 use axum::http::{header, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
@@ -19,7 +20,8 @@ pub async fn index() -> Html<&'static str> {
 }
 
 /// `GET /assets/{name}`: the page's stylesheet and script.
-pub async fn asset(Path(name): Path<String>) -> Response {
+pub async fn asset(name: Result<Path<String>, PathRejection>) -> Response {
+    let name = name.map(|Path(n)| n).unwrap_or_default();
     let (body, content_type) = match name.as_str() {
         "app.css" => (APP_CSS, "text/css; charset=utf-8"),
         "app.js" => (APP_JS, "text/javascript; charset=utf-8"),

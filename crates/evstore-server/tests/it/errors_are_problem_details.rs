@@ -134,7 +134,15 @@ async fn bad_input_is_422_and_writes_nothing() {
             .unwrap();
         assert_problem(r, 422).await;
     }
-    for q in ["", "?user_id=", "?user_id=%01"] {
+    // Bytes that are not UTF-8, or a broken escape, are refused, never turned into U+FFFD.
+    for q in [
+        "",
+        "?user_id=",
+        "?user_id=%01",
+        "?user_id=%FF%FE",
+        "?user_id=a%2",
+        "?user_id=%ZZ",
+    ] {
         assert_problem(
             c.post(t.url(&format!("/orders{q}"))).send().await.unwrap(),
             422,
@@ -163,7 +171,13 @@ async fn bad_input_is_422_and_writes_nothing() {
         )
         .await;
     }
-    for q in ["limit=0", "limit=5000", "from=-1", "payload=xml"] {
+    for q in [
+        "limit=0",
+        "limit=5000",
+        "from=-1",
+        "payload=xml",
+        "from=%FF",
+    ] {
         assert_problem(
             c.get(t.url(&format!("/log?{q}"))).send().await.unwrap(),
             422,

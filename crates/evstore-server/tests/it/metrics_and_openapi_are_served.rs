@@ -104,6 +104,8 @@ async fn openapi_lists_every_route_and_the_page_is_self_contained() {
             .status(),
         404
     );
+    let r = t.client.get(t.url("/assets/%FF")).send().await.unwrap();
+    crate::support::assert_problem(r, 404).await;
     let health = t.client.get(t.url("/healthz")).send().await.unwrap();
     assert_eq!(health.status(), 200);
     assert_eq!(health.text().await.unwrap(), "ok");
