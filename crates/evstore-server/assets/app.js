@@ -246,8 +246,15 @@ async function start() {
     showError(null);
   } catch (e) { showError(e.message); }
   startTail();
+  await followHash();
+  // Links and the back button change the hash without a reload.
+  window.addEventListener("hashchange", followHash);
+}
+
+// `#stream=<id>` selects that stream.
+async function followHash() {
   const m = location.hash.match(/^#stream=(.+)$/);
-  if (m) await selectStream(decodeURIComponent(m[1]));
+  if (m && decodeURIComponent(m[1]) !== state.stream) await selectStream(decodeURIComponent(m[1]));
 }
 
 start();

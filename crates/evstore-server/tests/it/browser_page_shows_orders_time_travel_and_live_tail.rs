@@ -121,6 +121,57 @@ async fn the_page_shows_an_order_steps_back_and_tails_live() {
     }
 
     let mut t = TestServer::start().await;
+
+    let (driver, webdriver) = start_driver().await;
+    let profile = tempfile::tempdir().unwrap();
+    let c = connect(&webdriver, profile.path()).await;
+    let result = match empty_and_error_states(&c, &t).await {
+        Ok(()) => drive(&c, &t).await,
+        Err(e) => Err(e),
+    };
+    let _ = c.close().await;
+    drop(driver);
+    t.stop().await;
+    result.unwrap();
+}
+
+/// An empty store: the page says so; an unknown stream: an error banner, not a blank page.
+async fn empty_and_error_states(c: &Client, t: &TestServer) -> Result<(), String> {
+    c.goto(&t.url("/")).await.map_err(|e| e.to_string())?;
+    let visible = |id: &str| {
+        format!("const e = document.getElementById('{id}'); return e ? !e.hidden : null;")
+    };
+    wait_until(
+        c,
+        "the empty-streams note",
+        &visible("streams-empty"),
+        |v| v == true,
+    )
+    .await;
+    assert_eq!(
+        c.execute(&visible("tail-empty"), vec![]).await.unwrap(),
+        true
+    );
+    assert_eq!(
+        c.execute(&text_of("fig-head"), vec![]).await.unwrap(),
+        "empty"
+    );
+    c.goto(&t.url("/#stream=no-such-stream"))
+        .await
+        .map_err(|e| e.to_string())?;
+    c.refresh().await.map_err(|e| e.to_string())?;
+    let banner = wait_until(c, "the error banner", &text_of("error"), |v| {
+        v.as_str().is_some_and(|s| !s.is_empty())
+    })
+    .await;
+    assert!(
+        banner.as_str().unwrap().contains("Stream not found"),
+        "{banner}"
+    );
+    Ok(())
+}
+
+async fn drive(c: &Client, t: &TestServer) -> Result<(), String> {
     let id = t.create_order("browser").await;
     t.post(&format!(
         "/orders/{id}/items?product_id=book&quantity=2&price=12.50"
@@ -130,18 +181,6 @@ async fn the_page_shows_an_order_steps_back_and_tails_live() {
         "/orders/{id}/items?product_id=pen&quantity=1&price=0.10"
     ))
     .await;
-
-    let (driver, webdriver) = start_driver().await;
-    let profile = tempfile::tempdir().unwrap();
-    let c = connect(&webdriver, profile.path()).await;
-    let result = drive(&c, &t, &id).await;
-    let _ = c.close().await;
-    drop(driver);
-    t.stop().await;
-    result.unwrap();
-}
-
-async fn drive(c: &Client, t: &TestServer, id: &str) -> Result<(), String> {
     c.goto(&t.url(&format!("/#stream=Order-{id}")))
         .await
         .map_err(|e| e.to_string())?;
