@@ -1,5 +1,6 @@
 //! The web page in a real headless Chromium (Debian's `chromium` and `chromium-driver`,
-//! driven over WebDriver by fantoccini): it loads, shows an order created through the API
+//! driven over WebDriver by fantoccini): on an empty store it says so, an unknown stream gets
+//! an error banner; it shows an order created through the API
 //! with its total, stepping back a version shows the earlier state, and the live tail shows a
 //! newly appended event without a reload.
 //!
