@@ -205,8 +205,14 @@ function addTail(e, fresh) {
   $("tail-empty").hidden = true;
 }
 
+let lateTimer = null;
+
 function scheduleRefresh(e) {
   clearTimeout(refreshTimer);
+  clearTimeout(lateTimer);
+  // Once soon, and once more a moment later: the stream catalog is a read model that may
+  // trail the event that triggered the refresh by a few milliseconds.
+  lateTimer = setTimeout(() => Promise.all([loadFigures(), loadStreams()]).catch((err) => showError(err.message)), 1500);
   refreshTimer = setTimeout(async () => {
     try {
       await Promise.all([loadFigures(), loadStreams()]);

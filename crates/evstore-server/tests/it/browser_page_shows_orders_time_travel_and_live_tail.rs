@@ -198,14 +198,14 @@ async fn drive(c: &Client, t: &TestServer) -> Result<(), String> {
         c.execute(&text_of("order-version"), vec![]).await.unwrap(),
         "version 2 of 2"
     );
-    // The stream is listed with its event count.
-    let row = c
-        .find(Locator::Css(&format!(
-            "#streams-table tr[data-stream='Order-{id}'] td.num"
-        )))
-        .await
-        .map_err(|e| e.to_string())?;
-    assert_eq!(row.text().await.unwrap(), "3");
+    // The stream is listed with its event count (the table follows the live tail).
+    let cell = format!(
+        "const td = document.querySelector(\"#streams-table tr[data-stream='Order-{id}'] td.num\"); return td ? td.textContent : null;"
+    );
+    wait_until(c, "the order's stream listed with 3 events", &cell, |v| {
+        v == "3"
+    })
+    .await;
     // Mark this page: a reload would lose the mark.
     c.execute("window.__evstoreMark = 'same page'; return true;", vec![])
         .await
