@@ -12,6 +12,7 @@ mod demo;
 mod json;
 mod ops;
 mod orders;
+mod serve;
 mod snapshots;
 mod text;
 
@@ -105,6 +106,9 @@ enum Command {
     /// Check the Order domain's snapshots against full replays (`verify`: exit 3 if any differ).
     #[command(after_help = snapshots::EXAMPLES)]
     Snapshots(snapshots::SnapshotsArgs),
+    /// Serve the store over HTTP: the order API, the store's API, live events, metrics, a web page.
+    #[command(after_help = serve::EXAMPLES)]
+    Serve(serve::ServeArgs),
 }
 
 /// Durability as a command-line value.
@@ -160,6 +164,7 @@ fn run() -> ExitCode {
         Command::Copy(args) => copy::run(&args, &mut out).map(|()| 0),
         Command::Bench(args) => bench::run(&args, &mut out).map(|()| 0),
         Command::Snapshots(args) => snapshots::run(&args, &mut out),
+        Command::Serve(args) => serve::run(&args, &mut out).map(|()| 0),
     };
     let flushed = out.flush();
     match (result, flushed) {

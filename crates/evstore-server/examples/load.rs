@@ -1,0 +1,269 @@
+//! A bounded load generator for `evstore serve`, on loopback only: N concurrent HTTP clients
+//! add items to orders (one order each, then all on one hot order) for a few seconds, then
+//! read orders for a few seconds; then the same calls on `OrderService` directly, in-process,
+//! in the same run (the baseline). Prints requests/s and p50/p99 latency of each as a Markdown
+//! table.
+//!
+//! ```text
+//! cargo run --release -p evstore-server --example load -- --clients 32 --seconds 5
+//! ```
+//!
+//! Options: `--clients N` (default 32), `--seconds S` per phase (default 5, at most 60),
+//! `--dir D` (where the two store files go; default a temporary directory). Each client also
+//! stops after 1,000,000 requests, so the run is bounded in time and count.
+#![allow(
+    clippy::pedantic,
+    reason = "a measuring tool: casts of counts and durations to floats are intended"
+)]
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use evstore::Store;
+use evstore_orders::OrderService;
+use evstore_server::{Server, ServerConfig};
+
+const MAX_REQUESTS_PER_CLIENT: usize = 1_000_000;
+
+struct Args {
+    clients: usize,
+    seconds: u64,
+    dir: Option<PathBuf>,
+}
+
+fn args() -> Args {
+    let mut a = Args {
+        clients: 32,
+        seconds: 5,
+        dir: None,
+    };
+    let mut it = std::env::args().skip(1);
+    while let Some(flag) = it.next() {
+        let value = it.next().unwrap_or_default();
+        match flag.as_str() {
+            "--clients" => a.clients = value.parse().unwrap_or(a.clients).clamp(1, 1024),
+            "--seconds" => a.seconds = value.parse().unwrap_or(a.seconds).clamp(1, 60),
+            "--dir" => a.dir = Some(PathBuf::from(value)),
+            other => {
+                eprintln!("unknown option {other:?}; use --clients N --seconds S --dir D");
+                std::process::exit(2);
+            }
+        }
+    }
+    a
+}
+
+/// Requests, wall time and sorted latencies of one phase.
+struct Phase {
+    latencies: Vec<Duration>,
+    wall: Duration,
+    errors: usize,
+}
+
+impl Phase {
+    fn from(results: Vec<(Vec<Duration>, usize)>, wall: Duration) -> Phase {
+        let mut latencies = Vec::new();
+        let mut errors = 0;
+        for (l, e) in results {
+            latencies.extend(l);
+            errors += e;
+        }
+        latencies.sort_unstable();
+        Phase {
+            latencies,
+            wall,
+            errors,
+        }
+    }
+
+    fn pct(&self, p: f64) -> String {
+        if self.latencies.is_empty() {
+            return "–".into();
+        }
+        let i = ((self.latencies.len() as f64 - 1.0) * p).round() as usize;
+        format!("{:.2} ms", self.latencies[i].as_secs_f64() * 1e3)
+    }
+
+    fn row(&self, what: &str) -> String {
+        format!(
+            "| {what} | {} | {:.0} | {} | {} | {} |",
+            self.latencies.len(),
+            self.latencies.len() as f64 / self.wall.as_secs_f64(),
+            self.pct(0.5),
+            self.pct(0.99),
+            self.errors
+        )
+    }
+}
+
+#[tokio::main(flavor = "multi_thread")]
+async fn main() {
+    let a = args();
+    let tmp = tempfile::tempdir().expect("a temporary directory");
+    let dir = a.dir.clone().unwrap_or_else(|| tmp.path().to_path_buf());
+    let duration = Duration::from_secs(a.seconds);
+    eprintln!(
+        "load: {} clients, {} s per phase, stores in {}",
+        a.clients,
+        a.seconds,
+        dir.display()
+    );
+
+    // HTTP: a server on an ephemeral loopback port.
+    let http_file = dir.join("load-http.evs");
+    let _ = std::fs::remove_file(&http_file);
+    let mut config = ServerConfig::new(&http_file);
+    config.listen = "127.0.0.1:0".parse().expect("an address");
+    let server = Server::start(config).await.expect("the server starts");
+    let base = format!("http://{}", server.local_addr());
+    let orders = create_orders(&base, a.clients).await;
+    let http_add = http_phase(&base, &orders, duration, true).await;
+    let hot = vec![orders[0].clone(); orders.len()];
+    let http_hot = http_phase(&base, &hot, duration, true).await;
+    let http_get = http_phase(&base, &orders, duration, false).await;
+    server.shutdown().await.expect("a clean shutdown");
+
+    // In-process: the same calls on OrderService, same durability, same client count.
+    let file = dir.join("load-inproc.evs");
+    let _ = std::fs::remove_file(&file);
+    let store = Arc::new(Store::open(&file).expect("the store opens"));
+    let service =
+        OrderService::new(store).with_max_attempts(evstore_server::ORDER_COMMAND_ATTEMPTS);
+    let ids: Vec<String> = (0..a.clients)
+        .map(|i| {
+            service
+                .create_order(&format!("load-{i}"))
+                .expect("an order")
+        })
+        .collect();
+    let local_add = local_phase(&service, &ids, duration, true);
+    let hot = vec![ids[0].clone(); ids.len()];
+    let local_hot = local_phase(&service, &hot, duration, true);
+    let local_get = local_phase(&service, &ids, duration, false);
+
+    println!(
+        "{} concurrent clients, {} s per phase, one order per client, Durability::Sync\n",
+        a.clients, a.seconds
+    );
+    println!("| call | requests | requests/s | p50 | p99 | errors |");
+    println!("| --- | ---: | ---: | ---: | ---: | ---: |");
+    println!("{}", http_add.row("HTTP `POST /orders/{id}/items`"));
+    println!("{}", local_add.row("in-process `OrderService::add_item`"));
+    println!(
+        "{}",
+        http_hot.row("HTTP add-item, every client on one order")
+    );
+    println!(
+        "{}",
+        local_hot.row("in-process add-item, every thread on one order")
+    );
+    println!("{}", http_get.row("HTTP `GET /orders/{id}` (projection)"));
+    println!(
+        "{}",
+        local_get.row("in-process `OrderService::get_order` (replay)")
+    );
+    for f in [&http_file, &file] {
+        for suffix in ["", ".snap", ".proj-order-summaries", ".proj-server-streams"] {
+            let _ = std::fs::remove_file(format!("{}{suffix}", f.display()));
+        }
+    }
+}
+
+async fn create_orders(base: &str, n: usize) -> Vec<String> {
+    let client = reqwest::Client::new();
+    let mut ids = Vec::with_capacity(n);
+    for i in 0..n {
+        let r: serde_json::Value = client
+            .post(format!("{base}/orders?user_id=load-{i}"))
+            .send()
+            .await
+            .expect("create")
+            .json()
+            .await
+            .expect("JSON");
+        ids.push(r["order_id"].as_str().expect("an id").to_string());
+    }
+    ids
+}
+
+async fn http_phase(base: &str, orders: &[String], duration: Duration, add: bool) -> Phase {
+    let started = Instant::now();
+    let deadline = started + duration;
+    let mut tasks = Vec::new();
+    for id in orders {
+        let url = if add {
+            format!("{base}/orders/{id}/items?product_id=p&quantity=1&price=0.99")
+        } else {
+            format!("{base}/orders/{id}")
+        };
+        tasks.push(tokio::spawn(async move {
+            let client = reqwest::Client::new();
+            let mut latencies = Vec::new();
+            let mut errors = 0;
+            while Instant::now() < deadline && latencies.len() < MAX_REQUESTS_PER_CLIENT {
+                let t = Instant::now();
+                let sent = if add {
+                    client.post(&url).send().await
+                } else {
+                    client.get(&url).send().await
+                };
+                let ok = match sent {
+                    Ok(r) => r.status().is_success() && r.bytes().await.is_ok(),
+                    Err(_) => false,
+                };
+                if ok {
+                    latencies.push(t.elapsed());
+                } else {
+                    errors += 1;
+                }
+            }
+            (latencies, errors)
+        }));
+    }
+    let mut results = Vec::new();
+    for t in tasks {
+        results.push(t.await.expect("a client task"));
+    }
+    Phase::from(results, started.elapsed())
+}
+
+fn local_phase(
+    service: &OrderService<Arc<Store>>,
+    ids: &[String],
+    duration: Duration,
+    add: bool,
+) -> Phase {
+    let started = Instant::now();
+    let deadline = started + duration;
+    let results = std::thread::scope(|s| {
+        let handles: Vec<_> = ids
+            .iter()
+            .map(|id| {
+                s.spawn(move || {
+                    let mut latencies = Vec::new();
+                    let mut errors = 0;
+                    while Instant::now() < deadline && latencies.len() < MAX_REQUESTS_PER_CLIENT {
+                        let t = Instant::now();
+                        let ok = if add {
+                            service.add_item(id, "p", 1, 99).is_ok()
+                        } else {
+                            matches!(service.get_order(id), Ok(Some(_)))
+                        };
+                        if ok {
+                            latencies.push(t.elapsed());
+                        } else {
+                            errors += 1;
+                        }
+                    }
+                    (latencies, errors)
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("a client thread"))
+            .collect()
+    });
+    Phase::from(results, started.elapsed())
+}

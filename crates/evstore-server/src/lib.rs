@@ -1,0 +1,364 @@
+//! evstore over HTTP: the server behind `evstore serve`.
+//!
+//! * The seed order service's API, compatible with its clients (`POST /orders?user_id=..`,
+//!   `POST /orders/{order_id}/items?product_id=..&quantity=..&price=..`,
+//!   `POST /orders/{order_id}/confirm`, `GET /orders/{order_id}`, `GET /users/{user_id}/orders`),
+//!   also taking JSON bodies; plus ship, deliver, cancel, an order's history and time travel
+//!   (`?at_version=`, `?as_of=`).
+//! * The store's own API: append with an expected version, read a stream, the global log, by
+//!   type, the stream catalog; the live log as Server-Sent Events at `/events`, resumable
+//!   with `Last-Event-ID`.
+//! * `/metrics` (Prometheus text format, [`metrics`]), `/openapi.json`, a web page at `/`,
+//!   `/healthz`. docs/SERVER.md describes every endpoint.
+//!
+//! Errors are RFC 9457 problem details ([`problem`]). Money is exact ([`money`]). Writes can
+//! require a bearer token ([`ServerConfig::token`]); bodies are limited in size
+//! ([`ServerConfig::max_body_bytes`]). Blocking store calls run on tokio's blocking pool,
+//! never on the async workers.
+//!
+//! Shutdown ([`Server::shutdown`], or Ctrl-C / SIGTERM under [`run`]): the listener stops
+//! accepting, `/events` streams end, in-flight requests finish, the read models write their
+//! checkpoints, and the store is flushed and closed. With the default `Sync` durability an
+//! answered write is already durable, so nothing acknowledged is lost even by a crash.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), evstore_server::ServerError> {
+//! use evstore_server::{Server, ServerConfig};
+//! let server = Server::start(ServerConfig::new("shop.evs")).await?;
+//! println!("listening on http://{}", server.local_addr());
+//! server.shutdown().await?;
+//! # Ok(()) }
+//! ```
+
+mod feed;
+mod followers;
+mod layers;
+pub mod metrics;
+pub mod money;
+mod openapi;
+mod orders;
+mod params;
+pub mod problem;
+mod state;
+mod streams;
+mod ui;
+
+use std::net::{Ipv4Addr, SocketAddr};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::DefaultBodyLimit;
+use axum::routing::{get, post};
+use axum::Router;
+use tokio::sync::watch;
+use tower_http::trace::{DefaultMakeSpan, DefaultOnResponse, TraceLayer};
+
+use evstore::async_store::AsyncStore;
+use evstore::{Durability, Options, Store};
+use evstore_orders::OrderService;
+
+pub use followers::{StreamCatalog, StreamInfo};
+use state::AppState;
+
+/// Default listen address: loopback only.
+pub const DEFAULT_LISTEN: SocketAddr =
+    SocketAddr::new(std::net::IpAddr::V4(Ipv4Addr::LOCALHOST), 8080);
+/// Attempts an order command gets when other requests change the same order concurrently
+/// (each conflict reloads the order and decides again). Higher than the library's default
+/// (`evstore_orders::DEFAULT_MAX_ATTEMPTS`) because a server's clients cannot coordinate: a hot
+/// order with many concurrent writers must not starve one of them.
+pub const ORDER_COMMAND_ATTEMPTS: u32 = 1000;
+/// Default request body limit: 1 MiB.
+pub const DEFAULT_MAX_BODY_BYTES: usize = 1024 * 1024;
+
+/// How to run a server.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    /// The store file (created if missing).
+    pub file: PathBuf,
+    /// Address to listen on (port 0: any free port). Default [`DEFAULT_LISTEN`].
+    pub listen: SocketAddr,
+    /// If set, every write (`POST`) needs `Authorization: Bearer <token>`; reads stay open.
+    pub token: Option<String>,
+    /// Largest request body accepted, in bytes (413 beyond). Default [`DEFAULT_MAX_BODY_BYTES`].
+    pub max_body_bytes: usize,
+    /// The store's durability. Default `Sync`: a write is durable before it is answered.
+    pub durability: Durability,
+}
+
+impl ServerConfig {
+    /// Defaults for the store at `file`.
+    pub fn new(file: impl Into<PathBuf>) -> ServerConfig {
+        ServerConfig {
+            file: file.into(),
+            listen: DEFAULT_LISTEN,
+            token: None,
+            max_body_bytes: DEFAULT_MAX_BODY_BYTES,
+            durability: Durability::Sync,
+        }
+    }
+}
+
+/// Why the server could not start or stop cleanly.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ServerError {
+    /// The store (or a read model's checkpoint) could not be opened.
+    #[error("cannot open the store {path}: {source}")]
+    Open {
+        /// The store file.
+        path: PathBuf,
+        /// Why.
+        source: evstore::Error,
+    },
+    /// The listen address could not be bound.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// Serving failed, or the runtime could not be built.
+    #[error("server I/O error: {0}")]
+    Io(#[from] std::io::Error),
+    /// Flushing or closing the store at shutdown failed.
+    #[error("closing the store failed: {0}")]
+    Close(evstore::Error),
+    /// The metrics registry could not be built (a bug).
+    #[error("metrics: {0}")]
+    Metrics(String),
+}
+
+/// A running server: its address, and [`Server::shutdown`] to stop it.
+#[derive(Debug)]
+pub struct Server {
+    addr: SocketAddr,
+    shutdown_tx: watch::Sender<bool>,
+    task: tokio::task::JoinHandle<Result<(), ServerError>>,
+}
+
+impl Server {
+    /// Open the store, start the read models, bind and serve in a background task.
+    ///
+    /// # Errors
+    /// [`ServerError::Open`], [`ServerError::Bind`], [`ServerError::Metrics`].
+    pub async fn start(config: ServerConfig) -> Result<Server, ServerError> {
+        // Bind first: a taken port leaves no store opened and no thread behind.
+        let listener = tokio::net::TcpListener::bind(config.listen)
+            .await
+            .map_err(|source| ServerError::Bind {
+                addr: config.listen,
+                source,
+            })?;
+        let addr = listener.local_addr()?;
+        let path = config.file.clone();
+        let options = Options {
+            durability: config.durability,
+            ..Options::default()
+        };
+        let store = AsyncStore::open_with(path.clone(), options)
+            .await
+            .map_err(|source| ServerError::Open {
+                path: path.clone(),
+                source,
+            })?;
+        let metrics = metrics::Metrics::new().map_err(|e| ServerError::Metrics(e.to_string()))?;
+        let shared = store.store().clone();
+        let followers = {
+            let shared = shared.clone();
+            tokio::task::spawn_blocking(move || followers::Followers::start(&shared))
+                .await
+                .map_err(|e| ServerError::Io(std::io::Error::other(e.to_string())))?
+                .map_err(|source| ServerError::Open {
+                    path: path.clone(),
+                    source,
+                })?
+        };
+        let (shutdown_tx, shutdown_rx) = watch::channel(false);
+        let state = Arc::new(AppState {
+            store,
+            orders: OrderService::new(shared.clone()).with_max_attempts(ORDER_COMMAND_ATTEMPTS),
+            summaries: followers.summaries.clone(),
+            catalog: followers.catalog.clone(),
+            head: followers.head.clone(),
+            shutdown: shutdown_rx.clone(),
+            metrics,
+            token: config.token.clone().filter(|t| !t.is_empty()),
+            followers_errors: followers.errors.clone(),
+        });
+        let app = router(state.clone(), config.max_body_bytes);
+        tracing::info!(%addr, file = %path.display(), "evstore server listening");
+        let task = tokio::spawn(async move {
+            let mut rx = shutdown_rx;
+            let served = axum::serve(listener, app)
+                .with_graceful_shutdown(async move {
+                    // Resolves when `true` is sent or the sender is gone.
+                    let _ = rx.wait_for(|stop| *stop).await;
+                })
+                .await;
+            tracing::info!("stopped accepting; requests finished; closing the store");
+            drop(state);
+            let closed = tokio::task::spawn_blocking(move || {
+                followers.stop();
+                close_store(shared)
+            })
+            .await
+            .map_err(|e| ServerError::Io(std::io::Error::other(e.to_string())))?;
+            served?;
+            closed
+        });
+        Ok(Server {
+            addr,
+            shutdown_tx,
+            task,
+        })
+    }
+
+    /// The address the server listens on.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Stop gracefully (see the crate docs) and wait until the store is closed.
+    ///
+    /// # Errors
+    /// [`ServerError::Io`] if serving failed; [`ServerError::Close`] if the store could not be
+    /// flushed or closed.
+    pub async fn shutdown(self) -> Result<(), ServerError> {
+        self.shutdown_tx.send_replace(true);
+        match self.task.await {
+            Ok(r) => r,
+            Err(e) => Err(ServerError::Io(std::io::Error::other(e.to_string()))),
+        }
+    }
+}
+
+/// Flush, then close the store once every other handle is gone (request tasks still on the
+/// blocking pool finish first); if one is still held after 10 s, flushing is all we can do.
+fn close_store(store: Arc<Store>) -> Result<(), ServerError> {
+    store.flush().map_err(ServerError::Close)?;
+    let mut store = store;
+    for _ in 0..1000 {
+        match Arc::try_unwrap(store) {
+            Ok(s) => {
+                s.close().map_err(ServerError::Close)?;
+                tracing::info!("store flushed and closed");
+                return Ok(());
+            }
+            Err(s) => {
+                store = s;
+                std::thread::sleep(Duration::from_millis(10));
+            }
+        }
+    }
+    tracing::warn!("store still shared after 10 s; flushed, closed when the last handle drops");
+    store.flush().map_err(ServerError::Close)
+}
+
+/// The application: every route, the token check, metrics, tracing and the body limit.
+fn router(state: Arc<AppState>, max_body_bytes: usize) -> Router {
+    Router::new()
+        .route("/", get(ui::index))
+        .route("/assets/{name}", get(ui::asset))
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/metrics", get(layers::metrics))
+        .route("/openapi.json", get(openapi::document))
+        .route("/orders", post(orders::create_order))
+        .route("/orders/{order_id}", get(orders::get_order))
+        .route("/orders/{order_id}/items", post(orders::add_item))
+        .route("/orders/{order_id}/confirm", post(orders::confirm))
+        .route("/orders/{order_id}/ship", post(orders::ship))
+        .route("/orders/{order_id}/deliver", post(orders::deliver))
+        .route("/orders/{order_id}/cancel", post(orders::cancel))
+        .route("/orders/{order_id}/history", get(orders::history))
+        .route("/users/{user_id}/orders", get(orders::user_orders))
+        .route("/streams", get(streams::list_streams))
+        .route(
+            "/streams/{stream_id}",
+            get(streams::read_stream).post(streams::append),
+        )
+        .route("/log", get(streams::read_log))
+        .route("/types", get(streams::list_types))
+        .route("/types/{event_type}", get(streams::read_type))
+        .route("/events", get(feed::events))
+        .fallback(layers::not_found)
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            layers::require_token,
+        ))
+        .layer(DefaultBodyLimit::max(max_body_bytes))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            layers::observe,
+        ))
+        .layer(
+            TraceLayer::new_for_http()
+                .make_span_with(DefaultMakeSpan::new().level(tracing::Level::INFO))
+                .on_response(DefaultOnResponse::new().level(tracing::Level::INFO)),
+        )
+        .with_state(state)
+}
+
+/// Start a server with `config` on a runtime of its own, call `ready` with its address, and
+/// serve until Ctrl-C or SIGTERM; then shut down gracefully. For `evstore serve`.
+///
+/// # Errors
+/// As [`Server::start`] and [`Server::shutdown`].
+pub fn run(config: ServerConfig, ready: impl FnOnce(SocketAddr)) -> Result<(), ServerError> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async move {
+        // Listen for the signals before announcing readiness: a SIGTERM right after the ready
+        // line must already be a graceful shutdown, not the default (immediate) exit.
+        let signals = ShutdownSignals::install()?;
+        let server = Server::start(config).await?;
+        ready(server.local_addr());
+        signals.recv().await;
+        tracing::info!("shutdown requested");
+        server.shutdown().await
+    })
+}
+
+/// SIGINT (Ctrl-C) and SIGTERM, registered when installed.
+struct ShutdownSignals {
+    #[cfg(unix)]
+    interrupt: tokio::signal::unix::Signal,
+    #[cfg(unix)]
+    terminate: tokio::signal::unix::Signal,
+}
+
+impl ShutdownSignals {
+    #[cfg(unix)]
+    fn install() -> std::io::Result<ShutdownSignals> {
+        use tokio::signal::unix::{signal, SignalKind};
+        Ok(ShutdownSignals {
+            interrupt: signal(SignalKind::interrupt())?,
+            terminate: signal(SignalKind::terminate())?,
+        })
+    }
+
+    #[cfg(not(unix))]
+    fn install() -> std::io::Result<ShutdownSignals> {
+        Ok(ShutdownSignals {})
+    }
+
+    /// Resolves at the first of the signals.
+    #[cfg(unix)]
+    async fn recv(mut self) {
+        tokio::select! {
+            _ = self.interrupt.recv() => {}
+            _ = self.terminate.recv() => {}
+        }
+    }
+
+    /// Resolves at Ctrl-C.
+    #[cfg(not(unix))]
+    async fn recv(self) {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    }
+}
