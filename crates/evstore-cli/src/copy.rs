@@ -24,16 +24,16 @@ the host, percent-encoded; a schema other than public is named with
 ?options=-csearch_path%3Dname. Events keep their ids, streams, versions, positions, timestamps,
 data and metadata. The destination may be empty or hold a prefix of the source (an earlier,
 interrupted copy): it is checked event by event and the copy resumes after it; anything else
-is refused. Each page of 1000 events is one transaction, so an interruption loses nothing and
-duplicates nothing. Into a log file: not supported yet (the file store assigns positions and
-timestamps itself; copy into PostgreSQL instead).";
+is refused. Each page of 1000 events is one transaction (into a log file: appended, then
+flushed), so an interruption loses nothing and duplicates nothing. A log file destination is
+created if missing (64 MiB segments) and must not be open in another process.";
 
 /// Arguments of `evstore copy`.
 #[derive(Debug, Args)]
 pub struct CopyArgs {
     /// The source: a log file (opened read-only) or a postgres:// URL.
     pub src: String,
-    /// The destination: a postgres:// URL (a log file destination is not supported yet).
+    /// The destination: a log file (created if missing) or a postgres:// URL.
     pub dst: String,
     /// No progress bar.
     #[arg(long)]
@@ -78,6 +78,55 @@ impl Source {
     }
 }
 
+/// The destination of a copy.
+enum Dest {
+    File(Box<Store>),
+    Pg(Box<PgStore>),
+}
+
+impl Dest {
+    fn open(s: &str) -> CliResult<Dest> {
+        if is_postgres_url(s) {
+            return Ok(Dest::Pg(Box::new(connect(s)?)));
+        }
+        // Buffered: each page is flushed once (`Dest::import`), not each append.
+        let store = open_with(
+            Path::new(s),
+            Options {
+                durability: evstore::Durability::Buffered,
+                ..Options::default()
+            },
+        )?;
+        Ok(Dest::File(Box::new(store)))
+    }
+
+    fn head(&self) -> CliResult<Option<u64>> {
+        Ok(match self {
+            Dest::File(s) => s.head_position(),
+            Dest::Pg(s) => s.head_position()?,
+        })
+    }
+
+    fn page(&self, from: u64, max: usize) -> CliResult<Vec<RecordedEvent>> {
+        Ok(match self {
+            Dest::File(s) => s.read_all(from).take(max).collect::<evstore::Result<_>>()?,
+            Dest::Pg(s) => s.read_all_from(from, max)?,
+        })
+    }
+
+    /// Import one page, durably.
+    fn import(&self, page: &[RecordedEvent]) -> CliResult<()> {
+        match self {
+            Dest::File(s) => {
+                s.import(page)?;
+                s.flush()?;
+            }
+            Dest::Pg(s) => s.import(page)?,
+        }
+        Ok(())
+    }
+}
+
 /// Connect to `url`, naming it in the error.
 pub(crate) fn connect(url: &str) -> CliResult<PgStore> {
     PgStore::connect(url).map_err(|e| CliError::msg(format!("cannot connect to {url}: {e}")))
@@ -86,14 +135,16 @@ pub(crate) fn connect(url: &str) -> CliResult<PgStore> {
 /// Run `evstore copy`.
 pub fn run(args: &CopyArgs, out: &mut dyn Write) -> CliResult<()> {
     if !is_postgres_url(&args.dst) {
-        return Err(CliError::msg(format!(
-            "{}: copying into a log file is not supported yet (the file store assigns positions \
-             and timestamps itself); copy into a postgres:// URL",
-            args.dst
-        )));
+        check_log_path(Path::new(&args.dst)).or_else(|e| {
+            if Path::new(&args.dst).exists() {
+                Err(e)
+            } else {
+                Ok(()) // created by the copy
+            }
+        })?;
     }
     let src = Source::open(&args.src)?;
-    let dst = connect(&args.dst)?;
+    let dst = Dest::open(&args.dst)?;
     let Some(src_head) = src.head()? else {
         return line(out, format!("{}: no events; nothing to copy", args.src));
     };
@@ -128,8 +179,8 @@ pub fn run(args: &CopyArgs, out: &mut dyn Write) -> CliResult<()> {
 
 /// The destination's events must be the source's first events, field by field: returns how
 /// many there are (where the copy resumes).
-fn check_prefix(src: &Source, dst: &PgStore, pb: &indicatif::ProgressBar) -> CliResult<u64> {
-    let Some(dst_head) = dst.head_position()? else {
+fn check_prefix(src: &Source, dst: &Dest, pb: &indicatif::ProgressBar) -> CliResult<u64> {
+    let Some(dst_head) = dst.head()? else {
         return Ok(0);
     };
     let n = dst_head + 1;
@@ -138,7 +189,7 @@ fn check_prefix(src: &Source, dst: &PgStore, pb: &indicatif::ProgressBar) -> Cli
     // Bounded by the destination's head.
     while at < n {
         let want = usize::try_from(n - at).map_or(PAGE, |k| k.min(PAGE));
-        let theirs = dst.read_all_from(at, want)?;
+        let theirs = dst.page(at, want)?;
         let ours = src.page(at, want)?;
         for (i, d) in theirs.iter().enumerate() {
             match ours.get(i) {

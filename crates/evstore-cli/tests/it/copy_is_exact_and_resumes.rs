@@ -1,6 +1,6 @@
 //! `evstore copy`: a log file into PostgreSQL and PostgreSQL into PostgreSQL, every field
 //! identical; an interrupted copy (a destination holding a prefix) resumes without duplicates;
-//! a destination that is not a prefix, and a log file destination, are refused.
+//! a destination that is not a prefix is refused. Into a log file too (`Store::import`).
 
 use evstore::{ExpectedVersion, NewEvent, RecordedEvent, Store};
 use evstore_postgres::testing::TestStore;
@@ -111,13 +111,70 @@ fn a_destination_that_is_not_a_prefix_is_refused() {
 }
 
 #[test]
-fn a_log_file_destination_is_refused_with_the_reason() {
+fn into_a_log_file_copies_are_exact_resume_and_refuse_a_stranger() {
     let dir = tempfile::tempdir().unwrap();
-    let (src, _) = file_with_events(dir.path());
-    let o = evstore(dir.path(), &["copy", src.to_str().unwrap(), "dst.evs"]);
+    let (src, all) = file_with_events(dir.path());
+    // An interrupted copy left the first 700 events in dst.evs.
+    let dst = dir.path().join("dst.evs");
+    Store::open(&dst).unwrap().import(&all[..700]).unwrap();
+    let o = evstore(
+        dir.path(),
+        &["copy", src.to_str().unwrap(), "dst.evs", "--quiet"],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        stdout(&o).contains("copied 800 events (positions 700..1499)"),
+        "{}",
+        stdout(&o)
+    );
+    let copied: Vec<RecordedEvent> = Store::open(&dst)
+        .unwrap()
+        .read_all(0)
+        .map(Result::unwrap)
+        .collect();
+    assert_eq!(
+        copied, all,
+        "ids, streams, versions, positions, times, data, metadata"
+    );
+    let o = evstore(
+        dir.path(),
+        &["copy", src.to_str().unwrap(), "dst.evs", "--quiet"],
+    );
+    assert!(stdout(&o).contains("copied 0 events"), "{}", stdout(&o));
+    // A log file that is not a prefix of the source is refused and left as it was.
+    let other = dir.path().join("other.evs");
+    let o_store = Store::open(&other).unwrap();
+    o_store
+        .append("other", ExpectedVersion::Any, &[NewEvent::new("X", vec![])])
+        .unwrap();
+    drop(o_store);
+    let o = evstore(
+        dir.path(),
+        &["copy", src.to_str().unwrap(), "other.evs", "--quiet"],
+    );
     assert_eq!(o.status.code(), Some(1));
-    assert!(stderr(&o).contains("not supported yet"), "{}", stderr(&o));
-    assert!(!dir.path().join("dst.evs").exists());
+    assert!(
+        stderr(&o).contains("not a copy of the source"),
+        "{}",
+        stderr(&o)
+    );
+    assert_eq!(Store::open(&other).unwrap().head_position(), Some(0));
+    // From PostgreSQL into a new log file, when a server is there.
+    let Some(pg) = TestStore::fresh("into_a_log_file_copies_are_exact") else {
+        return;
+    };
+    pg.store.import(&all).unwrap();
+    let o = evstore(
+        dir.path(),
+        &["copy", &pg.schema_url(), "back.evs", "--quiet"],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let back: Vec<RecordedEvent> = Store::open(dir.path().join("back.evs"))
+        .unwrap()
+        .read_all(0)
+        .map(Result::unwrap)
+        .collect();
+    assert_eq!(back, all);
 }
 
 #[test]

@@ -54,6 +54,18 @@ impl Store {
         expected: ExpectedVersion,
         events: &[NewEvent],
     ) -> Result<AppendResult> {
+        self.append_at(stream, expected, events, None)
+    }
+
+    /// [`Store::append`], or with `import` an append that must land at `import.position` with
+    /// the stamp `import.stamp_us` (`Store::import`): a repeat is then an error, not a retry.
+    pub(super) fn append_at(
+        &self,
+        stream: &str,
+        expected: ExpectedVersion,
+        events: &[NewEvent],
+        import: Option<ImportAt>,
+    ) -> Result<AppendResult> {
         if self.options.read_only {
             return Err(Error::ReadOnly);
         }
@@ -63,10 +75,23 @@ impl Store {
             return Err(Error::Poisoned);
         }
         let current = match self.check_append(&mut st, stream, expected, events)? {
+            Checked::Repeat(_) if import.is_some() => {
+                return Err(Error::InvalidInput(format!(
+                    "import: the events of stream {stream:?} are already in the store"
+                )));
+            }
             Checked::Repeat(result) => return Ok(result),
             Checked::Proceed(current) => current,
         };
-        let (result, stamp) = st.assign(current, events.len() as u64, now_us());
+        let now = match import {
+            Some(at) => {
+                st.check_import(at.position, at.stamp_us)
+                    .map_err(Error::InvalidInput)?;
+                at.stamp_us
+            }
+            None => now_us(),
+        };
+        let (result, stamp) = st.assign(current, events.len() as u64, now);
         frame::patch_batch_header(&mut bytes, result.first_version, stamp);
         if st.solo_slot_free() {
             self.append_solo(&mut st, stream, events, bytes, result)?;
@@ -396,6 +421,15 @@ fn encode_batch(stream: &str, events: &[NewEvent], segment_size: u64) -> Result<
     }
     debug_assert_eq!(out.len() as u64, size, "encoded size matches the estimate");
     Ok(out)
+}
+
+/// Where an imported batch must land (`Store::import`): its first position and its stamp.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct ImportAt {
+    /// The position of its first event.
+    pub position: u64,
+    /// Its `recorded_at`, µs since the epoch.
+    pub stamp_us: i64,
 }
 
 /// The result of the checks an append makes before it is assigned versions.

@@ -28,12 +28,14 @@
 //! | an idempotent retry recognised: in flight (`inflight_match`) or published (`check_retry`, `check_tail_retry`) | `retry` |
 //! | read-only stores beside a live writer: the reader open, `refresh`, polling waits | `follow` |
 //! | reads and their one consistent view (`Store::reader`), [`ReadAll`], waits for new events, [`StoreStats`] | `read` |
+//! | events imported with their recorded positions, versions and times (`Store::import`) | `import` |
 //! | the snapshot sidecar, opened on first use and checked against the log | `snapshots` |
 //! | a consistent, verified copy of the live log and its sidecar ([`BackupReport`]) | `backup` |
 
 mod backup;
 mod commit;
 mod follow;
+mod import;
 mod open;
 mod read;
 mod retry;

@@ -163,6 +163,25 @@ impl WriterState {
         (result, stamp)
     }
 
+    /// `Err` (why) unless an imported batch may land at `position` with stamp `stamp_us`:
+    /// the next position to assign, and no earlier than the last stamp.
+    pub(super) fn check_import(&self, position: u64, stamp_us: i64) -> Result<(), String> {
+        if position != self.next_position {
+            return Err(format!(
+                "import: an event at position {position} does not continue the store (its next \
+                 position is {})",
+                self.next_position
+            ));
+        }
+        if stamp_us < self.last_stamp_us {
+            return Err(format!(
+                "import: recorded_at {stamp_us} µs is earlier than the store's last ({} µs)",
+                self.last_stamp_us
+            ));
+        }
+        Ok(())
+    }
+
     /// Whether an append may lead a group of one without queueing (the solo path): nobody
     /// leads and nothing is queued.
     #[inline]

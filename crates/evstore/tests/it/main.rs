@@ -25,6 +25,7 @@ mod fuzz_corpus_replays;
 mod group_commit_wakes_every_appender;
 mod idempotent_retry;
 mod identical_appends_racing_write_once;
+mod import_keeps_positions_versions_and_times;
 mod input_validation;
 mod io_errors_poison_the_store;
 mod json_snapshots_and_projection_state;
