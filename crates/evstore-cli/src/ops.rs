@@ -32,7 +32,8 @@ pub const DUMP_HELP: &str = "\
 Order events are decoded into their fields (older schemas upcast); other events show their
 payload as JSON when it describes itself (events written through a repository: MessagePack or
 JSON; raw JSON payloads), else in base64. Opens the store read-only, so it also works while an
-application has it open (it shows what that application made durable).
+application has it open (it shows what that application made durable). FILE may also be a
+postgres:// URL (the PostgreSQL backend).
 
 Examples:
   evstore dump evstore-demo.evs --limit 20
@@ -60,7 +61,7 @@ Example:
 
 #[derive(Debug, Args)]
 pub struct DumpArgs {
-    /// The log file.
+    /// The log file, or a postgres:// URL.
     file: PathBuf,
     /// Only this stream.
     #[arg(long)]
@@ -539,6 +540,13 @@ const PAGE: u64 = 512;
 const TYPE_PAGE: usize = 512;
 
 pub fn dump(args: &DumpArgs, out: &mut dyn Write) -> CliResult<()> {
+    if let Some(url) = args
+        .file
+        .to_str()
+        .filter(|s| evstore_postgres::is_postgres_url(s))
+    {
+        return pg_dump(url, args, out);
+    }
     let store = open_read_only(&args.file)?;
     let decoder = EventDecoder::new(&store);
     let limit = args.limit.unwrap_or(u64::MAX);
@@ -613,6 +621,58 @@ pub fn dump(args: &DumpArgs, out: &mut dyn Write) -> CliResult<()> {
             );
         }
     }
+    Ok(())
+}
+
+/// `evstore dump` of a PostgreSQL store: the same filters and output, reading the global log
+/// (or the stream) a page at a time.
+fn pg_dump(url: &str, args: &DumpArgs, out: &mut dyn Write) -> CliResult<()> {
+    let store = crate::copy::connect(url)?;
+    let decoder = EventDecoder::new(&store);
+    let limit = args.limit.unwrap_or(u64::MAX);
+    let mut printed = 0u64;
+    let mut out = std::io::BufWriter::new(out);
+    let wanted = |e: &RecordedEvent| {
+        e.position >= args.from
+            && args.stream.as_ref().is_none_or(|s| *s == e.stream_id)
+            && args.event_type.as_ref().is_none_or(|t| *t == e.event_type)
+    };
+    let mut from = args.from;
+    let mut from_version = 0u64;
+    // Bounded by the log (or the stream): every page moves on, an empty one ends it.
+    while printed < limit {
+        let page = match &args.stream {
+            Some(stream) => {
+                let p = store.read_stream_range(stream, from_version, from_version + PAGE)?;
+                from_version += PAGE;
+                p
+            }
+            None => {
+                let p = store.read_all_from(from, TYPE_PAGE)?;
+                from = p.last().map_or(from, |e| e.position + 1);
+                p
+            }
+        };
+        for e in page.iter().filter(|e| wanted(e)) {
+            if printed >= limit {
+                break;
+            }
+            if args.json {
+                json_line(&mut out, &decoder.json(e))?;
+            } else {
+                line(&mut out, decoder.line(e))?;
+            }
+            printed += 1;
+        }
+        let full = match &args.stream {
+            Some(_) => page.len() as u64 == PAGE,
+            None => page.len() == TYPE_PAGE,
+        };
+        if !full {
+            break;
+        }
+    }
+    out.flush()?;
     Ok(())
 }
 

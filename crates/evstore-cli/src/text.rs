@@ -11,6 +11,7 @@ use crate::json::{quote, Json};
 use evstore::aggregate::EventMetadata;
 use evstore::codec::{self, Codec};
 use evstore::repository::Repository;
+use evstore::EventStorage;
 use evstore::{RecordedEvent, Store};
 use evstore_orders::{upcasters, Order, OrderEvent};
 
@@ -190,12 +191,13 @@ fn generic_payload(e: &RecordedEvent) -> Option<serde_json::Value> {
 }
 
 /// Decodes stored events of the Order domain (upcasting old schemas) into readable fields.
-pub struct EventDecoder<'a> {
-    repo: Repository<Order, &'a Store>,
+pub struct EventDecoder<'a, S: EventStorage = Store> {
+    repo: Repository<Order, &'a S>,
 }
 
-impl<'a> EventDecoder<'a> {
-    pub fn new(store: &'a Store) -> EventDecoder<'a> {
+impl<'a, S: EventStorage> EventDecoder<'a, S> {
+    /// A decoder of the Order events of `store` (a log file's, or a `PgStore`).
+    pub fn new(store: &'a S) -> EventDecoder<'a, S> {
         EventDecoder {
             repo: Repository::new(store).with_upcasters(Arc::new(upcasters())),
         }

@@ -56,8 +56,8 @@ fn create_change_show_list_history_on_postgres() {
 }
 
 #[test]
-fn stats_reads_a_postgres_url() {
-    let Some(t) = TestStore::fresh("stats_reads_a_postgres_url") else {
+fn stats_and_dump_read_a_postgres_url() {
+    let Some(t) = TestStore::fresh("stats_and_dump_read_a_postgres_url") else {
         return;
     };
     let dir = tempfile::tempdir().unwrap();
@@ -76,6 +76,31 @@ fn stats_reads_a_postgres_url() {
     );
     let o = evstore(dir.path(), &["stats", &url]);
     assert!(stdout(&o).contains("head position  0"), "{}", stdout(&o));
+    // dump reads the URL too, decoding the Order event like a log file's.
+    let o = evstore(
+        dir.path(),
+        &["orders", "--database-url", &url, "list", "--user", "bob"],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    for args in [
+        vec!["dump", url.as_str(), "--json"],
+        vec!["dump", url.as_str(), "--type", "OrderCreated", "--json"],
+    ] {
+        let o = evstore(dir.path(), &args);
+        assert!(o.status.success(), "{args:?}: {}", stderr(&o));
+        let doc = stdout(&o);
+        assert_eq!(doc.lines().count(), 1, "{doc}");
+        assert!(
+            doc.contains("\"OrderCreated\"") && doc.contains("\"bob\""),
+            "{doc}"
+        );
+    }
+    let o = evstore(dir.path(), &["dump", &url, "--type", "Nope"]);
+    assert!(
+        o.status.success() && stdout(&o).is_empty(),
+        "{}",
+        stdout(&o)
+    );
 }
 
 #[test]
