@@ -641,17 +641,14 @@ fn pg_dump(url: &str, args: &DumpArgs, out: &mut dyn Write) -> CliResult<()> {
     let mut from_version = 0u64;
     // Bounded by the log (or the stream): every page moves on, an empty one ends it.
     while printed < limit {
-        let page = match &args.stream {
-            Some(stream) => {
-                let p = store.read_stream_range(stream, from_version, from_version + PAGE)?;
-                from_version += PAGE;
-                p
-            }
-            None => {
-                let p = store.read_all_from(from, TYPE_PAGE)?;
-                from = p.last().map_or(from, |e| e.position + 1);
-                p
-            }
+        let page = if let Some(stream) = &args.stream {
+            let p = store.read_stream_range(stream, from_version, from_version + PAGE)?;
+            from_version += PAGE;
+            p
+        } else {
+            let p = store.read_all_from(from, TYPE_PAGE)?;
+            from = p.last().map_or(from, |e| e.position + 1);
+            p
         };
         for e in page.iter().filter(|e| wanted(e)) {
             if printed >= limit {
