@@ -7,7 +7,7 @@
 //!    10 ms (the reader's poll has backed off between events).
 //! 2. `read_all` throughput of a read-only store in another process, beside the writer's own.
 //! 3. the writer's append throughput (4 threads, `Sync`, batch 1) with 0 and with 4 reader
-//!    processes following it, alternated in rounds.
+//!    processes following it (caught up before the timed run), alternated in rounds.
 //!
 //! ```sh
 //! cargo bench -p evstore-bench --bench live_readers            # ~1 min
@@ -78,8 +78,10 @@ fn child(role: &str) {
         .and_then(|c| c.parse().ok())
         .unwrap_or(0);
     let store = Store::open_with(&path, reader_options()).expect("reader opens");
-    println!("READY");
-    let _ = std::io::stdout().flush();
+    if role != "follow" {
+        println!("READY");
+        let _ = std::io::stdout().flush();
+    }
     match role {
         "latency" => {
             let from = store.head_position().map_or(0, |h| h + 1);
@@ -103,6 +105,15 @@ fn child(role: &str) {
             });
             let mut sub = Subscription::new(&store, 0, SubscriptionFilter::all());
             let mut n = 0u64;
+            // Catch up first: the measurement is of following, not of reading the backlog.
+            let end = store.head_position().map_or(0, |h| h + 1);
+            while sub.next_position() < end {
+                if let Ok(Some(_)) = sub.next_timeout(Duration::from_millis(50)) {
+                    n += 1;
+                }
+            }
+            println!("READY");
+            let _ = std::io::stdout().flush();
             while !stop.load(Ordering::Relaxed) {
                 if let Ok(Some(_)) = sub.next_timeout(Duration::from_millis(50)) {
                     n += 1;
