@@ -1,7 +1,7 @@
 //! Operator tools on a closed log file: [`verify`] (read-only) and [`repair`] (trim to the last
 //! valid frame before damage, after keeping a backup).
 
-use std::fs::{File, OpenOptions, TryLockError};
+use std::fs::{File, OpenOptions};
 use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result, Site};
@@ -140,7 +140,7 @@ fn scan(file: &File, path: &Path) -> Result<Scan> {
 pub fn verify(path: impl AsRef<Path>) -> Result<VerifyReport> {
     let path = path.as_ref();
     let file = File::open(path)?;
-    if writer_is_live(&file)? {
+    if file::writer_is_live(&file)? {
         return verify_live(&file, path);
     }
     // No lock is held during the scan, so a writer is never kept from starting. One that
@@ -160,7 +160,7 @@ pub fn verify(path: impl AsRef<Path>) -> Result<VerifyReport> {
     let segments = maps.len() as u64;
     drop(maps);
     let verdict = match o.verdict {
-        recovery::Verdict::Damaged(_) if writer_is_live(&file)? => {
+        recovery::Verdict::Damaged(_) if file::writer_is_live(&file)? => {
             return verify_live(&file, path);
         }
         recovery::Verdict::Damaged(d) => Verdict::Corrupt {
@@ -186,18 +186,6 @@ pub fn verify(path: impl AsRef<Path>) -> Result<VerifyReport> {
         sidecar,
         live: false,
     })
-}
-
-/// Whether a writer holds the log's `flock` now (a probe: released at once).
-fn writer_is_live(file: &File) -> Result<bool> {
-    match file.try_lock_shared() {
-        Ok(()) => {
-            file.unlock()?;
-            Ok(false)
-        }
-        Err(TryLockError::WouldBlock) => Ok(true),
-        Err(TryLockError::Error(e)) => Err(e.into()),
-    }
 }
 
 /// [`verify`] of a log a writer has open: a read-only open checks every frame up to the

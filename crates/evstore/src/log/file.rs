@@ -164,6 +164,22 @@ pub(crate) fn lock_file(
     }
 }
 
+/// Whether a writer holds the `flock` of the log `file` now: a probe with a shared lock,
+/// released at once, so a writer starting meanwhile is never kept out (docs/FORMAT.md §10).
+///
+/// # Errors
+/// The error of `flock` other than a conflict, or of the unlock.
+pub(crate) fn writer_is_live(file: &File) -> io::Result<bool> {
+    match file.try_lock_shared() {
+        Ok(()) => {
+            file.unlock()?;
+            Ok(false)
+        }
+        Err(TryLockError::WouldBlock) => Ok(true),
+        Err(TryLockError::Error(e)) => Err(e),
+    }
+}
+
 /// fsync the directory holding `path`, so a new name in it is durable.
 pub(crate) fn sync_parent_dir(path: &Path) -> io::Result<()> {
     let dir = match path.parent() {

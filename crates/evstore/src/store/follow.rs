@@ -8,7 +8,7 @@
 //! running, up to the end of the log, which it then makes durable itself). It never writes,
 //! trims or seals, and never reads a frame that may be being written.
 
-use std::fs::{File, TryLockError};
+use std::fs::File;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -106,7 +106,7 @@ pub(super) fn open_reader(path: &Path, options: &Options) -> Result<OpenedReader
     // after bytes it is zeroing: the verdict then is not to be trusted, and the open follows
     // that writer instead. Bounded: one retry.
     for attempt in 0..2 {
-        if writer_is_live(&file)? {
+        if file::writer_is_live(&file)? {
             let head = wait_for_head(&file, &header, path, &mut head_file, options)?;
             return open_following(file, header, head_file, &head);
         }
@@ -125,26 +125,13 @@ pub(super) fn open_reader(path: &Path, options: &Options) -> Result<OpenedReader
                     recovery,
                 });
             }
-            Offline::Damaged(e) if attempt == 0 && writer_is_live(&file)? => drop(e),
+            Offline::Damaged(e) if attempt == 0 && file::writer_is_live(&file)? => drop(e),
             Offline::Damaged(e) => return Err(e),
         }
     }
     Err(Error::Internal(
         "a read-only open retried past its bound".into(),
     ))
-}
-
-/// Whether a writer holds the log's `flock` now (a probe: the shared lock is released at
-/// once, so a writer starting meanwhile is not kept out).
-fn writer_is_live(file: &File) -> Result<bool> {
-    match file.try_lock_shared() {
-        Ok(()) => {
-            file.unlock()?;
-            Ok(false)
-        }
-        Err(TryLockError::WouldBlock) => Ok(true),
-        Err(TryLockError::Error(e)) => Err(Error::Io(e)),
-    }
 }
 
 /// The head a live writer published, waiting up to `options.lock_timeout` for the first one
@@ -164,7 +151,7 @@ fn wait_for_head(
             return Ok(h);
         }
         let now = Instant::now();
-        if now >= deadline || !writer_is_live(file)? && head_file.is_none() {
+        if now >= deadline || !file::writer_is_live(file)? && head_file.is_none() {
             return Err(Error::Locked {
                 path: path.to_path_buf(),
             });
@@ -385,7 +372,7 @@ impl Store {
                 self.catch_up_to(&mut f, &head)?;
             }
         }
-        if !writer_is_live(&f.file)? {
+        if !file::writer_is_live(&f.file)? {
             self.catch_up_unpublished(&mut f)?;
         }
         Ok(self.head_position())
