@@ -122,12 +122,12 @@ fn scan(file: &File, path: &Path) -> Result<Scan> {
 /// not an error.
 ///
 /// # Errors
-/// As `Store::open` for the file header: [`Error::NotALog`](crate::Error::NotALog),
-/// [`Error::UnsupportedFormat`](crate::Error::UnsupportedFormat), or
-/// [`Error::Corruption`](crate::Error::Corruption) at [`Site::Header`];
-/// [`Error::Locked`](crate::Error::Locked) while `repair` runs, or while a writer holds the
+/// As `Store::open` for the file header: [`Error::NotALog`],
+/// [`Error::UnsupportedFormat`], or
+/// [`Error::Corruption`] at [`Site::Header`];
+/// [`Error::Locked`] while `repair` runs, or while a writer holds the
 /// file without publishing a durable head (an older evstore);
-/// [`Error::Io`](crate::Error::Io) (reading the log or the sidecar).
+/// [`Error::Io`] (reading the log or the sidecar).
 ///
 /// ```
 /// # let dir = tempfile::tempdir().unwrap();
@@ -256,7 +256,7 @@ fn explain_damage(what: String) -> String {
 /// lock: usable while a store has the log open.
 ///
 /// # Errors
-/// The errors of [`verify`] for the log's header (except `Locked`); [`Error::Io`](crate::Error::Io).
+/// The errors of [`verify`] for the log's header (except `Locked`); [`Error::Io`].
 pub fn inspect_sidecar(log_path: impl AsRef<Path>) -> Result<Option<SidecarReport>> {
     let log_path = log_path.as_ref();
     let file = File::open(log_path)?;
@@ -320,8 +320,8 @@ pub struct LostFrame {
 /// reported with nothing lost. Takes the exclusive lock.
 ///
 /// # Errors
-/// The errors of [`verify`] (the file header, [`Error::Locked`](crate::Error::Locked));
-/// [`Error::Io`](crate::Error::Io) of the scan, the backup copy or the cut. A failure before
+/// The errors of [`verify`] (the file header, [`Error::Locked`]);
+/// [`Error::Io`] of the scan, the backup copy or the cut. A failure before
 /// the cut changes nothing in the log.
 pub fn repair(path: impl AsRef<Path>) -> Result<RepairReport> {
     let path = path.as_ref();
