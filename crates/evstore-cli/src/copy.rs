@@ -40,16 +40,17 @@ pub struct CopyArgs {
     pub quiet: bool,
 }
 
-/// The source of a copy.
-enum Source {
+/// One side of a copy: a log file or a PostgreSQL store.
+enum Side {
     File(Box<Store>),
     Pg(Box<PgStore>),
 }
 
-impl Source {
-    fn open(s: &str) -> CliResult<Source> {
+impl Side {
+    /// The source: a URL, or an existing log file opened read-only.
+    fn source(s: &str) -> CliResult<Side> {
         if is_postgres_url(s) {
-            return Ok(Source::Pg(Box::new(connect(s)?)));
+            return Ok(Side::Pg(Box::new(connect(s)?)));
         }
         let path = Path::new(s);
         check_log_path(path)?;
@@ -60,36 +61,15 @@ impl Source {
                 ..Options::default()
             },
         )?;
-        Ok(Source::File(Box::new(store)))
+        Ok(Side::File(Box::new(store)))
     }
 
-    fn head(&self) -> CliResult<Option<u64>> {
-        Ok(match self {
-            Source::File(s) => s.head_position(),
-            Source::Pg(s) => s.head_position()?,
-        })
-    }
-
-    fn page(&self, from: u64, max: usize) -> CliResult<Vec<RecordedEvent>> {
-        Ok(match self {
-            Source::File(s) => s.read_all(from).take(max).collect::<evstore::Result<_>>()?,
-            Source::Pg(s) => s.read_all_from(from, max)?,
-        })
-    }
-}
-
-/// The destination of a copy.
-enum Dest {
-    File(Box<Store>),
-    Pg(Box<PgStore>),
-}
-
-impl Dest {
-    fn open(s: &str) -> CliResult<Dest> {
+    /// The destination: a URL, or a log file (created if missing).
+    fn destination(s: &str) -> CliResult<Side> {
         if is_postgres_url(s) {
-            return Ok(Dest::Pg(Box::new(connect(s)?)));
+            return Ok(Side::Pg(Box::new(connect(s)?)));
         }
-        // Buffered: each page is flushed once (`Dest::import`), not each append.
+        // Buffered: each page is flushed once (`Side::import`), not each append.
         let store = open_with(
             Path::new(s),
             Options {
@@ -97,31 +77,31 @@ impl Dest {
                 ..Options::default()
             },
         )?;
-        Ok(Dest::File(Box::new(store)))
+        Ok(Side::File(Box::new(store)))
     }
 
     fn head(&self) -> CliResult<Option<u64>> {
         Ok(match self {
-            Dest::File(s) => s.head_position(),
-            Dest::Pg(s) => s.head_position()?,
+            Side::File(s) => s.head_position(),
+            Side::Pg(s) => s.head_position()?,
         })
     }
 
     fn page(&self, from: u64, max: usize) -> CliResult<Vec<RecordedEvent>> {
         Ok(match self {
-            Dest::File(s) => s.read_all(from).take(max).collect::<evstore::Result<_>>()?,
-            Dest::Pg(s) => s.read_all_from(from, max)?,
+            Side::File(s) => s.read_all(from).take(max).collect::<evstore::Result<_>>()?,
+            Side::Pg(s) => s.read_all_from(from, max)?,
         })
     }
 
-    /// Import one page, durably.
+    /// Import one page into a destination, durably.
     fn import(&self, page: &[RecordedEvent]) -> CliResult<()> {
         match self {
-            Dest::File(s) => {
+            Side::File(s) => {
                 s.import(page)?;
                 s.flush()?;
             }
-            Dest::Pg(s) => s.import(page)?,
+            Side::Pg(s) => s.import(page)?,
         }
         Ok(())
     }
@@ -143,8 +123,8 @@ pub fn run(args: &CopyArgs, out: &mut dyn Write) -> CliResult<()> {
             }
         })?;
     }
-    let src = Source::open(&args.src)?;
-    let dst = Dest::open(&args.dst)?;
+    let src = Side::source(&args.src)?;
+    let dst = Side::destination(&args.dst)?;
     let Some(src_head) = src.head()? else {
         return line(out, format!("{}: no events; nothing to copy", args.src));
     };
@@ -179,7 +159,7 @@ pub fn run(args: &CopyArgs, out: &mut dyn Write) -> CliResult<()> {
 
 /// The destination's events must be the source's first events, field by field: returns how
 /// many there are (where the copy resumes).
-fn check_prefix(src: &Source, dst: &Dest, pb: &indicatif::ProgressBar) -> CliResult<u64> {
+fn check_prefix(src: &Side, dst: &Side, pb: &indicatif::ProgressBar) -> CliResult<u64> {
     let Some(dst_head) = dst.head()? else {
         return Ok(0);
     };
