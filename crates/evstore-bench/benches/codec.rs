@@ -174,6 +174,7 @@ fn projection_state(orders: usize) -> OrderSummaries {
                 }
                 .encode()
                 .unwrap_or_default(),
+                tags: Vec::new(),
             };
             p.apply(&recorded);
             position += 1;

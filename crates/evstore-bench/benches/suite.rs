@@ -1576,6 +1576,7 @@ fn section_load(cfg: &Cfg, rep: &mut Report) {
                     recorded_at: chrono::DateTime::from_timestamp_micros(ts).unwrap_or_default(),
                     data: r.get(2)?,
                     metadata,
+                    tags: Vec::new(),
                 })
             })
             .expect("query")

@@ -26,6 +26,7 @@ pub(crate) fn event(row: &postgres::Row) -> Result<RecordedEvent> {
         recorded_at: col(row, 5)?,
         data: col(row, 6)?,
         metadata: col(row, 7)?,
+        tags: Vec::new(),
     })
 }
 

@@ -109,6 +109,34 @@ impl EventStorage for PgStore {
         PgStore::append(self, stream, expected, events)
     }
 
+    fn append_multi(&self, _appends: &[evstore::StreamAppend]) -> Result<Vec<AppendResult>> {
+        Err(evstore::Error::InvalidInput(
+            "PENDING(#15): append_multi on PostgreSQL".into(),
+        ))
+    }
+
+    fn append_if(
+        &self,
+        _stream: &str,
+        _expected: ExpectedVersion,
+        _events: &[NewEvent],
+        _condition: &evstore::AppendCondition,
+    ) -> Result<AppendResult> {
+        Err(evstore::Error::InvalidInput(
+            "PENDING(#15): append_if on PostgreSQL".into(),
+        ))
+    }
+
+    fn read_query(
+        &self,
+        _query: &evstore::Query,
+        _after: Option<u64>,
+    ) -> Result<(Vec<RecordedEvent>, Option<u64>)> {
+        Err(evstore::Error::InvalidInput(
+            "PENDING(#15): read_query on PostgreSQL".into(),
+        ))
+    }
+
     fn read_stream_range(
         &self,
         stream: &str,

@@ -85,6 +85,13 @@ pub trait DomainEvent: Sized + Clone + Debug + Send + Sync + 'static {
     fn payload_codec(&self) -> Codec {
         Codec::CURRENT
     }
+
+    /// The tags this event is stored with ([`NewEvent::tags`](crate::NewEvent::tags)), for
+    /// Dynamic Consistency Boundary queries ([`crate::query`]), e.g. `product:sku-1`. Default:
+    /// none.
+    fn tags(&self) -> Vec<String> {
+        Vec::new()
+    }
 }
 
 /// An event-sourced aggregate: its state is the fold of its events.

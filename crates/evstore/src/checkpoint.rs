@@ -710,6 +710,7 @@ mod tests {
             recorded_at: chrono::Utc::now(),
             data: vec![],
             metadata: vec![],
+            tags: vec![],
         }
     }
 

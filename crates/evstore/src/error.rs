@@ -29,6 +29,20 @@ pub enum Error {
         actual: Option<u64>,
     },
 
+    /// The append condition of a Dynamic Consistency Boundary append failed (as the DCB
+    /// specification's append condition): events matching its query were appended after the
+    /// position the decision saw. Nothing was written.
+    ///
+    /// Errors: returned by `append_if`; read the query again (from `after`) and decide again.
+    #[error("append condition failed: {} event(s) matching the query were appended after {} (positions {})", .positions.len(), fmt_after(*.after), fmt_positions(.positions))]
+    AppendConditionFailed {
+        /// The positions of the conflicting events, ascending: the first
+        /// [`MAX_CONFLICTS_LISTED`](crate::query::MAX_CONFLICTS_LISTED) of them.
+        positions: Vec<u64>,
+        /// The condition's `after` (`None`: the condition looked at the whole log).
+        after: Option<u64>,
+    },
+
     /// Damage in the log file itself: the file header fails its checks or is cut short; a
     /// frame is damaged or missing although a later frame proves it was durable (so it cannot
     /// be a torn write); a frame whose checksums hold holds invalid content; or bytes that were
@@ -70,13 +84,14 @@ pub enum Error {
     /// The file is an evstore log of a format version this build cannot read.
     ///
     /// Errors: returned by `Store::open` and the `maintenance` functions; nothing was changed.
-    #[error("{} uses log format version {found}; this build reads version {supported}", .path.display())]
+    #[error("{} uses log format version {found}; this build reads versions 1 to {supported}", .path.display())]
     UnsupportedFormat {
         /// The file's path, as the caller named it.
         path: PathBuf,
         /// The format version in the file's header (docs/FORMAT.md §2).
         found: u32,
-        /// The format version this build reads and writes.
+        /// The newest format version this build reads (it reads every version from 1 up to
+        /// it, and writes it in new files).
         supported: u32,
     },
 
@@ -134,6 +149,23 @@ pub enum Error {
     /// also poisons the store ([`Error::Poisoned`]).
     #[error("I/O error: {0}")]
     Io(#[from] std::io::Error),
+}
+
+fn fmt_after(after: Option<u64>) -> String {
+    match after {
+        Some(p) => format!("position {p}"),
+        None => "the start of the log".to_string(),
+    }
+}
+
+/// Up to 8 positions, then how many more.
+fn fmt_positions(positions: &[u64]) -> String {
+    let shown: Vec<String> = positions.iter().take(8).map(u64::to_string).collect();
+    let mut s = shown.join(", ");
+    if positions.len() > 8 {
+        s.push_str(&format!(" and {} more", positions.len() - 8));
+    }
+    s
 }
 
 fn fmt_version(v: Option<&u64>) -> String {

@@ -122,7 +122,15 @@ pub fn frame_decode(data: &[u8]) {
         Ok((_, body)) => body,
         Err(_) => data,
     };
-    let mut index = crate::index::Index::default();
+    // Both record layouts: version 1 (no tags) and version 2 (tag sections).
+    for layout in [frame::Layout::V1, frame::Layout::V2] {
+        frame_decode_as(body, layout);
+    }
+}
+
+/// [`frame_decode`]'s walk of a body laid out as `layout` says.
+fn frame_decode_as(body: &[u8], layout: frame::Layout) {
+    let mut index = crate::index::Index::new(layout);
     let _ = index.add_frame(body, crate::log::segment::HEADER_SIZE);
     // Walk batches and events directly too.
     let mut at = 0usize;
@@ -133,7 +141,7 @@ pub fn frame_decode(data: &[u8]) {
         };
         let mut off = h.events_offset;
         for _ in 0..h.event_count.min(4096) {
-            match rest.get(off..).map(frame::decode_event) {
+            match rest.get(off..).map(|b| frame::decode_event(b, layout)) {
                 Some(Ok(ev)) => off += ev.size,
                 _ => break,
             }

@@ -4,7 +4,10 @@
 //! * position → [`Location`] (one packed `u64` per event, in fixed-size chunks);
 //! * stream id → version → position (one `u32` per event while positions fit in 32 bits, two
 //!   `u32`s per event for a stream that reaches a position ≥ 2³²), through a [`StreamTable`];
-//! * event type (interned once) → positions (one `u64` per event, chunked).
+//! * event type (interned once) → positions (one `u64` per event, chunked);
+//! * tag → positions (format version 2 logs): a second [`StreamTable`] keyed by tag, whose
+//!   per-name vector holds the positions of the events carrying the tag (one `u32` per tag
+//!   occurrence while positions fit in 32 bits), so a tag costs what a stream costs.
 //!
 //! That is 20 bytes per event, plus per stream: the id once (its bytes, in an arena of 64 KiB
 //! chunks, no allocation per stream), a 32-byte entry (packed name location + the version
@@ -28,7 +31,8 @@
 
 use std::collections::HashMap;
 
-use crate::log::frame::{self, Location};
+use crate::log::frame::{self, Layout, Location};
+use crate::query::{Query, QueryItem};
 
 const CHUNK: usize = 1 << 12;
 
@@ -255,6 +259,29 @@ impl Stream {
         } else {
             self.positions.len()
         }
+    }
+
+    /// The first index whose position is not below `position` (positions ascend).
+    fn partition_point_below(&self, position: u64) -> usize {
+        let (mut lo, mut hi) = (0usize, self.len());
+        while lo < hi {
+            let mid = lo + (hi - lo) / 2;
+            match self.get(mid) {
+                Some(p) if p < position => lo = mid + 1,
+                _ => hi = mid,
+            }
+        }
+        lo
+    }
+
+    /// Whether `position` is in the vector (positions ascend).
+    fn contains_position(&self, position: u64) -> bool {
+        self.get(self.partition_point_below(position)) == Some(position)
+    }
+
+    /// The last position.
+    fn last(&self) -> Option<u64> {
+        self.len().checked_sub(1).and_then(|i| self.get(i))
     }
 
     fn get(&self, version: usize) -> Option<u64> {
@@ -490,7 +517,6 @@ impl StreamTable {
     }
 
     /// Heap bytes held (capacities), for tests and tools.
-    #[cfg(test)]
     fn heap_bytes(&self) -> usize {
         self.slots.capacity() * 8
             + self.names.iter().map(Vec::capacity).sum::<usize>()
@@ -505,8 +531,9 @@ impl StreamTable {
 }
 
 /// The index. See the module docs.
-#[derive(Default)]
 pub(crate) struct Index {
+    /// How the log's event records are laid out (its format version).
+    layout: Layout,
     positions: ChunkedVec,
     streams: StreamTable,
     type_ids: HashMap<Box<str>, u32>,
@@ -518,9 +545,29 @@ pub(crate) struct Index {
     /// The type id of the last event indexed: most logs repeat types in runs, and this skips a
     /// hash lookup per event.
     last_type: Option<u32>,
+    /// Tag → positions of the events carrying it (see the module docs).
+    tags: StreamTable,
+    /// Tag occurrences indexed.
+    tag_occurrences: u64,
 }
 
 impl Index {
+    /// An empty index of a log whose event records are laid out as `layout` says.
+    pub fn new(layout: Layout) -> Index {
+        Index {
+            layout,
+            positions: ChunkedVec::default(),
+            streams: StreamTable::default(),
+            type_ids: HashMap::new(),
+            types: Vec::new(),
+            type_names: Vec::new(),
+            last_recorded_at_us: None,
+            last_type: None,
+            tags: StreamTable::default(),
+            tag_occurrences: 0,
+        }
+    }
+
     /// Index the batches of one frame body located at `body_file_offset` in the file.
     /// On error the index may hold part of the frame and must be discarded (recovery aborts).
     pub fn add_frame(&mut self, body: &[u8], body_file_offset: u64) -> Result<(), IndexError> {
@@ -555,7 +602,8 @@ impl Index {
             // One pass: on an error the caller discards the whole index (see above).
             let mut off = h.events_offset;
             for i in 0..h.event_count {
-                let ev = frame::decode_event_raw(&batch[off..]).map_err(|e| err(e.to_string()))?;
+                let ev = frame::decode_event_raw(&batch[off..], self.layout)
+                    .map_err(|e| err(e.to_string()))?;
                 off += ev.size;
                 let position = first_position + u64::from(i);
                 self.positions
@@ -574,6 +622,9 @@ impl Index {
                     }
                 };
                 self.types[type_id as usize].push(position);
+                if ev.tag_count > 0 {
+                    self.add_tags(ev.tags, position).map_err(err)?;
+                }
             }
             self.last_recorded_at_us = Some(h.recorded_at_us);
             at += off;
@@ -607,6 +658,27 @@ impl Index {
         }
         frame::check_stream_name(name).map_err(|e| e.to_string())?;
         self.streams.find_or_insert(name)
+    }
+
+    /// Index the tags of the event at `position` (a structure-checked tag section); only a new
+    /// tag's UTF-8 is checked, as for names.
+    fn add_tags(&mut self, section: &[u8], position: u64) -> Result<(), String> {
+        for tag in frame::tag_bytes(section) {
+            let i = match self.tags.find(tag) {
+                Some(i) => i,
+                None => {
+                    frame::check_tag(tag).map_err(|e| e.to_string())?;
+                    self.tags.find_or_insert(tag)?
+                }
+            };
+            let postings = self.tags.stream_mut(i);
+            // A tag repeated on one event is indexed once.
+            if postings.last() != Some(position) {
+                postings.push(position);
+                self.tag_occurrences += 1;
+            }
+        }
+        Ok(())
     }
 
     /// The id of `event_type`, interned on first sight. With few types (the usual case) a
@@ -700,6 +772,105 @@ impl Index {
         Some(&self.types[i as usize])
     }
 
+    /// Distinct tags, and tag occurrences indexed.
+    pub fn tag_counts(&self) -> (usize, u64) {
+        (self.tags.len(), self.tag_occurrences)
+    }
+
+    /// Heap bytes of the tag index (names, entries, slots, position vectors).
+    pub fn tag_heap_bytes(&self) -> usize {
+        self.tags.heap_bytes()
+    }
+
+    /// Positions after `after` (all when `None`) of the indexed events `query` matches, in
+    /// ascending order, at most `limit` of them (the first ones).
+    pub fn matching_positions(&self, query: &Query, after: Option<u64>, limit: usize) -> Vec<u64> {
+        let start = after.map_or(0, |a| a.saturating_add(1));
+        let end = self.len();
+        let mut out = Vec::new();
+        if start >= end || limit == 0 {
+            return out;
+        }
+        for item in query.items() {
+            self.item_positions(item, start, end, limit, &mut out);
+        }
+        out.sort_unstable();
+        out.dedup();
+        out.truncate(limit);
+        out
+    }
+
+    /// Push the first `limit` positions in `[start, end)` that `item` matches, ascending.
+    fn item_positions(
+        &self,
+        item: &QueryItem,
+        start: u64,
+        end: u64,
+        limit: usize,
+        out: &mut Vec<u64>,
+    ) {
+        let types: Vec<&ChunkedVec> = item
+            .types()
+            .iter()
+            .filter_map(|t| self.type_positions(t))
+            .collect();
+        if !item.types().is_empty() && types.is_empty() {
+            return; // none of its types was ever appended
+        }
+        let type_ok = |p: u64| {
+            item.types().is_empty()
+                || types.iter().any(|v| {
+                    let i = v.partition_point(|x| x < p);
+                    v.get(i) == Some(p)
+                })
+        };
+        if item.tags().is_empty() && item.types().is_empty() {
+            out.extend(start..end.min(start.saturating_add(limit as u64)));
+            return;
+        }
+        if item.tags().is_empty() {
+            for v in types {
+                let from = v.partition_point(|x| x < start);
+                let mut taken = 0;
+                // Bounded by `limit` and the vector's length.
+                for i in from..v.len() {
+                    match v.get(i) {
+                        Some(p) if p < end && taken < limit => {
+                            out.push(p);
+                            taken += 1;
+                        }
+                        _ => break,
+                    }
+                }
+            }
+            return;
+        }
+        let mut lists = Vec::with_capacity(item.tags().len());
+        for tag in item.tags() {
+            match self.tags.find(tag.as_bytes()) {
+                Some(i) => lists.push(self.tags.stream(i)),
+                None => return, // no event carries it
+            }
+        }
+        // Walk the rarest tag's positions; check the others by binary search.
+        lists.sort_by_key(|l| l.len());
+        let Some((rarest, others)) = lists.split_first() else {
+            return;
+        };
+        let mut taken = 0;
+        // Bounded by the rarest tag's occurrences.
+        for i in rarest.partition_point_below(start)..rarest.len() {
+            let Some(p) = rarest.get(i) else { break };
+            if p >= end || taken >= limit {
+                break;
+            }
+            if others.iter().all(|l| l.contains_position(p)) && type_ok(p) {
+                out.push(p);
+                taken += 1;
+            }
+        }
+    }
+
     /// Event types and their counts.
     pub fn type_counts(&self) -> Vec<(String, u64)> {
         let mut v: Vec<(String, u64)> = self
@@ -739,10 +910,18 @@ impl Index {
         let mut locations = Vec::new();
         self.positions
             .extend_into(0, self.positions.len(), &mut locations);
+        let mut tags: Vec<(String, Vec<u64>)> = (0..self.tags.len())
+            .map(|i| {
+                let name = String::from_utf8_lossy(self.tags.name(i)).into_owned();
+                (name, self.tags.stream(i as u32).copy_range(0, usize::MAX))
+            })
+            .collect();
+        tags.sort();
         IndexFingerprint {
             streams,
             types,
             locations,
+            tags,
         }
     }
 }
@@ -755,6 +934,7 @@ pub struct IndexFingerprint {
     pub streams: Vec<(String, Vec<u64>)>,
     pub types: Vec<(String, Vec<u64>)>,
     pub locations: Vec<u64>,
+    pub tags: Vec<(String, Vec<u64>)>,
 }
 
 /// Whether `us` (µs since the epoch) is a representable `DateTime<Utc>`: the same answer as
@@ -811,7 +991,7 @@ mod tests {
 
     #[test]
     fn type_ids_linear_and_hashed_agree() {
-        let mut idx = Index::default();
+        let mut idx = Index::new(Layout::V2);
         let names: Vec<String> = (0..40).map(|i| format!("T{i}")).collect();
         let ids: Vec<u32> = names
             .iter()
@@ -833,7 +1013,14 @@ mod tests {
             frame::encode_batch_header(&mut out, types.len() as u32, stream);
             frame::patch_batch_header(&mut out[start..], first_version, recorded_at_us);
             for (i, t) in types.iter().enumerate() {
-                frame::encode_event(&mut out, &[i as u8; 16], t, b"data", b"");
+                let parts = frame::EventParts::<&str> {
+                    event_id: &[i as u8; 16],
+                    event_type: t,
+                    tags: &[],
+                    data: b"data",
+                    metadata: b"",
+                };
+                frame::encode_event(&mut out, Layout::V2, &parts);
             }
         }
         out
@@ -843,7 +1030,7 @@ mod tests {
     fn names_are_checked_for_utf8_when_first_seen() {
         let t = 1_700_000_000_000_000;
         // A known stream and type: indexed.
-        let mut idx = Index::default();
+        let mut idx = Index::new(Layout::V2);
         idx.add_frame(&body(&[("orders", 0, &["Created"])], t), 4096)
             .expect("valid frame");
         // The same names again, then a new stream whose id is not UTF-8: rejected.
@@ -854,7 +1041,8 @@ mod tests {
             ],
             t,
         );
-        let second = frame::batch_header_size("orders".len()) + frame::event_size(7, 4, 0);
+        let second =
+            frame::batch_header_size("orders".len()) + frame::event_size(Layout::V2, 7, 0, 4, 0);
         let at = second + frame::batch_header_size(0) + 3;
         assert_eq!(&bad_stream[at..at + 2], "\u{e9}".as_bytes());
         bad_stream[at] = 0xFF; // a lone continuation-less lead byte: invalid UTF-8
@@ -867,7 +1055,7 @@ mod tests {
             (second, malformed(frame::BAD_STREAM_ID))
         );
         // A new event type that is not UTF-8: rejected; the known one is not re-checked.
-        let mut idx = Index::default();
+        let mut idx = Index::new(Layout::V2);
         let mut bad_type = body(&[("s", 0, &["Known", "N\u{e9}w"])], t);
         let len = bad_type.len();
         let at = len - 4 - "N\u{e9}w".len() + 1; // the é, before the 4-byte payload
@@ -1053,7 +1241,7 @@ mod tests {
             ));
         }
         let build = || {
-            let mut idx = Index::default();
+            let mut idx = Index::new(Layout::V2);
             let mut offset = 4096u64;
             for f in &frames {
                 idx.add_frame(f, offset).expect("valid frames index");
@@ -1087,7 +1275,7 @@ mod tests {
 
     #[test]
     fn add_frame_rejects_a_version_gap() {
-        let mut idx = Index::default();
+        let mut idx = Index::new(Layout::V2);
         idx.add_frame(&body(&[("s", 0, &["A", "B"])], 1), 4096)
             .expect("first");
         let e = idx
@@ -1098,7 +1286,7 @@ mod tests {
             "{}",
             e.what
         );
-        let mut idx = Index::default();
+        let mut idx = Index::new(Layout::V2);
         let e = idx
             .add_frame(&body(&[("new", 1, &["A"])], 1), 4096)
             .expect_err("new stream must start at 0");

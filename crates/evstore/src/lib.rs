@@ -39,6 +39,7 @@ mod log;
 pub mod maintenance;
 pub mod prelude;
 pub mod projection;
+pub mod query;
 pub mod repository;
 pub mod saga;
 mod serde_event;
@@ -54,11 +55,13 @@ pub mod upcast;
 /// The `chrono` crate the API's times come from (re-exported: no version to match).
 pub use chrono;
 pub use error::{Error, Result, Site};
+pub use query::{AppendCondition, Query, QueryItem};
 pub use storage::EventStorage;
 pub use store::{BackupReport, ReadAll, RecoveryReport, Store, StoreStats, TrimReport};
 pub use types::{
     new_event_id, AppendResult, Durability, EventView, ExpectedVersion, NewEvent, Options,
-    RecordedEvent, DEFAULT_SEGMENT_SIZE, MAX_SEGMENT_SIZE, MIN_SEGMENT_SIZE,
+    RecordedEvent, StreamAppend, Tags, DEFAULT_SEGMENT_SIZE, MAX_SEGMENT_SIZE, MAX_TAGS_PER_EVENT,
+    MIN_SEGMENT_SIZE,
 };
 /// The `uuid` crate the API's event ids come from (re-exported: no version to match).
 pub use uuid;

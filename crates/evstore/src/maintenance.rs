@@ -97,7 +97,7 @@ struct Scan {
 fn scan(file: &File, path: &Path) -> Result<Scan> {
     // Refuses a file shorter than its header, like `Store::open`.
     let header = header_of(file, path)?;
-    let mut index = Index::default();
+    let mut index = Index::new(header.layout());
     // The counts after the last frame the index took whole (it may take part of one it
     // refuses).
     let (mut events, mut streams) = (0, 0);
@@ -427,7 +427,7 @@ fn salvage(
                 appends.push((b.stream.to_string(), b.first_version, b.event_count));
                 let mut off = b.events_offset;
                 for _ in 0..b.event_count {
-                    match frame::decode_event(&body[at + off..]) {
+                    match frame::decode_event(&body[at + off..], header.layout()) {
                         Ok(ev) => off += ev.size,
                         Err(_) => break,
                     }

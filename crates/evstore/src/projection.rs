@@ -700,6 +700,35 @@ impl<P: Projection, S: EventSource + EventStorage> EventStorage for InlineProjec
         InlineProjection::append(self, stream, expected, events)
     }
 
+    fn append_multi(&self, appends: &[crate::StreamAppend]) -> Result<Vec<AppendResult>> {
+        // As `append`: write without the runner's lock, then apply up to the last event.
+        let results = self.source.append_multi(appends)?;
+        if let Some(end) = results.iter().map(|r| r.last_position + 1).max() {
+            self.runner.lock().catch_up_to(end)?;
+        }
+        Ok(results)
+    }
+
+    fn append_if(
+        &self,
+        stream: &str,
+        expected: ExpectedVersion,
+        events: &[NewEvent],
+        condition: &crate::AppendCondition,
+    ) -> Result<AppendResult> {
+        let result = self.source.append_if(stream, expected, events, condition)?;
+        self.runner.lock().catch_up_to(result.last_position + 1)?;
+        Ok(result)
+    }
+
+    fn read_query(
+        &self,
+        query: &crate::Query,
+        after: Option<u64>,
+    ) -> Result<(Vec<RecordedEvent>, Option<u64>)> {
+        self.source.read_query(query, after)
+    }
+
     fn read_stream_range(
         &self,
         stream: &str,

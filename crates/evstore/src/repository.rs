@@ -571,6 +571,7 @@ impl<A: Aggregate, S: EventStorage> Repository<A, S> {
                 event_type: ty.to_string(),
                 data: e.encode().map_err(codec_err)?,
                 metadata: meta.encode_for(e.payload_codec()).map_err(codec_err)?,
+                tags: e.tags(),
             });
         }
         let expected = match root.version() {

@@ -252,6 +252,7 @@ pub fn caused_event<E: DomainEvent>(
         event_type: ty.to_string(),
         data: event.encode()?,
         metadata: meta.encode()?,
+        tags: event.tags(),
     })
 }
 

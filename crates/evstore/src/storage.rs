@@ -9,8 +9,11 @@ use std::time::{Duration, Instant};
 use uuid::Uuid;
 
 use crate::error::Result;
+use crate::query::{AppendCondition, Query};
 use crate::snapshot::{IgnoredReason, Snapshot};
-use crate::types::{AppendResult, EventView, ExpectedVersion, NewEvent, RecordedEvent};
+use crate::types::{
+    AppendResult, EventView, ExpectedVersion, NewEvent, RecordedEvent, StreamAppend,
+};
 use crate::Store;
 
 /// A storage backend for event-sourced aggregates.
@@ -28,6 +31,45 @@ pub trait EventStorage: Send + Sync {
         expected: ExpectedVersion,
         events: &[NewEvent],
     ) -> Result<AppendResult>;
+
+    /// Append to several streams atomically: every part's expected version holds and every
+    /// event is written, or nothing is (as KurrentDB's multi-stream append; see
+    /// [`Store::append_multi`]). One result per part, in order.
+    ///
+    /// # Errors
+    /// [`Error::WrongExpectedVersion`](crate::Error::WrongExpectedVersion) naming the first
+    /// stream whose check fails; the backend's other errors (the file [`Store`]'s are listed
+    /// at [`Store::append_multi`]).
+    fn append_multi(&self, appends: &[StreamAppend]) -> Result<Vec<AppendResult>>;
+
+    /// Append `events` to `stream` if `expected` holds and no event matching
+    /// `condition.fail_if_events_match` was appended after `condition.after`, checked
+    /// atomically with the append (the DCB specification's conditional append; see
+    /// [`Store::append_if`]).
+    ///
+    /// # Errors
+    /// [`Error::AppendConditionFailed`](crate::Error::AppendConditionFailed) with the
+    /// conflicting positions; the errors of [`EventStorage::append`].
+    fn append_if(
+        &self,
+        stream: &str,
+        expected: ExpectedVersion,
+        events: &[NewEvent],
+        condition: &AppendCondition,
+    ) -> Result<AppendResult>;
+
+    /// The events matching `query` after position `after` (all when `None`), in position
+    /// order, and the head position the read saw (the DCB specification's read; see
+    /// [`Store::read_query`]).
+    ///
+    /// # Errors
+    /// [`Error::InvalidInput`](crate::Error::InvalidInput) for a query over its limits; the
+    /// backend's read errors.
+    fn read_query(
+        &self,
+        query: &Query,
+        after: Option<u64>,
+    ) -> Result<(Vec<RecordedEvent>, Option<u64>)>;
 
     /// Events of `stream` with versions in `[from_version, to_version)`, in version order
     /// (empty when there are none).
@@ -147,6 +189,28 @@ impl EventStorage for Store {
         Store::append(self, stream, expected, events)
     }
 
+    fn append_multi(&self, appends: &[StreamAppend]) -> Result<Vec<AppendResult>> {
+        Store::append_multi(self, appends)
+    }
+
+    fn append_if(
+        &self,
+        stream: &str,
+        expected: ExpectedVersion,
+        events: &[NewEvent],
+        condition: &AppendCondition,
+    ) -> Result<AppendResult> {
+        Store::append_if(self, stream, expected, events, condition)
+    }
+
+    fn read_query(
+        &self,
+        query: &Query,
+        after: Option<u64>,
+    ) -> Result<(Vec<RecordedEvent>, Option<u64>)> {
+        Store::read_query(self, query, after)
+    }
+
     fn read_stream_range(
         &self,
         stream: &str,
@@ -210,6 +274,25 @@ macro_rules! forward_event_storage {
                 events: &[NewEvent],
             ) -> Result<AppendResult> {
                 (**self).append(stream, expected, events)
+            }
+            fn append_multi(&self, appends: &[StreamAppend]) -> Result<Vec<AppendResult>> {
+                (**self).append_multi(appends)
+            }
+            fn append_if(
+                &self,
+                stream: &str,
+                expected: ExpectedVersion,
+                events: &[NewEvent],
+                condition: &AppendCondition,
+            ) -> Result<AppendResult> {
+                (**self).append_if(stream, expected, events, condition)
+            }
+            fn read_query(
+                &self,
+                query: &Query,
+                after: Option<u64>,
+            ) -> Result<(Vec<RecordedEvent>, Option<u64>)> {
+                (**self).read_query(query, after)
             }
             fn read_stream_range(
                 &self,

@@ -477,6 +477,7 @@ mod tests {
                 recorded_at: chrono::Utc::now(),
                 data: vec![],
                 metadata: vec![],
+                tags: vec![],
             }])
         }
         fn wait_for_position(&self, _: u64, _: Duration) -> bool {

@@ -112,6 +112,11 @@ pub struct NewEvent {
     pub data: Vec<u8>,
     /// Free-form metadata, opaque to the store.
     pub metadata: Vec<u8>,
+    /// Tags for Dynamic Consistency Boundary queries ([`Query`](crate::Query)): up to
+    /// [`MAX_TAGS_PER_EVENT`] distinct strings of 1..=255 bytes of UTF-8, opaque to the store
+    /// (e.g. `username:alice`). Indexed, so [`Store::read_query`](crate::Store::read_query)
+    /// finds an event by any of them. Empty for most events.
+    pub tags: Vec<String>,
 }
 
 impl NewEvent {
@@ -122,7 +127,25 @@ impl NewEvent {
             event_type: event_type.into(),
             data: data.into(),
             metadata: Vec::new(),
+            tags: Vec::new(),
         }
+    }
+
+    /// The same event with `tags` (replacing any it had); see [`NewEvent::tags`]. Checked by
+    /// the append: each 1..=255 bytes, distinct, at most [`MAX_TAGS_PER_EVENT`].
+    ///
+    /// ```
+    /// let e = evstore::NewEvent::new("SeatBooked", b"{}".to_vec()).with_tags(["seat:12A", "show:7"]);
+    /// assert_eq!(e.tags, ["seat:12A", "show:7"]);
+    /// ```
+    #[must_use]
+    pub fn with_tags<I, T>(mut self, tags: I) -> NewEvent
+    where
+        I: IntoIterator<Item = T>,
+        T: Into<String>,
+    {
+        self.tags = tags.into_iter().map(Into::into).collect();
+        self
     }
 
     /// The same event with `metadata` set.
@@ -209,9 +232,16 @@ pub struct RecordedEvent {
     pub data: Vec<u8>,
     /// The metadata, as appended.
     pub metadata: Vec<u8>,
+    /// The tags, as appended ([`NewEvent::tags`]); empty in logs of format version 1.
+    pub tags: Vec<String>,
 }
 
 impl RecordedEvent {
+    /// Its tags ([`RecordedEvent::tags`]).
+    pub fn tags(&self) -> &[String] {
+        &self.tags
+    }
+
     /// A borrowed view of this event (what [`Store::read_stream_with`] hands out).
     ///
     /// [`Store::read_stream_with`]: crate::Store::read_stream_with
@@ -225,6 +255,7 @@ impl RecordedEvent {
             recorded_at: self.recorded_at,
             data: &self.data,
             metadata: &self.metadata,
+            tags: Tags::owned(&self.tags),
         }
     }
 }
@@ -264,6 +295,8 @@ pub struct EventView<'a> {
     pub data: &'a [u8],
     /// As [`RecordedEvent::metadata`].
     pub metadata: &'a [u8],
+    /// As [`RecordedEvent::tags`].
+    pub tags: Tags<'a>,
 }
 
 impl EventView<'_> {
@@ -278,6 +311,177 @@ impl EventView<'_> {
             recorded_at: self.recorded_at,
             data: self.data.to_vec(),
             metadata: self.metadata.to_vec(),
+            tags: self.tags.to_vec(),
+        }
+    }
+}
+
+/// Most tags one event may carry.
+pub const MAX_TAGS_PER_EVENT: usize = 255;
+pub(crate) use crate::log::frame::MAX_NAME_LEN;
+
+/// `Err` unless `tag` is 1..=255 bytes (UTF-8 by construction), as a stream id.
+pub(crate) fn validate_tag(tag: &str) -> crate::error::Result<()> {
+    if tag.is_empty() || tag.len() > MAX_NAME_LEN {
+        return Err(crate::error::Error::InvalidInput(format!(
+            "a tag must be 1..={MAX_NAME_LEN} bytes of UTF-8, got {} bytes",
+            tag.len()
+        )));
+    }
+    Ok(())
+}
+
+/// `Err` unless `tags` are valid tags ([`validate_tag`]), distinct, and at most
+/// [`MAX_TAGS_PER_EVENT`].
+pub(crate) fn validate_tags(tags: &[String]) -> crate::error::Result<()> {
+    if tags.len() > MAX_TAGS_PER_EVENT {
+        return Err(crate::error::Error::InvalidInput(format!(
+            "an event carries at most {MAX_TAGS_PER_EVENT} tags, got {}",
+            tags.len()
+        )));
+    }
+    for (i, t) in tags.iter().enumerate() {
+        validate_tag(t)?;
+        if tags[..i].contains(t) {
+            return Err(crate::error::Error::InvalidInput(format!(
+                "tag {t:?} appears twice on one event"
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// The tags of an [`EventView`]: borrowed from the log's bytes or from a [`RecordedEvent`].
+/// Iterate with [`Tags::iter`]; test with [`Tags::contains`].
+#[derive(Clone, Copy)]
+pub struct Tags<'a> {
+    repr: TagsRepr<'a>,
+}
+
+#[derive(Clone, Copy)]
+enum TagsRepr<'a> {
+    /// The tag section of an event record (docs/FORMAT.md §3.2): `len: u8` then `len` bytes,
+    /// repeated; its structure and UTF-8 checked when it was decoded.
+    Encoded(&'a [u8]),
+    Owned(&'a [String]),
+}
+
+impl<'a> Tags<'a> {
+    /// No tags.
+    pub const EMPTY: Tags<'static> = Tags {
+        repr: TagsRepr::Owned(&[]),
+    };
+
+    /// Tags borrowed from owned strings.
+    pub fn owned(tags: &'a [String]) -> Tags<'a> {
+        Tags {
+            repr: TagsRepr::Owned(tags),
+        }
+    }
+
+    /// Tags over a checked tag section (see [`TagsRepr::Encoded`]).
+    pub(crate) fn encoded(section: &'a [u8]) -> Tags<'a> {
+        Tags {
+            repr: TagsRepr::Encoded(section),
+        }
+    }
+
+    /// The tags, in the order they were appended.
+    pub fn iter(&self) -> impl Iterator<Item = &'a str> + 'a {
+        let (encoded, owned): (&'a [u8], &'a [String]) = match self.repr {
+            TagsRepr::Encoded(b) => (b, &[]),
+            TagsRepr::Owned(o) => (&[], o),
+        };
+        EncodedTags { rest: encoded }.chain(owned.iter().map(String::as_str))
+    }
+
+    /// Whether it holds `tag`.
+    pub fn contains(&self, tag: &str) -> bool {
+        self.iter().any(|t| t == tag)
+    }
+
+    /// Number of tags.
+    pub fn len(&self) -> usize {
+        match self.repr {
+            TagsRepr::Encoded(b) => EncodedTags { rest: b }.count(),
+            TagsRepr::Owned(o) => o.len(),
+        }
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        match self.repr {
+            TagsRepr::Encoded(b) => b.is_empty(),
+            TagsRepr::Owned(o) => o.is_empty(),
+        }
+    }
+
+    /// Owned copies.
+    pub fn to_vec(&self) -> Vec<String> {
+        self.iter().map(str::to_string).collect()
+    }
+}
+
+impl std::fmt::Debug for Tags<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list().entries(self.iter()).finish()
+    }
+}
+
+impl PartialEq for Tags<'_> {
+    fn eq(&self, other: &Self) -> bool {
+        self.iter().eq(other.iter())
+    }
+}
+
+impl Eq for Tags<'_> {}
+
+/// Walks a checked tag section. Stops at the end or at anything malformed (which a checked
+/// section never holds).
+struct EncodedTags<'a> {
+    rest: &'a [u8],
+}
+
+impl<'a> Iterator for EncodedTags<'a> {
+    type Item = &'a str;
+    fn next(&mut self) -> Option<&'a str> {
+        let (&len, rest) = self.rest.split_first()?;
+        let Some(tag) = rest.get(..len as usize) else {
+            self.rest = &[];
+            return None;
+        };
+        self.rest = &rest[len as usize..];
+        // Checked when decoded; a failure cannot happen and ends the walk.
+        std::str::from_utf8(tag).ok()
+    }
+}
+
+/// One stream's part of an atomic multi-stream append
+/// ([`Store::append_multi`](crate::Store::append_multi)): the stream, its expected version
+/// (as KurrentDB's expected revision) and its events.
+///
+/// ```
+/// use evstore::{ExpectedVersion, NewEvent, StreamAppend};
+/// let part = StreamAppend::new("order-1", ExpectedVersion::Exact(3), vec![NewEvent::new("Paid", b"{}".to_vec())]);
+/// assert_eq!(part.stream, "order-1");
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StreamAppend {
+    /// The stream: 1..=255 bytes of UTF-8.
+    pub stream: String,
+    /// The check its version must pass.
+    pub expected: ExpectedVersion,
+    /// Its events (at least one).
+    pub events: Vec<NewEvent>,
+}
+
+impl StreamAppend {
+    /// A part appending `events` to `stream` if its version matches `expected`.
+    pub fn new(stream: &str, expected: ExpectedVersion, events: Vec<NewEvent>) -> StreamAppend {
+        StreamAppend {
+            stream: stream.to_string(),
+            expected,
+            events,
         }
     }
 }

@@ -153,6 +153,28 @@ impl EventStorage for Interfering {
         }
         self.inner.append(stream, expected, events)
     }
+    fn append_multi(
+        &self,
+        appends: &[evstore::StreamAppend],
+    ) -> evstore::Result<Vec<AppendResult>> {
+        self.inner.append_multi(appends)
+    }
+    fn append_if(
+        &self,
+        stream: &str,
+        expected: ExpectedVersion,
+        events: &[NewEvent],
+        condition: &evstore::AppendCondition,
+    ) -> evstore::Result<AppendResult> {
+        self.inner.append_if(stream, expected, events, condition)
+    }
+    fn read_query(
+        &self,
+        query: &evstore::Query,
+        after: Option<u64>,
+    ) -> evstore::Result<(Vec<RecordedEvent>, Option<u64>)> {
+        self.inner.read_query(query, after)
+    }
     fn read_stream_range(
         &self,
         stream: &str,

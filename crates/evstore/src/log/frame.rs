@@ -11,8 +11,12 @@ pub(crate) const FRAME_HEADER_SIZE: usize = 24;
 pub(crate) const FRAME_ALIGN: usize = 8;
 /// Fixed part of a batch header (before the stream id).
 pub(crate) const BATCH_HEADER_FIXED: usize = 21;
-/// Fixed part of an event record (before type, data, metadata).
-pub(crate) const EVENT_FIXED: usize = 25;
+/// Fixed part of an event record in format version 1 (before type, data, metadata).
+pub(crate) const EVENT_FIXED_V1: usize = 25;
+/// Fixed part of an event record in format version 2 (before type, tags, data, metadata).
+pub(crate) const EVENT_FIXED_V2: usize = 27;
+/// Most tags on one event (format version 2).
+pub(crate) const MAX_TAGS: usize = crate::types::MAX_TAGS_PER_EVENT;
 /// Largest number of events in one batch (one `append`); 20 bits, see [`Location`].
 pub(crate) const MAX_EVENTS_PER_BATCH: usize = (1 << 20) - 1;
 /// Longest stream id or event type in bytes.
@@ -24,8 +28,11 @@ const _: () = {
     assert!(4 + 4 + 8 + 4 + 4 == FRAME_HEADER_SIZE);
     // event_count, stream_len, first_version, recorded_at_us (§3.2).
     assert!(4 + 1 + 8 + 8 == BATCH_HEADER_FIXED);
-    // event_id, type_len, data_len, metadata_len (§3.2).
-    assert!(16 + 1 + 4 + 4 == EVENT_FIXED);
+    // event_id, type_len, data_len, metadata_len (§3.2), then tags_len in version 2.
+    assert!(16 + 1 + 4 + 4 == EVENT_FIXED_V1);
+    assert!(EVENT_FIXED_V1 + 2 == EVENT_FIXED_V2);
+    // A full tag section (count × (length byte + longest tag)) fits its u16 length.
+    assert!(MAX_TAGS * (1 + MAX_NAME_LEN) <= u16::MAX as usize);
     // `align8` rounds with a mask.
     assert!(FRAME_ALIGN.is_power_of_two());
     // A seal (a header without body) keeps the next frame aligned without padding.
@@ -36,6 +43,33 @@ const _: () = {
     assert!(MAX_EVENTS_PER_BATCH < 1 << (64 - 44));
     assert!(MAX_LOCATION_OFFSET == (1 << 44) - 1);
 };
+
+/// The layout of event records, by the file's format version (docs/FORMAT.md §2, §3.2):
+/// version 1 records have no tags; version 2 records carry a tag section.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Layout {
+    /// Format version 1: `event_id, type_len, data_len, metadata_len, type, data, metadata`.
+    V1,
+    /// Format version 2: version 1's fields plus `tags_len` and the tag section after the type.
+    V2,
+}
+
+impl Layout {
+    /// Bytes of an event record before its variable parts.
+    #[inline]
+    pub fn event_fixed(self) -> usize {
+        match self {
+            Layout::V1 => EVENT_FIXED_V1,
+            Layout::V2 => EVENT_FIXED_V2,
+        }
+    }
+
+    /// Whether its records can carry tags.
+    #[inline]
+    pub fn has_tags(self) -> bool {
+        self == Layout::V2
+    }
+}
 
 /// Round `n` up to the frame alignment.
 #[inline]
@@ -228,6 +262,8 @@ pub(crate) struct EventRecord<'a> {
     pub event_type: &'a str,
     pub data: &'a [u8],
     pub metadata: &'a [u8],
+    /// The tag section (structure and UTF-8 checked; empty without tags).
+    pub tags: &'a [u8],
     /// Bytes this record occupies.
     pub size: usize,
 }
@@ -271,6 +307,9 @@ pub(crate) struct RawEventRecord<'a> {
     pub event_type: &'a [u8],
     pub data: &'a [u8],
     pub metadata: &'a [u8],
+    /// The tag section: structure checked (see [`check_tag_section`]), UTF-8 not.
+    pub tags: &'a [u8],
+    pub tag_count: usize,
     pub size: usize,
 }
 
@@ -314,27 +353,80 @@ pub(crate) fn decode_batch_header_raw(b: &[u8]) -> Result<RawBatchHeader<'_>, Fr
     })
 }
 
-/// Decode the event record at the start of `b`.
-pub(crate) fn decode_event(b: &[u8]) -> Result<EventRecord<'_>, FrameError> {
-    let e = decode_event_raw(b)?;
+/// Why a tag fails [`check_tag`].
+pub(crate) const BAD_TAG: &str = "tag is not UTF-8";
+
+/// The UTF-8 check [`decode_event`] applies to each tag of a record.
+pub(crate) fn check_tag(bytes: &[u8]) -> Result<&str, FrameError> {
+    name(bytes, BAD_TAG)
+}
+
+/// Check the structure of a tag section (docs/FORMAT.md §3.2): `len: u8` (1..=255) then
+/// `len` bytes, repeated, exactly filling it, at most [`MAX_TAGS`] tags. Returns the count.
+pub(crate) fn check_tag_section(section: &[u8]) -> Result<usize, FrameError> {
+    let mut rest = section;
+    let mut count = 0usize;
+    // Bounded by the section's length: each round consumes at least 2 bytes.
+    while let Some((&len, after)) = rest.split_first() {
+        if len == 0 {
+            return Err(FrameError::Malformed("empty tag"));
+        }
+        rest = after
+            .get(len as usize..)
+            .ok_or(FrameError::Malformed("tag runs past its section"))?;
+        count += 1;
+    }
+    if count > MAX_TAGS {
+        return Err(FrameError::Malformed("too many tags on one event"));
+    }
+    Ok(count)
+}
+
+/// The tags of a checked tag section, as raw bytes (see [`check_tag_section`]).
+pub(crate) fn tag_bytes(section: &[u8]) -> impl Iterator<Item = &[u8]> {
+    let mut rest = section;
+    std::iter::from_fn(move || {
+        let (&len, after) = rest.split_first()?;
+        let tag = after.get(..len as usize)?;
+        rest = &after[len as usize..];
+        Some(tag)
+    })
+}
+
+/// Decode the event record at the start of `b`, laid out as `layout` says.
+pub(crate) fn decode_event(b: &[u8], layout: Layout) -> Result<EventRecord<'_>, FrameError> {
+    let e = decode_event_raw(b, layout)?;
+    for tag in tag_bytes(e.tags) {
+        check_tag(tag)?;
+    }
     Ok(EventRecord {
         event_id: e.event_id,
         event_type: check_event_type(e.event_type)?,
         data: e.data,
         metadata: e.metadata,
+        tags: e.tags,
         size: e.size,
     })
 }
 
-/// [`decode_event`] without the UTF-8 check of the event type.
-pub(crate) fn decode_event_raw(b: &[u8]) -> Result<RawEventRecord<'_>, FrameError> {
+/// [`decode_event`] without the UTF-8 checks of the event type and the tags.
+pub(crate) fn decode_event_raw(b: &[u8], layout: Layout) -> Result<RawEventRecord<'_>, FrameError> {
     const SHORT: FrameError = FrameError::Malformed("event record runs past the body");
     let id = b.get(..16).ok_or(SHORT)?;
     let type_len = *b.get(16).ok_or(SHORT)? as usize;
     let data_len = read_u32(b, 17).ok_or(SHORT)? as usize;
     let meta_len = read_u32(b, 21).ok_or(SHORT)? as usize;
-    let type_end = EVENT_FIXED + type_len;
-    let data_end = type_end.checked_add(data_len).ok_or(SHORT)?;
+    let tags_len = match layout {
+        Layout::V1 => 0,
+        Layout::V2 => {
+            let t = b.get(25..27).ok_or(SHORT)?;
+            usize::from(u16::from_le_bytes([t[0], t[1]]))
+        }
+    };
+    let fixed = layout.event_fixed();
+    let type_end = fixed + type_len;
+    let tags_end = type_end + tags_len;
+    let data_end = tags_end.checked_add(data_len).ok_or(SHORT)?;
     let meta_end = data_end.checked_add(meta_len).ok_or(SHORT)?;
     if meta_end > b.len() {
         return Err(SHORT);
@@ -342,13 +434,17 @@ pub(crate) fn decode_event_raw(b: &[u8]) -> Result<RawEventRecord<'_>, FrameErro
     if type_len == 0 {
         return Err(FrameError::Malformed(BAD_EVENT_TYPE));
     }
+    let tags = &b[type_end..tags_end];
+    let tag_count = check_tag_section(tags)?;
     let mut event_id = [0u8; 16];
     event_id.copy_from_slice(id);
     Ok(RawEventRecord {
         event_id,
-        event_type: &b[EVENT_FIXED..type_end],
-        data: &b[type_end..data_end],
+        event_type: &b[fixed..type_end],
+        data: &b[tags_end..data_end],
         metadata: &b[data_end..meta_end],
+        tags,
+        tag_count,
         size: meta_end,
     })
 }
@@ -358,9 +454,21 @@ pub(crate) fn batch_header_size(stream_len: usize) -> usize {
     BATCH_HEADER_FIXED + stream_len
 }
 
-/// Encoded size of one event record.
-pub(crate) fn event_size(type_len: usize, data_len: usize, meta_len: usize) -> usize {
-    EVENT_FIXED + type_len + data_len + meta_len
+/// Encoded size of one event record with a tag section of `tags_len` bytes (0 in
+/// [`Layout::V1`]; see [`tag_section_size`]).
+pub(crate) fn event_size(
+    layout: Layout,
+    type_len: usize,
+    tags_len: usize,
+    data_len: usize,
+    meta_len: usize,
+) -> usize {
+    layout.event_fixed() + type_len + tags_len + data_len + meta_len
+}
+
+/// Encoded size of the tag section holding `tags`.
+pub(crate) fn tag_section_size<S: AsRef<str>>(tags: &[S]) -> usize {
+    tags.iter().map(|t| 1 + t.as_ref().len()).sum()
 }
 
 /// Append a batch header to `out`. `first_version` and `recorded_at_us` can be patched later
@@ -383,25 +491,54 @@ pub(crate) fn patch_batch_header(batch: &mut [u8], first_version: u64, recorded_
     batch[13..21].copy_from_slice(&recorded_at_us.to_le_bytes());
 }
 
-/// Append one event record to `out`.
-pub(crate) fn encode_event(
+/// The parts of one event record to encode.
+pub(crate) struct EventParts<'a, S: AsRef<str>> {
+    pub event_id: &'a [u8; 16],
+    pub event_type: &'a str,
+    /// Validated by the caller: distinct, 1..=255 bytes each, at most [`MAX_TAGS`]; empty in
+    /// [`Layout::V1`].
+    pub tags: &'a [S],
+    pub data: &'a [u8],
+    pub metadata: &'a [u8],
+}
+
+/// Append one event record to `out`, laid out as `layout` says.
+pub(crate) fn encode_event<S: AsRef<str>>(
     out: &mut Vec<u8>,
-    event_id: &[u8; 16],
-    event_type: &str,
-    data: &[u8],
-    metadata: &[u8],
+    layout: Layout,
+    e: &EventParts<'_, S>,
 ) {
     assert!(
-        !event_type.is_empty() && event_type.len() <= MAX_NAME_LEN,
+        !e.event_type.is_empty() && e.event_type.len() <= MAX_NAME_LEN,
         "event type length validated by the caller"
     );
-    out.extend_from_slice(event_id);
-    out.push(event_type.len() as u8);
-    out.extend_from_slice(&(data.len() as u32).to_le_bytes());
-    out.extend_from_slice(&(metadata.len() as u32).to_le_bytes());
-    out.extend_from_slice(event_type.as_bytes());
-    out.extend_from_slice(data);
-    out.extend_from_slice(metadata);
+    assert!(
+        layout.has_tags() || e.tags.is_empty(),
+        "tags on a version 1 log refused by the caller"
+    );
+    assert!(
+        e.tags.len() <= MAX_TAGS,
+        "tag count validated by the caller"
+    );
+    out.extend_from_slice(e.event_id);
+    out.push(e.event_type.len() as u8);
+    out.extend_from_slice(&(e.data.len() as u32).to_le_bytes());
+    out.extend_from_slice(&(e.metadata.len() as u32).to_le_bytes());
+    if layout.has_tags() {
+        out.extend_from_slice(&(tag_section_size(e.tags) as u16).to_le_bytes());
+    }
+    out.extend_from_slice(e.event_type.as_bytes());
+    for t in e.tags {
+        let t = t.as_ref();
+        assert!(
+            !t.is_empty() && t.len() <= MAX_NAME_LEN,
+            "tag length validated by the caller"
+        );
+        out.push(t.len() as u8);
+        out.extend_from_slice(t.as_bytes());
+    }
+    out.extend_from_slice(e.data);
+    out.extend_from_slice(e.metadata);
 }
 
 /// Where an event lives: the file offset of its batch header (44 bits) and its index inside
@@ -476,15 +613,58 @@ mod tests {
 
     #[test]
     fn event_decoding_rejects_lengths_past_the_end() {
+        for layout in [Layout::V1, Layout::V2] {
+            let mut b = Vec::new();
+            let tags: &[&str] = if layout.has_tags() {
+                &["a:1", "b"]
+            } else {
+                &[]
+            };
+            let parts = EventParts {
+                event_id: &[1; 16],
+                event_type: "T",
+                tags,
+                data: b"abc",
+                metadata: b"",
+            };
+            encode_event(&mut b, layout, &parts);
+            let e = decode_event(&b, layout).unwrap();
+            assert_eq!(e.size, b.len());
+            assert_eq!(e.data, b"abc");
+            let decoded: Vec<&[u8]> = tag_bytes(e.tags).collect();
+            let expected: Vec<&[u8]> = tags.iter().map(|t| t.as_bytes()).collect();
+            assert_eq!(decoded, expected);
+            b[17] = 200; // data_len now runs past the end
+            assert!(decode_event(&b, layout).is_err());
+            let mut huge = b.clone();
+            huge[17..21].copy_from_slice(&u32::MAX.to_le_bytes());
+            huge[21..25].copy_from_slice(&u32::MAX.to_le_bytes());
+            assert!(decode_event(&huge, layout).is_err());
+        }
+    }
+
+    #[test]
+    fn tag_sections_are_checked() {
+        assert_eq!(check_tag_section(&[]), Ok(0));
+        assert_eq!(check_tag_section(&[1, b'a', 2, b'b', b'c']), Ok(2));
+        assert!(check_tag_section(&[0]).is_err(), "empty tag");
+        assert!(check_tag_section(&[3, b'a']).is_err(), "runs past");
         let mut b = Vec::new();
-        encode_event(&mut b, &[1; 16], "T", b"abc", b"");
-        assert_eq!(decode_event(&b).unwrap().size, b.len());
-        b[17] = 200; // data_len now runs past the end
-        assert!(decode_event(&b).is_err());
-        let mut huge = b.clone();
-        huge[17..21].copy_from_slice(&u32::MAX.to_le_bytes());
-        huge[21..25].copy_from_slice(&u32::MAX.to_le_bytes());
-        assert!(decode_event(&huge).is_err());
+        let parts = EventParts {
+            event_id: &[1; 16],
+            event_type: "T",
+            tags: &["ok"],
+            data: b"",
+            metadata: b"",
+        };
+        encode_event(&mut b, Layout::V2, &parts);
+        let at = EVENT_FIXED_V2 + 1 + 1; // the tag's first byte
+        b[at] = 0xFF;
+        assert!(decode_event_raw(&b, Layout::V2).is_ok(), "raw skips UTF-8");
+        assert_eq!(
+            decode_event(&b, Layout::V2).map(|_| ()),
+            Err(FrameError::Malformed(BAD_TAG))
+        );
     }
 
     #[test]

@@ -10,7 +10,7 @@ use uuid::Uuid;
 use crate::error::{Error, Result};
 use crate::log::frame::{self, FrameError, Location};
 use crate::log::segment::{FileHeader, Segment};
-use crate::types::{EventView, RecordedEvent};
+use crate::types::{EventView, RecordedEvent, Tags};
 
 /// The bytes of the batch at file offset `batch_offset` to the end of its segment.
 fn batch_bytes<'a>(
@@ -137,8 +137,11 @@ impl EventReader {
         // Bounded by the batch's event count.
         while c.next_index < index {
             let bytes = self.batch_bytes(c.batch_offset)?;
-            let ev = frame::decode_event(bytes.get(c.next_byte..).unwrap_or(&[]))
-                .map_err(|e| self.corrupt(c.batch_offset, e))?;
+            let ev = frame::decode_event(
+                bytes.get(c.next_byte..).unwrap_or(&[]),
+                self.header.layout(),
+            )
+            .map_err(|e| self.corrupt(c.batch_offset, e))?;
             c.next_byte += ev.size;
             c.next_index += 1;
         }
@@ -166,8 +169,11 @@ impl EventReader {
             unreachable!("cursor positioned");
         };
         let bytes = self.batch_bytes(c.batch_offset)?;
-        let ev = frame::decode_event(bytes.get(c.next_byte..).unwrap_or(&[]))
-            .map_err(|e| self.corrupt(c.batch_offset, e))?;
+        let ev = frame::decode_event(
+            bytes.get(c.next_byte..).unwrap_or(&[]),
+            self.header.layout(),
+        )
+        .map_err(|e| self.corrupt(c.batch_offset, e))?;
         Ok(Uuid::from_bytes(ev.event_id))
     }
 
@@ -187,7 +193,9 @@ impl EventReader {
         let bytes = batch_bytes(&self.header, &self.segments, c.batch_offset)?;
         let (k, off) = self.header.split(c.batch_offset);
         let corrupt = |e: FrameError| Error::corruption(k, off, e.to_string());
-        let ev = frame::decode_event(bytes.get(c.next_byte..).unwrap_or(&[])).map_err(corrupt)?;
+        let layout = self.header.layout();
+        let ev = frame::decode_event(bytes.get(c.next_byte..).unwrap_or(&[]), layout)
+            .map_err(corrupt)?;
         let recorded_at = DateTime::from_timestamp_micros(c.recorded_at_us)
             .ok_or_else(|| corrupt(FrameError::Malformed("timestamp out of range")))?;
         let version = c.first_version + u64::from(c.next_index);
@@ -202,6 +210,7 @@ impl EventReader {
             recorded_at,
             data: ev.data,
             metadata: ev.metadata,
+            tags: Tags::encoded(ev.tags),
         })
     }
 }

@@ -734,6 +734,7 @@ mod tests {
             segment_size: SEG as u64,
             file_id: [0x11; 16],
             created_at_us: 0,
+            format_version: crate::log::segment::FORMAT_VERSION,
         }
     }
 

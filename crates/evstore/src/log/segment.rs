@@ -50,8 +50,10 @@ use crate::types::{DEFAULT_SEGMENT_SIZE, MAX_SEGMENT_SIZE, MIN_SEGMENT_SIZE};
 pub const HEADER_SIZE: u64 = 4096;
 /// Magic bytes at offset 0.
 pub(crate) const MAGIC: [u8; 8] = *b"EVSTLOG\0";
-/// The format version this build writes and reads.
-pub(crate) const FORMAT_VERSION: u32 = 1;
+/// The format version this build writes in new files (and the newest it reads).
+pub(crate) const FORMAT_VERSION: u32 = 2;
+/// The oldest format version this build reads and appends to (docs/FORMAT.md §2).
+pub(crate) const OLDEST_FORMAT_VERSION: u32 = 1;
 const HEADER_USED: usize = 64;
 
 // The header and segment geometry against docs/FORMAT.md §1–§2, at compile time.
@@ -80,6 +82,9 @@ pub(crate) struct FileHeader {
     pub file_id: [u8; 16],
     /// When the file was created, in µs since the Unix epoch.
     pub created_at_us: i64,
+    /// The format version in the header: 1 (events without tags) or 2 (events with a tag
+    /// section). A file keeps its version for life.
+    pub format_version: u32,
 }
 
 /// Why the first bytes of a file are not a usable header.
@@ -100,6 +105,16 @@ impl FileHeader {
             segment_size,
             file_id: *uuid::Uuid::new_v4().as_bytes(),
             created_at_us: chrono::Utc::now().timestamp_micros(),
+            format_version: FORMAT_VERSION,
+        }
+    }
+
+    /// The layout of its event records.
+    pub(crate) fn layout(&self) -> crate::log::frame::Layout {
+        if self.format_version >= 2 {
+            crate::log::frame::Layout::V2
+        } else {
+            crate::log::frame::Layout::V1
         }
     }
 
@@ -107,7 +122,7 @@ impl FileHeader {
     pub(crate) fn encode(&self) -> Vec<u8> {
         let mut b = vec![0u8; HEADER_SIZE as usize];
         b[0..8].copy_from_slice(&MAGIC);
-        b[8..12].copy_from_slice(&FORMAT_VERSION.to_le_bytes());
+        b[8..12].copy_from_slice(&self.format_version.to_le_bytes());
         b[12..16].copy_from_slice(&(HEADER_SIZE as u32).to_le_bytes());
         b[16..24].copy_from_slice(&self.segment_size.to_le_bytes());
         b[24..40].copy_from_slice(&self.file_id);
@@ -139,7 +154,7 @@ impl FileHeader {
             return Err(HeaderError::Corrupt("file header checksum mismatch".into()));
         }
         let version = u32_at(8);
-        if version != FORMAT_VERSION {
+        if !(OLDEST_FORMAT_VERSION..=FORMAT_VERSION).contains(&version) {
             return Err(HeaderError::Unsupported(version));
         }
         if u64::from(u32_at(12)) != HEADER_SIZE {
@@ -163,6 +178,7 @@ impl FileHeader {
             segment_size,
             file_id,
             created_at_us: u64_at(40).cast_signed(),
+            format_version: version,
         })
     }
 

@@ -58,10 +58,17 @@ impl LogIo for File {
     }
 }
 
-/// One batch (one `append` call), already encoded with its version and timestamp.
+/// The batches of one `append` call (one batch) or one `append_multi` call (one per stream),
+/// encoded with their versions and timestamp. Always written inside one frame, so they
+/// survive a crash together or not at all.
 pub(crate) struct EncodedBatch {
-    /// The batch's bytes (docs/FORMAT.md §3.2).
-    pub bytes: Vec<u8>,
+    /// The batches' bytes, back to back (docs/FORMAT.md §3.2). Shared with the in-flight
+    /// records, which append conditions check.
+    pub bytes: Arc<Vec<u8>>,
+    /// Events in them.
+    pub events: u64,
+    /// Batches in them (streams appended to).
+    pub batches: u64,
 }
 
 /// A frame that was written: where its body is in the file and in the writer's buffer.
@@ -249,7 +256,7 @@ impl LogWriter {
                     open_frame = Some(self.buf.len());
                     self.buf.extend_from_slice(&[0u8; FRAME_HEADER_SIZE]);
                     self.buf.extend_from_slice(&b.bytes);
-                    self.events += batch_event_count(&b.bytes);
+                    self.events += b.events;
                     i += 1;
                 }
                 Some(start) => {
@@ -260,7 +267,7 @@ impl LogWriter {
                     });
                     if fits_next {
                         self.buf.extend_from_slice(&batches[i].bytes);
-                        self.events += batch_event_count(&batches[i].bytes);
+                        self.events += batches[i].events;
                         i += 1;
                         continue;
                     }
@@ -271,7 +278,7 @@ impl LogWriter {
         }
         self.flush_chunk(chunk_start, chunk_file_offset)?;
         self.stats.frames_written += frames.len() as u64;
-        self.stats.batches_written += batches.len() as u64;
+        self.stats.batches_written += batches.iter().map(|b| b.batches).sum::<u64>();
         Ok(frames)
     }
 
@@ -394,12 +401,4 @@ impl LogWriter {
         }
         Ok(())
     }
-}
-
-/// The event count of an encoded batch (its first four bytes, docs/FORMAT.md §3.2); the
-/// writer's own encoding, so always present.
-fn batch_event_count(batch: &[u8]) -> u64 {
-    batch
-        .first_chunk::<4>()
-        .map_or(0, |b| u64::from(u32::from_le_bytes(*b)))
 }

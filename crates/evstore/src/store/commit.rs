@@ -5,16 +5,20 @@
 //! `state::WriterState`'s; this module adds the locks, the condition variables and the I/O.
 
 use std::io;
+use std::sync::Arc;
 
 use parking_lot::MutexGuard;
 
 use super::retry::InflightMatch;
-use super::state::{WaitStep, WriterState};
+use super::state::{QueuedPart, WaitStep, WriterState};
 use super::{validate_name, Store};
 use crate::error::{Error, Result};
-use crate::log::frame::{self, MAX_EVENTS_PER_BATCH};
+use crate::log::frame::{self, Layout, MAX_EVENTS_PER_BATCH};
 use crate::log::writer::EncodedBatch;
-use crate::types::{AppendResult, Durability, ExpectedVersion, NewEvent};
+use crate::query::{AppendCondition, MAX_CONFLICTS_LISTED};
+use crate::types::{
+    validate_tags, AppendResult, Durability, ExpectedVersion, NewEvent, StreamAppend,
+};
 
 /// How many queued groups a leader commits after its own before it returns (see
 /// `Store::keep_leading`).
@@ -69,7 +73,9 @@ impl Store {
         if self.options.read_only {
             return Err(Error::ReadOnly);
         }
-        let mut bytes = encode_batch(stream, events, self.header.segment_size)?;
+        let mut bytes = Vec::new();
+        encode_batch(&mut bytes, stream, events, self.header.layout())?;
+        check_fits(bytes.len(), events.len(), self.header.segment_size)?;
         let mut st = self.state.lock();
         if st.is_poisoned() {
             return Err(Error::Poisoned);
@@ -91,15 +97,237 @@ impl Store {
             }
             None => now_us(),
         };
-        let (result, stamp) = st.assign(current, events.len() as u64, now);
+        self.submit_one(&mut st, stream, events, bytes, current, now)
+    }
+
+    /// Append `events` to `stream` if its version matches `expected` and no event matching
+    /// `condition.fail_if_events_match` has a position after `condition.after`: the append
+    /// of a Dynamic Consistency Boundary, as in the DCB specification (see [`crate::query`]).
+    /// The condition is checked atomically against every event that precedes this append in
+    /// the log: published ones (through the index) and those still being written or queued
+    /// for the same group commit (their encoded bytes), so two racing decisions over the same
+    /// query never both succeed. Otherwise as [`Store::append`], idempotent retry included: a
+    /// repeat of an append that succeeded returns its result and is not checked again (its
+    /// own events would match).
+    ///
+    /// Costs one lookup per query item in the tag or type index, plus a walk over the
+    /// matching events after `after` (bounded: at most [`MAX_CONFLICTS_LISTED`] are
+    /// collected), plus a decode of the events in flight.
+    ///
+    /// # Errors
+    /// [`Error::AppendConditionFailed`] listing the conflicting positions; the errors of
+    /// [`Store::append`]; [`Error::InvalidInput`] for a query over the limits
+    /// ([`Query::validate`](crate::Query::validate)) or tags on a version 1 log.
+    pub fn append_if(
+        &self,
+        stream: &str,
+        expected: ExpectedVersion,
+        events: &[NewEvent],
+        condition: &AppendCondition,
+    ) -> Result<AppendResult> {
+        if self.options.read_only {
+            return Err(Error::ReadOnly);
+        }
+        condition.fail_if_events_match.validate()?;
+        let mut bytes = Vec::new();
+        encode_batch(&mut bytes, stream, events, self.header.layout())?;
+        check_fits(bytes.len(), events.len(), self.header.segment_size)?;
+        let mut st = self.state.lock();
+        if st.is_poisoned() {
+            return Err(Error::Poisoned);
+        }
+        let current = match self.check_append(&mut st, stream, expected, events)? {
+            Checked::Repeat(result) => return Ok(result),
+            Checked::Proceed(current) => current,
+        };
+        self.check_condition(&st, condition)?;
+        self.submit_one(&mut st, stream, events, bytes, current, now_us())
+    }
+
+    /// Append to several streams atomically, as KurrentDB's multi-stream append: every
+    /// part's expected version holds and every event is written, in one frame (so one unit
+    /// that survives any crash whole or not at all, docs/FORMAT.md §3), or nothing is written.
+    /// Returns one [`AppendResult`] per part, in order; the parts' positions follow one another
+    /// in the order given, and they share one `recorded_at`. Streams must be distinct.
+    /// Joins group commit like any append.
+    ///
+    /// **Idempotent retry.** Repeating a multi-stream append (the same parts with the same
+    /// event ids) returns the original results and writes nothing, part by part under the
+    /// rules of [`Store::append`]. If some parts repeat and others do not, that is an
+    /// [`Error::IdempotencyConflict`] and nothing is written.
+    ///
+    /// # Errors
+    /// [`Error::WrongExpectedVersion`] naming the first part's stream whose check fails, with
+    /// its actual version; [`Error::InvalidInput`] for no parts, a repeated stream, a part
+    /// [`Store::append`] would refuse, or parts that together do not fit one segment;
+    /// [`Error::IdempotencyConflict`]; [`Error::ReadOnly`]; [`Error::Poisoned`];
+    /// [`Error::Io`].
+    pub fn append_multi(&self, appends: &[StreamAppend]) -> Result<Vec<AppendResult>> {
+        if self.options.read_only {
+            return Err(Error::ReadOnly);
+        }
+        let (bytes, ranges) = self.encode_multi(appends)?;
+        let mut st = self.state.lock();
+        if st.is_poisoned() {
+            return Err(Error::Poisoned);
+        }
+        let mut currents = Vec::with_capacity(appends.len());
+        let mut repeats = Vec::with_capacity(appends.len());
+        for a in appends {
+            match self.check_append(&mut st, &a.stream, a.expected, &a.events)? {
+                Checked::Repeat(result) => repeats.push((a, result)),
+                Checked::Proceed(current) => currents.push(current),
+            }
+        }
+        if let Some((first, _)) = repeats.first() {
+            if repeats.len() == appends.len() {
+                return Ok(repeats.into_iter().map(|(_, r)| r).collect());
+            }
+            return Err(Error::IdempotencyConflict {
+                stream: first.stream.clone(),
+                detail: format!(
+                    "this part of a multi-stream append repeats an earlier append, but {} of \
+                     its {} parts do not",
+                    appends.len() - repeats.len(),
+                    appends.len()
+                ),
+            });
+        }
+        let now = now_us();
+        let mut parts = Vec::with_capacity(appends.len());
+        let mut bytes = bytes;
+        for ((a, current), range) in appends.iter().zip(currents).zip(ranges) {
+            let (result, stamp) = st.assign(current, a.events.len() as u64, now);
+            frame::patch_batch_header(&mut bytes[range.start..], result.first_version, stamp);
+            parts.push(QueuedPart {
+                stream: &a.stream,
+                result,
+                events: &a.events,
+                range,
+            });
+        }
+        let results: Vec<AppendResult> = parts.iter().map(|p| p.result).collect();
+        let end = results.last().map_or(0, |r| r.last_position + 1);
+        let batch = EncodedBatch {
+            events: appends.iter().map(|a| a.events.len() as u64).sum(),
+            batches: appends.len() as u64,
+            bytes: Arc::new(bytes),
+        };
+        st.enqueue(batch, &parts);
+        drop(parts);
+        self.wait_published(&mut st, end)?;
+        Ok(results)
+    }
+
+    /// Validate and encode the parts of a multi-stream append, back to back: the bytes and
+    /// each part's range in them.
+    fn encode_multi(
+        &self,
+        appends: &[StreamAppend],
+    ) -> Result<(Vec<u8>, Vec<std::ops::Range<usize>>)> {
+        if appends.is_empty() {
+            return Err(Error::InvalidInput(
+                "a multi-stream append needs at least one stream".into(),
+            ));
+        }
+        for (i, a) in appends.iter().enumerate() {
+            if appends[..i].iter().any(|b| b.stream == a.stream) {
+                return Err(Error::InvalidInput(format!(
+                    "stream {:?} appears twice in one multi-stream append",
+                    a.stream
+                )));
+            }
+        }
+        let mut bytes = Vec::new();
+        let mut ranges = Vec::with_capacity(appends.len());
+        let mut events = 0usize;
+        for a in appends {
+            let start = bytes.len();
+            encode_batch(&mut bytes, &a.stream, &a.events, self.header.layout())?;
+            ranges.push(start..bytes.len());
+            events += a.events.len();
+            check_fits(bytes.len(), events, self.header.segment_size)?;
+        }
+        Ok((bytes, ranges))
+    }
+
+    /// Assign an append that passed its checks (`current`: its stream's version) versions,
+    /// positions and the stamp `now_us`, and write it: on the solo path, or queued for a group.
+    fn submit_one(
+        &self,
+        st: &mut MutexGuard<'_, WriterState>,
+        stream: &str,
+        events: &[NewEvent],
+        mut bytes: Vec<u8>,
+        current: Option<u64>,
+        now_us: i64,
+    ) -> Result<AppendResult> {
+        let (result, stamp) = st.assign(current, events.len() as u64, now_us);
         frame::patch_batch_header(&mut bytes, result.first_version, stamp);
+        let len = bytes.len();
+        let batch = EncodedBatch {
+            bytes: Arc::new(bytes),
+            events: events.len() as u64,
+            batches: 1,
+        };
         if st.solo_slot_free() {
-            self.append_solo(&mut st, stream, events, bytes, result)?;
+            self.append_solo(st, stream, events, batch, result)?;
             return Ok(result);
         }
-        st.enqueue(stream, bytes, result, events);
-        self.wait_published(&mut st, result.last_position + 1)?;
+        let part = QueuedPart {
+            stream,
+            result,
+            events,
+            range: 0..len,
+        };
+        st.enqueue(batch, std::slice::from_ref(&part));
+        self.wait_published(st, result.last_position + 1)?;
         Ok(result)
+    }
+
+    /// `Err(AppendConditionFailed)` if an event matching the condition's query has a
+    /// position after its `after`: among the indexed events, or among the batches in flight
+    /// (queued, being written, or the solo leader's). Called under `state`, so no append can
+    /// slip in between the check and the assignment that follows it.
+    fn check_condition(&self, st: &WriterState, condition: &AppendCondition) -> Result<()> {
+        let query = &condition.fail_if_events_match;
+        if query.items().is_empty() {
+            return Ok(());
+        }
+        let mut conflicts =
+            self.index
+                .read()
+                .matching_positions(query, condition.after, MAX_CONFLICTS_LISTED);
+        let layout = self.header.layout();
+        for (_, result, _, batch) in st.inflight_batches() {
+            if !condition.looks_at(result.last_position) {
+                continue;
+            }
+            inflight_matches(
+                batch,
+                layout,
+                result.first_position,
+                &mut |position, ty, tags| {
+                    if condition.looks_at(position)
+                        && query.matches_with(ty, &|t| {
+                            frame::tag_bytes(tags).any(|b| b == t.as_bytes())
+                        })
+                    {
+                        conflicts.push(position);
+                    }
+                },
+            );
+        }
+        if conflicts.is_empty() {
+            return Ok(());
+        }
+        conflicts.sort_unstable();
+        conflicts.dedup();
+        conflicts.truncate(MAX_CONFLICTS_LISTED);
+        Err(Error::AppendConditionFailed {
+            positions: conflicts,
+            after: condition.after,
+        })
     }
 
     /// The checks an append makes under `state` before it is assigned versions: an identical
@@ -166,12 +394,12 @@ impl Store {
         st: &mut MutexGuard<'_, WriterState>,
         stream: &str,
         events: &[NewEvent],
-        bytes: Vec<u8>,
+        batch: EncodedBatch,
         result: AppendResult,
     ) -> Result<()> {
-        st.begin_solo(stream, events, result);
+        st.begin_solo(stream, events, result, batch.bytes.clone());
         let end = result.last_position + 1;
-        let outcome = self.run_group(st, std::slice::from_ref(&EncodedBatch { bytes }), end);
+        let outcome = self.run_group(st, std::slice::from_ref(&batch), end);
         // Remembered if written: the next append to this stream needs no index lookup.
         st.end_solo(outcome.is_ok());
         outcome?;
@@ -379,8 +607,14 @@ fn now_us() -> i64 {
         .map_or(0, |d| i64::try_from(d.as_micros()).unwrap_or(i64::MAX))
 }
 
-/// Validate an append and encode it as a batch (version and timestamp patched in later).
-fn encode_batch(stream: &str, events: &[NewEvent], segment_size: u64) -> Result<Vec<u8>> {
+/// Validate an append and encode it as a batch at the end of `out`, laid out as `layout`
+/// says (version and timestamp patched in later).
+fn encode_batch(
+    out: &mut Vec<u8>,
+    stream: &str,
+    events: &[NewEvent],
+    layout: Layout,
+) -> Result<()> {
     validate_name(stream, "stream id")?;
     if events.is_empty() {
         return Err(Error::InvalidInput(
@@ -396,31 +630,87 @@ fn encode_batch(stream: &str, events: &[NewEvent], segment_size: u64) -> Result<
     let mut size = frame::batch_header_size(stream.len()) as u64;
     for e in events {
         validate_name(&e.event_type, "event type")?;
+        if !e.tags.is_empty() {
+            if !layout.has_tags() {
+                return Err(Error::InvalidInput(
+                    "this log file is format version 1, which has no tags; `evstore copy` it \
+                     into a new file (format version 2) to append tagged events"
+                        .into(),
+                ));
+            }
+            validate_tags(&e.tags)?;
+        }
+        let tags_len = frame::tag_section_size(&e.tags);
         size = size
-            .saturating_add(frame::event_size(e.event_type.len(), 0, 0) as u64)
+            .saturating_add(frame::event_size(layout, e.event_type.len(), tags_len, 0, 0) as u64)
             .saturating_add(e.data.len() as u64)
             .saturating_add(e.metadata.len() as u64);
     }
-    let frame_size = frame::frame_size(size);
-    if frame_size > segment_size {
-        return Err(Error::InvalidInput(format!(
-            "append of {} events needs {frame_size} bytes, more than a segment holds ({segment_size} bytes)",
-            events.len()
-        )));
-    }
-    let mut out = Vec::with_capacity(size as usize);
-    frame::encode_batch_header(&mut out, events.len() as u32, stream);
+    // Refuse before allocating: a batch larger than the largest segment can never be written.
+    check_fits(
+        usize::try_from(size).unwrap_or(usize::MAX),
+        events.len(),
+        crate::types::MAX_SEGMENT_SIZE,
+    )?;
+    let start = out.len();
+    out.reserve(size as usize);
+    frame::encode_batch_header(out, events.len() as u32, stream);
     for e in events {
         frame::encode_event(
-            &mut out,
-            e.event_id.as_bytes(),
-            &e.event_type,
-            &e.data,
-            &e.metadata,
+            out,
+            layout,
+            &frame::EventParts {
+                event_id: e.event_id.as_bytes(),
+                event_type: &e.event_type,
+                tags: &e.tags,
+                data: &e.data,
+                metadata: &e.metadata,
+            },
         );
     }
-    debug_assert_eq!(out.len() as u64, size, "encoded size matches the estimate");
-    Ok(out)
+    debug_assert_eq!(
+        (out.len() - start) as u64,
+        size,
+        "encoded size matches the estimate"
+    );
+    Ok(())
+}
+
+/// `Err(InvalidInput)` unless `body_len` bytes of batches (`events` events) fit in one frame
+/// in one segment of `segment_size` bytes.
+fn check_fits(body_len: usize, events: usize, segment_size: u64) -> Result<()> {
+    let frame_size = frame::frame_size(body_len as u64);
+    if frame_size > segment_size {
+        return Err(Error::InvalidInput(format!(
+            "append of {events} events needs {frame_size} bytes, more than a segment holds ({segment_size} bytes)"
+        )));
+    }
+    Ok(())
+}
+
+/// Call `f(position, event type, tag section)` for each event of the encoded batch `batch`
+/// (the writer's own bytes, whose first event is at `first_position`).
+fn inflight_matches(
+    batch: &[u8],
+    layout: Layout,
+    first_position: u64,
+    f: &mut dyn FnMut(u64, &str, &[u8]),
+) {
+    let Ok(h) = frame::decode_batch_header_raw(batch) else {
+        debug_assert!(false, "an in-flight batch decodes");
+        return;
+    };
+    let mut off = h.events_offset;
+    for i in 0..u64::from(h.event_count) {
+        let Some(Ok(ev)) = batch.get(off..).map(|b| frame::decode_event_raw(b, layout)) else {
+            debug_assert!(false, "an in-flight event decodes");
+            return;
+        };
+        off += ev.size;
+        // The writer's own encoding of a validated `String`: UTF-8.
+        let ty = std::str::from_utf8(ev.event_type).unwrap_or_default();
+        f(first_position + i, ty, ev.tags);
+    }
 }
 
 /// Where an imported batch must land (`Store::import`): its first position and its stamp.

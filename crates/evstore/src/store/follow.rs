@@ -210,7 +210,7 @@ fn open_following(
 ) -> Result<OpenedReader> {
     let segments = Arc::new(SegmentTable::new(Vec::new()));
     map_whole_segments(&file, &header, &segments, 0, head.end_segment)?;
-    let mut index = Index::default();
+    let mut index = Index::new(header.layout());
     let maps = segments.snapshot();
     let slices: Vec<&[u8]> = maps.iter().map(|m| m.bytes()).collect();
     let hints = FileHints {
@@ -280,7 +280,7 @@ enum Offline {
 /// trimmed), then an `fdatasync` of the log if it may hold frames no writer proved durable,
 /// so nothing read can be taken back by a crash (it changes no byte).
 fn open_offline(file: &File, header: &FileHeader, head_file: Option<&File>) -> Result<Offline> {
-    let mut index = Index::default();
+    let mut index = Index::new(header.layout());
     let recovered = recovery::recover(file, header, &mut |body, at| {
         index.add_frame(body, at).map_err(Into::into)
     })?;

@@ -60,6 +60,7 @@ impl Store {
                 event_type: e.event_type.clone(),
                 data: e.data.clone(),
                 metadata: e.metadata.clone(),
+                tags: e.tags.clone(),
             })
             .collect();
         let at = ImportAt {

@@ -100,7 +100,7 @@ impl Store {
             return Ok(store);
         }
         let (file, header) = file::open_log(&path, &options)?;
-        let mut index = Index::default();
+        let mut index = Index::new(header.layout());
         let mut recovered = recovery::recover(&file, &header, &mut |body, at| {
             index.add_frame(body, at).map_err(Into::into)
         })?;

@@ -39,6 +39,13 @@ pub struct StoreStats {
     pub data_syncs: u64,
     /// Bytes written to the log since open.
     pub bytes_written: u64,
+    /// Distinct tags in the store ([`NewEvent::tags`](crate::NewEvent::tags)).
+    pub tags: u64,
+    /// Tags on events, counted once per event and tag.
+    pub tag_occurrences: u64,
+    /// Heap bytes of the tag index (tag → positions): names, entries, hash slots and the
+    /// position vectors (4 bytes per occurrence while positions fit in 32 bits).
+    pub tag_index_bytes: u64,
 }
 
 impl Store {
@@ -360,9 +367,14 @@ impl Store {
             .as_ref()
             .map(|w| w.stats)
             .unwrap_or_default();
-        let (events, streams) = {
+        let (events, streams, (tags, tag_occurrences), tag_index_bytes) = {
             let index = self.index.read();
-            (index.len(), index.stream_count() as u64)
+            (
+                index.len(),
+                index.stream_count() as u64,
+                index.tag_counts(),
+                index.tag_heap_bytes() as u64,
+            )
         };
         StoreStats {
             events,
@@ -373,7 +385,64 @@ impl Store {
             frames_written: w.frames_written,
             data_syncs: w.data_syncs,
             bytes_written: w.bytes_written,
+            tags: tags as u64,
+            tag_occurrences,
+            tag_index_bytes,
         }
+    }
+
+    /// The events matching `query` with positions after `after` (all when `None`), in position
+    /// order, and the head position the read saw (the log's last position then; `None` for an
+    /// empty log): the read half of a Dynamic Consistency Boundary, as the DCB specification's
+    /// `read`. Pass the head as the `after` of an [`AppendCondition`](crate::AppendCondition)
+    /// with the same query to append only if nothing the decision depends on changed. Every
+    /// matching event at or before the head is returned; only published events are read.
+    ///
+    /// Costs one index lookup per query item: tags by their position lists (the rarest tag's
+    /// list is walked), types by theirs; an item with neither walks every position after
+    /// `after`.
+    ///
+    /// ```
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// use evstore::{ExpectedVersion, NewEvent, Query, QueryItem, Store};
+    /// let store = Store::open(dir.path().join("q.evs"))?;
+    /// store.append("seat-12A", ExpectedVersion::Any, &[
+    ///     NewEvent::new("SeatBooked", b"{}".to_vec()).with_tags(["seat:12A", "show:7"]),
+    /// ])?;
+    /// store.append("seat-12B", ExpectedVersion::Any, &[
+    ///     NewEvent::new("SeatBooked", b"{}".to_vec()).with_tags(["seat:12B", "show:7"]),
+    /// ])?;
+    /// let query = Query::new(vec![QueryItem::new(&["SeatBooked"], &["show:7"])]);
+    /// let (events, head) = store.read_query(&query, None)?;
+    /// assert_eq!(events.len(), 2);
+    /// assert_eq!(events[1].tags, ["seat:12B", "show:7"]);
+    /// assert_eq!(head, Some(1));
+    /// # Ok::<(), evstore::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// [`Error::InvalidInput`] for a query over its limits
+    /// ([`Query::validate`](crate::Query::validate)); [`Error::Corruption`] if an event's
+    /// bytes no longer decode; [`Error::Internal`] if the index and the maps disagree.
+    pub fn read_query(
+        &self,
+        query: &crate::Query,
+        after: Option<u64>,
+    ) -> Result<(Vec<RecordedEvent>, Option<u64>)> {
+        query.validate()?;
+        let (positions, locations, head, mut reader) = {
+            let index = self.index.read();
+            let positions = index.matching_positions(query, after, usize::MAX);
+            let locations: Vec<Option<Location>> =
+                positions.iter().map(|&p| index.location(p)).collect();
+            (positions, locations, index.head(), self.reader(&index))
+        };
+        let mut events = Vec::with_capacity(positions.len());
+        for (&p, loc) in positions.iter().zip(locations) {
+            let loc = loc.ok_or_else(|| missing_location(p))?;
+            events.push(reader.view(loc, p)?.to_recorded());
+        }
+        Ok((events, head))
     }
 
     /// Event types with their counts, sorted by name.

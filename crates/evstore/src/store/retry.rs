@@ -34,8 +34,8 @@ impl WriterState {
         let first_id = events[0].event_id;
         let found = self
             .inflight_batches()
-            .find(|(s, _, ids)| *s == stream && ids.first() == Some(&first_id));
-        let Some((_, result, ids)) = found else {
+            .find(|(s, _, ids, _)| *s == stream && ids.first() == Some(&first_id));
+        let Some((_, result, ids, _)) = found else {
             return Ok(InflightMatch::None);
         };
         let same_ids =

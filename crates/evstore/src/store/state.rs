@@ -5,6 +5,7 @@
 //! `store::tests` checks it without a file.
 
 use std::collections::HashMap;
+use std::ops::Range;
 use std::sync::Arc;
 
 use uuid::Uuid;
@@ -18,9 +19,11 @@ pub(super) struct WriterState {
     next_position: u64,
     /// Last `recorded_at` assigned, µs.
     last_stamp_us: i64,
-    /// Batches assigned but not yet taken by a leader, in position order.
+    /// Appends (one batch, or a multi-stream append's batches) assigned but not yet taken by a
+    /// leader, in position order.
     queue: Vec<EncodedBatch>,
-    /// What each queued batch is (stream, result, event ids), in the same order as `queue`.
+    /// What each queued batch is (stream, result, event ids, bytes), in position order: one
+    /// record per stream of each entry of `queue`.
     queue_batches: Vec<InflightBatch>,
     /// The batches of the group a leader is writing now (taken from `queue_batches`), kept
     /// here so that an identical append arriving meanwhile finds them (idempotent retry).
@@ -34,6 +37,8 @@ pub(super) struct WriterState {
     /// The solo batch's result and event ids (a reused buffer); valid while `solo_last` is set.
     solo_result: AppendResult,
     solo_ids: Vec<Uuid>,
+    /// The solo batch's bytes (for append conditions); `Some` while `solo_last` is set.
+    solo_bytes: Option<Arc<Vec<u8>>>,
     /// The most recent append if it was a solo one and nothing was published since: its
     /// stream (a reused buffer) and versions. Lets the next append to the same stream skip the
     /// index lookup and the idempotent-retry read. Cleared by every group commit.
@@ -72,6 +77,18 @@ struct InflightBatch {
     stream: Arc<str>,
     result: AppendResult,
     ids: Vec<Uuid>,
+    /// The bytes of the append it belongs to, and its own batch's range in them.
+    bytes: Arc<Vec<u8>>,
+    range: Range<usize>,
+}
+
+/// One stream's batch of an append being queued (see `WriterState::enqueue`): its stream,
+/// result, events, and its range in the append's bytes.
+pub(super) struct QueuedPart<'a> {
+    pub(super) stream: &'a str,
+    pub(super) result: AppendResult,
+    pub(super) events: &'a [NewEvent],
+    pub(super) range: Range<usize>,
 }
 
 /// What an appender waiting for its batch (positions below `end`) does next: see
@@ -110,6 +127,7 @@ impl WriterState {
             solo_last: None,
             solo_result: AppendResult::default(),
             solo_ids: Vec::new(),
+            solo_bytes: None,
             recent_stream: String::new(),
             recent: None,
             recent_ids: Vec::new(),
@@ -189,36 +207,42 @@ impl WriterState {
         !self.leader && self.queue.is_empty()
     }
 
-    /// Queue an assigned batch (`bytes` encoded, `result` assigned, `events` its events) for
-    /// the next group and record it in flight.
+    /// Queue an assigned append (`batch`: its encoded batches, one per part, assigned their
+    /// versions) for the next group and record each part in flight.
     #[inline]
-    pub(super) fn enqueue(
-        &mut self,
-        stream: &str,
-        bytes: Vec<u8>,
-        result: AppendResult,
-        events: &[NewEvent],
-    ) {
-        // One shared copy of the name for both records.
-        let name: Arc<str> = Arc::from(stream);
-        self.inflight.insert(name.clone(), result.last_version);
-        self.queue.push(EncodedBatch { bytes });
-        self.queue_batches.push(InflightBatch {
-            stream: name,
-            result,
-            ids: events.iter().map(|e| e.event_id).collect(),
-        });
+    pub(super) fn enqueue(&mut self, batch: EncodedBatch, parts: &[QueuedPart<'_>]) {
+        debug_assert_eq!(parts.len() as u64, batch.batches, "one part per batch");
+        for p in parts {
+            // One shared copy of the name for both records.
+            let name: Arc<str> = Arc::from(p.stream);
+            self.inflight.insert(name.clone(), p.result.last_version);
+            self.queue_batches.push(InflightBatch {
+                stream: name,
+                result: p.result,
+                ids: p.events.iter().map(|e| e.event_id).collect(),
+                bytes: batch.bytes.clone(),
+                range: p.range.clone(),
+            });
+        }
+        self.queue.push(batch);
     }
 
     /// Record the batch a solo leader is about to write in the solo slot (reused buffers).
     #[inline]
-    pub(super) fn begin_solo(&mut self, stream: &str, events: &[NewEvent], result: AppendResult) {
+    pub(super) fn begin_solo(
+        &mut self,
+        stream: &str,
+        events: &[NewEvent],
+        result: AppendResult,
+        bytes: Arc<Vec<u8>>,
+    ) {
         self.solo_stream.clear();
         self.solo_stream.push_str(stream);
         self.solo_last = Some(result.last_version);
         self.solo_result = result;
         self.solo_ids.clear();
         self.solo_ids.extend(events.iter().map(|e| e.event_id));
+        self.solo_bytes = Some(bytes);
     }
 
     /// Empty the solo slot. If the batch was `published`, it becomes the cached most recent
@@ -227,6 +251,7 @@ impl WriterState {
     #[inline]
     pub(super) fn end_solo(&mut self, published: bool) {
         self.solo_last = None;
+        self.solo_bytes = None;
         if !published {
             return;
         }
@@ -246,8 +271,8 @@ impl WriterState {
         debug_assert!(self.writing.is_empty(), "one group is written at a time");
         self.writing = std::mem::take(&mut self.queue_batches);
         debug_assert_eq!(
-            self.writing.len(),
-            batches.len(),
+            self.writing.len() as u64,
+            batches.iter().map(|b| b.batches).sum::<u64>(),
             "one record per queued batch"
         );
         (batches, self.next_position)
@@ -352,20 +377,27 @@ impl WriterState {
         &self.recent_ids
     }
 
-    /// Every batch not yet published, the solo leader's included: stream, result, event ids.
-    pub(super) fn inflight_batches(&self) -> impl Iterator<Item = (&str, &AppendResult, &[Uuid])> {
+    /// Every batch not yet published, the solo leader's included: stream, result, event ids,
+    /// and the batch's encoded bytes (docs/FORMAT.md §3.2).
+    pub(super) fn inflight_batches(
+        &self,
+    ) -> impl Iterator<Item = (&str, &AppendResult, &[Uuid], &[u8])> {
         let solo = self.solo_last.map(|_| {
             (
                 self.solo_stream.as_str(),
                 &self.solo_result,
                 &self.solo_ids[..],
+                self.solo_bytes.as_deref().map_or(&[][..], Vec::as_slice),
             )
         });
-        let others = self
-            .writing
-            .iter()
-            .chain(&self.queue_batches)
-            .map(|b| (&*b.stream, &b.result, &b.ids[..]));
+        let others = self.writing.iter().chain(&self.queue_batches).map(|b| {
+            (
+                &*b.stream,
+                &b.result,
+                &b.ids[..],
+                b.bytes.get(b.range.clone()).unwrap_or(&[]),
+            )
+        });
         solo.into_iter().chain(others)
     }
 

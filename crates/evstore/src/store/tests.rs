@@ -9,10 +9,10 @@ use std::time::{Duration, Instant};
 use parking_lot::{Condvar, Mutex};
 
 use super::retry::InflightMatch;
-use super::state::{RecentAppend, WaitStep, WriterState};
+use super::state::{QueuedPart, RecentAppend, WaitStep, WriterState};
 use super::Store;
 use crate::error::Error;
-use crate::log::writer::LogIo;
+use crate::log::writer::{EncodedBatch, LogIo};
 use crate::types::{AppendResult, ExpectedVersion, NewEvent, Options, MIN_SEGMENT_SIZE};
 
 /// `n` events with fresh ids.
@@ -29,7 +29,18 @@ fn queue(
     batch: &[NewEvent],
 ) -> AppendResult {
     let (result, _) = st.assign(current, batch.len() as u64, 0);
-    st.enqueue(stream, Vec::new(), result, batch);
+    let encoded = EncodedBatch {
+        bytes: Arc::new(Vec::new()),
+        events: batch.len() as u64,
+        batches: 1,
+    };
+    let part = QueuedPart {
+        stream,
+        result,
+        events: batch,
+        range: 0..0,
+    };
+    st.enqueue(encoded, std::slice::from_ref(&part));
     result
 }
 
@@ -41,7 +52,7 @@ fn begin_solo(
     batch: &[NewEvent],
 ) -> AppendResult {
     let (result, _) = st.assign(current, batch.len() as u64, 0);
-    st.begin_solo(stream, batch, result);
+    st.begin_solo(stream, batch, result, Arc::new(Vec::new()));
     st.begin_write(end(result));
     result
 }

@@ -50,6 +50,28 @@ impl EventStorage for Archived {
     ) -> evstore::Result<AppendResult> {
         EventStorage::append(&self.store, stream, expected, events)
     }
+    fn append_multi(
+        &self,
+        appends: &[evstore::StreamAppend],
+    ) -> evstore::Result<Vec<AppendResult>> {
+        EventStorage::append_multi(&self.store, appends)
+    }
+    fn append_if(
+        &self,
+        stream: &str,
+        expected: ExpectedVersion,
+        events: &[NewEvent],
+        condition: &evstore::AppendCondition,
+    ) -> evstore::Result<AppendResult> {
+        EventStorage::append_if(&self.store, stream, expected, events, condition)
+    }
+    fn read_query(
+        &self,
+        query: &evstore::Query,
+        after: Option<u64>,
+    ) -> evstore::Result<(Vec<RecordedEvent>, Option<u64>)> {
+        EventStorage::read_query(&self.store, query, after)
+    }
     fn read_stream_range(
         &self,
         stream: &str,
