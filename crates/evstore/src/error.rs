@@ -163,7 +163,8 @@ fn fmt_positions(positions: &[u64]) -> String {
     let shown: Vec<String> = positions.iter().take(8).map(u64::to_string).collect();
     let mut s = shown.join(", ");
     if positions.len() > 8 {
-        s.push_str(&format!(" and {} more", positions.len() - 8));
+        use std::fmt::Write as _;
+        let _ = write!(s, " and {} more", positions.len() - 8);
     }
     s
 }

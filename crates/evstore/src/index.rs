@@ -664,12 +664,11 @@ impl Index {
     /// tag's UTF-8 is checked, as for names.
     fn add_tags(&mut self, section: &[u8], position: u64) -> Result<(), String> {
         for tag in frame::tag_bytes(section) {
-            let i = match self.tags.find(tag) {
-                Some(i) => i,
-                None => {
-                    frame::check_tag(tag).map_err(|e| e.to_string())?;
-                    self.tags.find_or_insert(tag)?
-                }
+            let i = if let Some(i) = self.tags.find(tag) {
+                i
+            } else {
+                frame::check_tag(tag).map_err(|e| e.to_string())?;
+                self.tags.find_or_insert(tag)?
             };
             let postings = self.tags.stream_mut(i);
             // A tag repeated on one event is indexed once.

@@ -271,7 +271,7 @@ impl Store {
             batches: 1,
         };
         if st.solo_slot_free() {
-            self.append_solo(st, stream, events, batch, result)?;
+            self.append_solo(st, stream, events, &batch, result)?;
             return Ok(result);
         }
         let part = QueuedPart {
@@ -394,12 +394,12 @@ impl Store {
         st: &mut MutexGuard<'_, WriterState>,
         stream: &str,
         events: &[NewEvent],
-        batch: EncodedBatch,
+        batch: &EncodedBatch,
         result: AppendResult,
     ) -> Result<()> {
         st.begin_solo(stream, events, result, batch.bytes.clone());
         let end = result.last_position + 1;
-        let outcome = self.run_group(st, std::slice::from_ref(&batch), end);
+        let outcome = self.run_group(st, std::slice::from_ref(batch), end);
         // Remembered if written: the next append to this stream needs no index lookup.
         st.end_solo(outcome.is_ok());
         outcome?;

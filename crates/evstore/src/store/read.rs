@@ -445,6 +445,12 @@ impl Store {
         Ok((events, head))
     }
 
+    /// The log's format version (docs/FORMAT.md §2): 2 for files this build creates, 1 for
+    /// older files, which keep it (they open, read and take appends, but not tags).
+    pub fn format_version(&self) -> u32 {
+        self.header.format_version
+    }
+
     /// Event types with their counts, sorted by name.
     pub fn event_types(&self) -> Vec<(String, u64)> {
         self.index.read().type_counts()

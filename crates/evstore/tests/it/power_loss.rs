@@ -7,7 +7,9 @@
 //! * open (a cut can never look like proven-durable corruption),
 //! * keep every acknowledged append (Sync: acknowledged = returned; Buffered: returned before a
 //!   completed `flush`), unchanged, at its versions and positions,
-//! * hold no partial append, keep positions and versions dense, and accept new appends.
+//! * hold no partial append — a multi-stream append (`append_multi`) counts as one append:
+//!   all of its streams' events or none — keep positions and versions dense, keep tags, and
+//!   accept new appends.
 //!
 //! Exhaustive over the cut step for a scripted workload (with segment growth and the seal on
 //! close), with several random tear patterns per step, in both durability modes.
@@ -20,7 +22,7 @@ use std::sync::{Arc, Mutex};
 
 use crate::common::Rng;
 use evstore::testing::LogIo;
-use evstore::{Durability, ExpectedVersion, NewEvent, Options, Store};
+use evstore::{Durability, ExpectedVersion, NewEvent, Options, Store, StreamAppend};
 
 #[derive(Debug, Clone)]
 enum Op {
@@ -75,7 +77,8 @@ fn options(durability: Durability) -> Options {
 struct Recorded {
     base: Vec<u8>,
     ops: Vec<Op>,
-    appends: Vec<(String, Vec<NewEvent>)>,
+    /// Each acknowledged append: one (stream, events) part, or several for `append_multi`.
+    appends: Vec<Vec<(String, Vec<NewEvent>)>>,
 }
 
 /// Run the scripted workload, recording every I/O step.
@@ -108,13 +111,33 @@ fn record(durability: Durability, seed: u64) -> Recorded {
                     _ => rng.below(300) as usize,
                 };
                 NewEvent::new("P", vec![(n as u8).wrapping_mul(7); size])
+                    .with_tags([format!("n:{n}"), format!("j:{j}")])
             })
             .collect();
-        store
-            .append(&stream, ExpectedVersion::Any, &events)
-            .unwrap();
-        ops.lock().unwrap().push(Op::Acked);
-        appends.push((stream, events));
+        if rng.below(3) == 0 {
+            // A multi-stream append: this stream's events, and one event on each of one or
+            // two other streams.
+            let mut parts = vec![(stream.clone(), events)];
+            for k in 0..1 + rng.below(2) {
+                let other = format!("m{}", (n as u64 + k) % 4);
+                let size = if rng.below(3) == 0 { 5000 } else { 40 };
+                let e = NewEvent::new("M", vec![n as u8; size]).with_tags([format!("multi:{n}")]);
+                parts.push((other, vec![e]));
+            }
+            let request: Vec<StreamAppend> = parts
+                .iter()
+                .map(|(s, e)| StreamAppend::new(s, ExpectedVersion::Any, e.clone()))
+                .collect();
+            store.append_multi(&request).unwrap();
+            ops.lock().unwrap().push(Op::Acked);
+            appends.push(parts);
+        } else {
+            store
+                .append(&stream, ExpectedVersion::Any, &events)
+                .unwrap();
+            ops.lock().unwrap().push(Op::Acked);
+            appends.push(vec![(stream, events)]);
+        }
         if durability == Durability::Buffered && rng.below(4) == 0 {
             store.flush().unwrap();
         }
@@ -201,11 +224,13 @@ fn check(rec: &Recorded, img: &[u8], survivors: usize, what: &str) {
     let mut expected = Vec::new();
     let mut versions: HashMap<&str, u64> = HashMap::new();
     let mut boundaries = vec![0usize];
-    for (stream, events) in &rec.appends {
-        for e in events {
-            let v = versions.entry(stream).or_insert(0);
-            expected.push((stream.as_str(), *v, e.event_id, e.data.len()));
-            *v += 1;
+    for parts in &rec.appends {
+        for (stream, events) in parts {
+            for e in events {
+                let v = versions.entry(stream).or_insert(0);
+                expected.push((stream.as_str(), *v, e.event_id, e.data.len(), &e.tags));
+                *v += 1;
+            }
         }
         boundaries.push(expected.len());
     }
@@ -220,13 +245,14 @@ fn check(rec: &Recorded, img: &[u8], survivors: usize, what: &str) {
         all.len(),
         boundaries[survivors]
     );
-    for (i, (e, (stream, version, id, len))) in all.iter().zip(&expected).enumerate() {
+    for (i, (e, (stream, version, id, len, tags))) in all.iter().zip(&expected).enumerate() {
         assert_eq!(e.position, i as u64, "{what}");
         assert_eq!(
             (e.stream_id.as_str(), e.version, e.event_id, e.data.len()),
             (*stream, *version, *id, *len),
             "{what}: event {i}"
         );
+        assert_eq!(&e.tags, *tags, "{what}: tags of event {i}");
     }
     let r = store
         .append(

@@ -100,7 +100,8 @@ pub fn walk_frames(file: &[u8]) -> Vec<FrameInfo> {
 /// One event of [`encode_batch`]: (event id, type, data); no metadata.
 pub type RawEvent<'a> = ([u8; 16], &'a str, &'a [u8]);
 
-/// A batch (docs/FORMAT.md §3.2): the events of one append to `stream`, from `first_version`.
+/// A batch (docs/FORMAT.md §3.2) in format version 2's layout, without tags: the events of one
+/// append to `stream`, from `first_version`.
 pub fn encode_batch(
     stream: &str,
     first_version: u64,
@@ -118,6 +119,7 @@ pub fn encode_batch(
         b.push(ty.len() as u8);
         b.extend_from_slice(&(data.len() as u32).to_le_bytes());
         b.extend_from_slice(&0u32.to_le_bytes());
+        b.extend_from_slice(&0u16.to_le_bytes()); // tags_len
         b.extend_from_slice(ty.as_bytes());
         b.extend_from_slice(data);
     }
