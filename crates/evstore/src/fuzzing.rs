@@ -65,6 +65,20 @@ fn read_everything(store: &Store) {
     for (ty, _) in store.event_types().into_iter().take(8) {
         let _ = store.read_by_type(&ty, None);
         let _ = store.read_by_type(&ty, Some(chrono::DateTime::UNIX_EPOCH));
+        let by_type = crate::Query::new(vec![crate::QueryItem::new(&[ty.as_str()], &[])]);
+        let _ = store.read_query(&by_type, None);
+    }
+    // Queries over the tags of the first events (tag index lookups).
+    let tags: Vec<String> = store
+        .read_all(0)
+        .take(64)
+        .filter_map(std::result::Result::ok)
+        .flat_map(|e| e.tags)
+        .take(8)
+        .collect();
+    for t in &tags {
+        let q = crate::Query::new(vec![crate::QueryItem::new(&[], &[t.as_str()])]);
+        let _ = store.read_query(&q, None);
     }
 }
 
@@ -209,7 +223,9 @@ pub fn ops(data: &[u8]) {
     // Bounded by the input length: every op consumes at least one byte.
     while let Some(op) = bytes.next() {
         match op % 8 {
-            0..=4 => ops_append(&store, &mut model, op, &mut bytes),
+            0..=2 => ops_append(&store, &mut model, op, &mut bytes),
+            3 => ops_append_multi(&store, &mut model, op, &mut bytes),
+            4 => ops_append_if(&store, &mut model, op, &mut bytes),
             5 => ops_read_all(&store, &model),
             6 => store = ops_reopen(store, &path, &options, &model),
             _ => {
@@ -226,8 +242,8 @@ pub fn ops(data: &[u8]) {
 
 /// What the `ops` target expects of the store.
 struct Model {
-    /// Every event (stream, version, id, data length), in position order.
-    events: Vec<(String, u64, uuid::Uuid, usize)>,
+    /// Every event (stream, version, id, data length, tags), in position order.
+    events: Vec<(String, u64, uuid::Uuid, usize, Vec<String>)>,
     /// The event count after each append (0 first): the prefixes a cut may leave.
     append_ends: Vec<usize>,
 }
@@ -253,32 +269,172 @@ fn ops_append(store: &Store, model: &mut Model, op: u8, bytes: &mut impl Iterato
         2 => ExpectedVersion::StreamExists,
         _ => current.map_or(ExpectedVersion::NoStream, ExpectedVersion::Exact),
     };
+    let tag_bits = bytes.next().unwrap_or(0);
     let events: Vec<NewEvent> = (0..count)
-        .map(|i| NewEvent::new(format!("T{i}"), vec![op; size]))
+        .map(|i| NewEvent::new(format!("T{i}"), vec![op; size]).with_tags(fuzz_tags(tag_bits >> i)))
         .collect();
-    let ok = match expected {
-        ExpectedVersion::Any => true,
-        ExpectedVersion::NoStream => current.is_none(),
-        ExpectedVersion::StreamExists => current.is_some(),
-        ExpectedVersion::Exact(v) => current == Some(v),
-    };
+    let ok = model_accepts(current, expected);
     match store.append(&stream, expected, &events) {
         Ok(r) => {
             assert!(ok, "append succeeded against the model");
             assert_eq!(r.first_position, model.events.len() as u64);
-            let first = current.map_or(0, |v| v + 1);
-            assert_eq!(r.first_version, first);
-            for (i, e) in events.iter().enumerate() {
-                model
-                    .events
-                    .push((stream.clone(), first + i as u64, e.event_id, size));
-            }
+            model_push(model, &stream, current, &events);
             model.append_ends.push(model.events.len());
         }
         Err(crate::Error::WrongExpectedVersion { .. }) => {
             assert!(!ok, "append failed against the model");
         }
         Err(e) => panic!("unexpected append error: {e}"),
+    }
+}
+
+/// Up to two of the tags `t0`, `t1`, `t2`, picked by the low bits of `bits`.
+fn fuzz_tags(bits: u8) -> Vec<String> {
+    (0..3)
+        .filter(|i| bits & (1 << i) != 0)
+        .take(2)
+        .map(|i| format!("t{i}"))
+        .collect()
+}
+
+/// The model's last version of `stream`.
+fn model_version(model: &Model, stream: &str) -> Option<u64> {
+    model
+        .events
+        .iter()
+        .rev()
+        .find(|e| e.0 == stream)
+        .map(|e| e.1)
+}
+
+/// Whether an append with `expected` passes against a stream at `current`.
+fn model_accepts(current: Option<u64>, expected: ExpectedVersion) -> bool {
+    match expected {
+        ExpectedVersion::Any => true,
+        ExpectedVersion::NoStream => current.is_none(),
+        ExpectedVersion::StreamExists => current.is_some(),
+        ExpectedVersion::Exact(v) => current == Some(v),
+    }
+}
+
+/// Record `events` appended to `stream` (last version `current`) in the model.
+fn model_push(model: &mut Model, stream: &str, current: Option<u64>, events: &[NewEvent]) {
+    let first = current.map_or(0, |v| v + 1);
+    for (i, e) in events.iter().enumerate() {
+        model.events.push((
+            stream.to_string(),
+            first + i as u64,
+            e.event_id,
+            e.data.len(),
+            e.tags.clone(),
+        ));
+    }
+}
+
+/// `ops` op 3: a multi-stream append to two distinct streams (each `Any` or its exact
+/// version, sometimes a stale one): all or nothing, as the model says.
+fn ops_append_multi(
+    store: &Store,
+    model: &mut Model,
+    op: u8,
+    bytes: &mut impl Iterator<Item = u8>,
+) {
+    let a = bytes.next().unwrap_or(0) % 4;
+    let b = (a + 1 + bytes.next().unwrap_or(0) % 3) % 4;
+    let modes = bytes.next().unwrap_or(0);
+    let size = (bytes.next().unwrap_or(0) as usize) * 40;
+    let mut parts = Vec::new();
+    let mut ok = true;
+    for (k, s) in [a, b].into_iter().enumerate() {
+        let stream = format!("s{s}");
+        let current = model_version(model, &stream);
+        let expected = match (modes >> (2 * k)) & 3 {
+            0 => ExpectedVersion::Any,
+            1 => current.map_or(ExpectedVersion::NoStream, ExpectedVersion::Exact),
+            2 => ExpectedVersion::Exact(current.map_or(0, |v| v + 1)),
+            _ => ExpectedVersion::StreamExists,
+        };
+        ok &= model_accepts(current, expected);
+        let events = vec![NewEvent::new("M", vec![op; size]).with_tags(fuzz_tags(modes >> 4))];
+        parts.push((
+            stream,
+            current,
+            crate::StreamAppend::new(&format!("s{s}"), expected, events),
+        ));
+    }
+    let request: Vec<crate::StreamAppend> = parts.iter().map(|p| p.2.clone()).collect();
+    match store.append_multi(&request) {
+        Ok(results) => {
+            assert!(ok, "multi-stream append succeeded against the model");
+            assert_eq!(results[0].first_position, model.events.len() as u64);
+            for (stream, current, part) in &parts {
+                model_push(model, stream, *current, &part.events);
+            }
+            model.append_ends.push(model.events.len());
+        }
+        Err(crate::Error::WrongExpectedVersion { .. }) => {
+            assert!(!ok, "multi-stream append failed against the model");
+        }
+        Err(e) => panic!("unexpected multi-stream append error: {e}"),
+    }
+}
+
+/// `ops` op 4: a conditional append whose query asks for one tag (and maybe one type) after a
+/// position: refused exactly when the model holds a matching event after it, with those
+/// positions.
+fn ops_append_if(store: &Store, model: &mut Model, op: u8, bytes: &mut impl Iterator<Item = u8>) {
+    let tag = format!("t{}", bytes.next().unwrap_or(0) % 3);
+    let ty_pick = bytes.next().unwrap_or(0) % 4;
+    let after_pick = u64::from(bytes.next().unwrap_or(0));
+    let len = model.events.len() as u64;
+    let after = (after_pick % (len + 1)).checked_sub(1);
+    let types: Vec<String> = (ty_pick < 3)
+        .then(|| format!("T{ty_pick}"))
+        .into_iter()
+        .collect();
+    let type_refs: Vec<&str> = types.iter().map(String::as_str).collect();
+    let query = crate::Query::new(vec![crate::QueryItem::new(&type_refs, &[tag.as_str()])]);
+    // Event types are recorded in the model implicitly: "T{i}" by index in its append, "M"
+    // for multi-stream appends; read them back from the store to stay exact.
+    let conflicts: Vec<u64> = match store.read_query(&query, after) {
+        Ok((found, _)) => found.iter().map(|e| e.position).collect(),
+        Err(e) => panic!("read_query failed: {e}"),
+    };
+    let model_conflicts: Vec<u64> = model
+        .events
+        .iter()
+        .enumerate()
+        .filter(|(p, e)| after.is_none_or(|a| *p as u64 > a) && e.4.contains(&tag))
+        .map(|(p, _)| p as u64)
+        .collect();
+    // The tag part of the model bounds the store's answer; with no type asked for they agree.
+    assert!(
+        conflicts.iter().all(|p| model_conflicts.contains(p)),
+        "query beyond the model"
+    );
+    if types.is_empty() {
+        assert_eq!(
+            conflicts, model_conflicts,
+            "query by tag agrees with the model"
+        );
+    }
+    let events = [NewEvent::new("C", vec![op; 8]).with_tags([tag.clone()])];
+    let condition = crate::AppendCondition::new(query, after);
+    match store.append_if("cond", ExpectedVersion::Any, &events, &condition) {
+        Ok(r) => {
+            assert!(conflicts.is_empty(), "condition passed over {conflicts:?}");
+            assert_eq!(r.first_position, len);
+            let current = model_version(model, "cond");
+            model_push(model, "cond", current, &events);
+            model.append_ends.push(model.events.len());
+        }
+        Err(crate::Error::AppendConditionFailed { positions, .. }) => {
+            assert_eq!(
+                positions, conflicts,
+                "the condition names the matching events"
+            );
+        }
+        Err(e) => panic!("unexpected conditional append error: {e}"),
     }
 }
 
@@ -289,8 +445,8 @@ fn ops_read_all(store: &Store, model: &Model) {
     for (g, m) in got.iter().zip(&model.events) {
         match g {
             Ok(e) => assert_eq!(
-                (&e.stream_id, e.version, e.event_id, e.data.len()),
-                (&m.0, m.1, m.2, m.3)
+                (&e.stream_id, e.version, e.event_id, e.data.len(), &e.tags),
+                (&m.0, m.1, m.2, m.3, &m.4)
             ),
             Err(e) => panic!("read failed: {e}"),
         }

@@ -122,11 +122,20 @@ impl<S: EventSource + ?Sized> EventSource for &S {
 /// assert!(f.matches_parts("Order-7", "OrderCreated"));
 /// assert!(!f.matches_parts("Order-7", "ItemAddedToOrder"));
 /// assert!(!f.matches_parts("User-7", "OrderCreated"));
+///
+/// // By tags (all of them), or by a DCB query (crate::query):
+/// let by_tag = SubscriptionFilter::all().with_tags(["product:sku-1"]);
+/// assert!(by_tag.matches_event("Order-7", "ItemAdded", &["order:7", "product:sku-1"]));
+/// assert!(!by_tag.matches_event("Order-7", "ItemAdded", &["order:7"]));
 /// ```
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct SubscriptionFilter {
     event_types: Option<BTreeSet<String>>,
     stream_prefix: Option<String>,
+    /// Tags an event must all carry (empty: none needed).
+    tags: BTreeSet<String>,
+    /// A DCB query the event must match.
+    query: Option<crate::query::Query>,
 }
 
 impl SubscriptionFilter {
@@ -153,12 +162,47 @@ impl SubscriptionFilter {
         self
     }
 
-    /// Whether `event` passes the filter.
-    pub fn matches(&self, event: &RecordedEvent) -> bool {
-        self.matches_parts(&event.stream_id, &event.event_type)
+    /// Deliver only events that carry every tag in `tags` ([`NewEvent::tags`]); adds to the
+    /// tags named earlier.
+    ///
+    /// [`NewEvent::tags`]: crate::NewEvent::tags
+    #[must_use]
+    pub fn with_tags<I, T>(mut self, tags: I) -> SubscriptionFilter
+    where
+        I: IntoIterator<Item = T>,
+        T: Into<String>,
+    {
+        self.tags.extend(tags.into_iter().map(Into::into));
+        self
     }
 
-    /// Whether an event of `event_type` in `stream_id` passes the filter.
+    /// Deliver only events matching `query` (a DCB query: items OR'd, each a set of types and
+    /// tags; see [`crate::query`]); replaces an earlier query. Combines with the other
+    /// criteria (all must hold).
+    #[must_use]
+    pub fn with_query(mut self, query: crate::query::Query) -> SubscriptionFilter {
+        self.query = Some(query);
+        self
+    }
+
+    /// Whether `event` passes the filter.
+    pub fn matches(&self, event: &RecordedEvent) -> bool {
+        let tags: Vec<&str> = event.tags.iter().map(String::as_str).collect();
+        self.matches_event(&event.stream_id, &event.event_type, &tags)
+    }
+
+    /// Whether an event of `event_type` in `stream_id` carrying `tags` passes the filter.
+    pub fn matches_event(&self, stream_id: &str, event_type: &str, tags: &[&str]) -> bool {
+        self.matches_parts(stream_id, event_type)
+            && self.tags.iter().all(|t| tags.contains(&t.as_str()))
+            && self
+                .query
+                .as_ref()
+                .is_none_or(|q| q.matches(event_type, tags))
+    }
+
+    /// Whether an event of `event_type` in `stream_id` passes the stream-prefix and type
+    /// criteria (the tag and query criteria need the event's tags: [`Self::matches_event`]).
     pub fn matches_parts(&self, stream_id: &str, event_type: &str) -> bool {
         if let Some(prefix) = &self.stream_prefix {
             if !stream_id.starts_with(prefix.as_str()) {
@@ -522,5 +566,55 @@ mod tests {
         assert_eq!(got, [0, 3]);
         assert_eq!(sub.next_position(), 4);
         assert!(!sub.has_pending());
+    }
+
+    #[test]
+    fn filter_by_tags_and_query_skips_the_rest() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = crate::Store::open(dir.path().join("t.evs")).unwrap();
+        let events = [
+            ("A", &["p:1", "o:1"][..]),
+            ("B", &["p:1"][..]),
+            ("A", &["p:2"][..]),
+            ("A", &[][..]),
+            ("B", &["p:1", "o:2"][..]),
+        ];
+        for (t, tags) in events {
+            store
+                .append(
+                    "s",
+                    ExpectedVersion::Any,
+                    &[NewEvent::new(t, vec![]).with_tags(tags.iter().copied())],
+                )
+                .unwrap();
+        }
+        let positions = |f: SubscriptionFilter| -> Vec<u64> {
+            Subscription::new(&store, 0, f)
+                .next_batch(10, Duration::ZERO)
+                .unwrap()
+                .iter()
+                .map(|e| e.position)
+                .collect()
+        };
+        assert_eq!(
+            positions(SubscriptionFilter::all().with_tags(["p:1"])),
+            [0, 1, 4]
+        );
+        assert_eq!(
+            positions(
+                SubscriptionFilter::all()
+                    .with_tags(["p:1"])
+                    .with_tags(["o:2"])
+            ),
+            [4]
+        );
+        let q = crate::Query::new(vec![
+            crate::QueryItem::new(&["A"], &["p:2"]),
+            crate::QueryItem::new(&["B"], &[]),
+        ]);
+        assert_eq!(
+            positions(SubscriptionFilter::all().with_query(q)),
+            [1, 2, 4]
+        );
     }
 }
