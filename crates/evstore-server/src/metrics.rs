@@ -66,6 +66,34 @@ struct FileMetrics {
     segments: IntGauge,
 }
 
+impl FileMetrics {
+    fn register(registry: &Registry) -> Result<FileMetrics, prometheus::Error> {
+        let fsyncs = IntCounter::new(
+            "evstore_fsyncs_total",
+            "fdatasync calls since the store was opened.",
+        )?;
+        let per_fsync = Gauge::new(
+            "evstore_appends_per_fsync",
+            "Appends per fdatasync since the store was opened (group commit).",
+        )?;
+        let bytes = IntCounter::new(
+            "evstore_bytes_written_total",
+            "Bytes written to the log since the store was opened.",
+        )?;
+        let segments = IntGauge::new("evstore_segments", "Mapped log segments.")?;
+        registry.register(Box::new(fsyncs.clone()))?;
+        registry.register(Box::new(per_fsync.clone()))?;
+        registry.register(Box::new(bytes.clone()))?;
+        registry.register(Box::new(segments.clone()))?;
+        Ok(FileMetrics {
+            fsyncs,
+            per_fsync,
+            bytes,
+            segments,
+        })
+    }
+}
+
 fn latency_buckets() -> Vec<f64> {
     // 50 µs to ~3 s.
     prometheus::exponential_buckets(0.000_05, 2.0, 16).unwrap_or_default()
@@ -114,21 +142,7 @@ impl Metrics {
             "Appends per group commit since the store was opened.",
         )?;
         let file = if backend == "file" {
-            Some(FileMetrics {
-                fsyncs: counter(
-                    "evstore_fsyncs_total",
-                    "fdatasync calls since the store was opened.",
-                )?,
-                per_fsync: float_gauge(
-                    "evstore_appends_per_fsync",
-                    "Appends per fdatasync since the store was opened (group commit).",
-                )?,
-                bytes: counter(
-                    "evstore_bytes_written_total",
-                    "Bytes written to the log since the store was opened.",
-                )?,
-                segments: gauge("evstore_segments", "Mapped log segments.")?,
-            })
+            Some(FileMetrics::register(&registry)?)
         } else {
             None
         };
