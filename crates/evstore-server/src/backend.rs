@@ -28,6 +28,14 @@ pub enum StoreLocation {
 }
 
 impl StoreLocation {
+    /// `"file"` or `"postgres"`, as [`Backend::kind`] of the store it opens.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            StoreLocation::File(_) => "file",
+            StoreLocation::Postgres(_) => "postgres",
+        }
+    }
+
     /// For messages and logs: the file's path, or the URL with its password replaced by `***`.
     pub fn describe(&self) -> String {
         match self {

@@ -196,10 +196,14 @@ fn run_projection<P: Projection + Send + Sync + 'static>(
 fn watch_head(store: Source, tx: watch::Sender<Option<u64>>, stop: StopHandle) -> JoinHandle<()> {
     std::thread::spawn(move || {
         // Bounded by the stop handle, checked every 100 ms.
+        // The head as last sent: on PostgreSQL `head_position` is a query, made only when the
+        // wait says the head moved.
+        let mut head = store.head_position();
         while !stop.is_stopped() {
-            let next = store.head_position().map_or(0, |h| h + 1);
+            let next = head.map_or(0, |h| h + 1);
             if store.wait_for_position(next, Duration::from_millis(100)) {
-                tx.send_replace(store.head_position());
+                head = store.head_position();
+                tx.send_replace(head);
             }
         }
     })

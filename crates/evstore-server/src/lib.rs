@@ -187,19 +187,28 @@ impl Server {
             store: described.clone(),
             source,
         };
+        let metrics = metrics::Metrics::new(config.store.kind())
+            .map_err(|e| ServerError::Metrics(e.to_string()))?;
         let opened = open_store(&config).await?.map_err(open_error)?;
         let shared = opened.shared();
-        let metrics = metrics::Metrics::new(shared.kind())
-            .map_err(|e| ServerError::Metrics(e.to_string()))?;
-        let followers = {
+        let started = {
             let shared = shared.clone();
             let checkpoints = opened.checkpoints();
             tokio::task::spawn_blocking(move || {
                 followers::Followers::start(&shared, checkpoints.as_ref())
             })
             .await
-            .map_err(|e| ServerError::Io(std::io::Error::other(e.to_string())))?
-            .map_err(open_error)?
+        };
+        let followers = match started {
+            Ok(Ok(f)) => f,
+            Ok(Err(e)) => {
+                release(shared, opened).await;
+                return Err(open_error(e));
+            }
+            Err(e) => {
+                release(shared, opened).await;
+                return Err(ServerError::Io(std::io::Error::other(e.to_string())));
+            }
         };
         let (shutdown_tx, shutdown_rx) = watch::channel(false);
         let state = Arc::new(AppState {
@@ -291,6 +300,12 @@ async fn open_store(config: &ServerConfig) -> Result<evstore::Result<Opened>, Se
     })
     .await
     .map_err(|e| ServerError::Io(std::io::Error::other(e.to_string())))
+}
+
+/// Drop a store that will not be served, on the blocking pool: PostgreSQL's synchronous
+/// client must not be dropped on an async worker.
+async fn release(shared: Arc<dyn Backend>, opened: Opened) {
+    let _ = tokio::task::spawn_blocking(move || drop((shared, opened))).await;
 }
 
 impl Opened {

@@ -16,6 +16,7 @@ mod concurrent_clients_lose_no_update;
 mod errors_are_problem_details;
 mod limits_and_token_guard_writes;
 mod metrics_and_openapi_are_served;
+mod read_models_resume_from_their_checkpoints_after_a_restart;
 mod seed_api_is_compatible;
 mod serve_store_arguments_are_checked;
 mod shutdown_lets_requests_in_flight_finish;

@@ -21,6 +21,8 @@ pub struct TestServer {
     pub base: String,
     pub client: Client,
     pub backend: Backend,
+    /// The configuration it was started with (for [`TestServer::restart`]).
+    pub config: ServerConfig,
     /// Keeps the store's directory until the test ends (unused on PostgreSQL).
     dir: tempfile::TempDir,
     /// The PostgreSQL schema (dropped after the server, fields drop in order).
@@ -66,13 +68,14 @@ impl TestServer {
         };
         config.listen = "127.0.0.1:0".parse().unwrap();
         configure(&mut config);
-        let server = Server::start(config).await.unwrap();
+        let server = Server::start(config.clone()).await.unwrap();
         let base = format!("http://{}", server.local_addr());
         Some(TestServer {
             server: Some(server),
             base,
             client: Client::new(),
             backend,
+            config,
             dir,
             pg,
         })
@@ -117,6 +120,16 @@ impl TestServer {
         let (status, body) = self.post(&format!("/orders?user_id={user}")).await;
         assert_eq!(status, 200, "{body}");
         body["order_id"].as_str().unwrap().to_string()
+    }
+
+    /// Stop the server gracefully and start a new one on the same store (a new port).
+    pub async fn restart(&mut self) {
+        if let Some(s) = self.server.take() {
+            s.shutdown().await.unwrap();
+        }
+        let server = Server::start(self.config.clone()).await.unwrap();
+        self.base = format!("http://{}", server.local_addr());
+        self.server = Some(server);
     }
 
     /// Stop the server gracefully, then drop the PostgreSQL schema.
