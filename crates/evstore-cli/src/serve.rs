@@ -13,9 +13,9 @@ use crate::{CliError, CliResult, DurabilityArg};
 /// Examples shown by `evstore serve --help`.
 pub const EXAMPLES: &str = "\
 Examples:
-  evstore serve --file shop.evs                         http://127.0.0.1:8080/ (the web page)
+  evstore serve --file shop.evs                           http://127.0.0.1:8080/ (the web page)
   evstore serve --file shop.evs --listen 127.0.0.1:9000 --token s3cret
-  evstore serve --database-url postgres://app@%2Ftmp/shop   the same API on PostgreSQL
+  evstore serve --database-url postgres://app@%2Ftmp/shop the same API on PostgreSQL
   curl -X POST 'http://127.0.0.1:8080/orders?user_id=alice'
   curl -X POST 'http://127.0.0.1:8080/orders/ID/items?product_id=book&quantity=2&price=12.50'
   curl http://127.0.0.1:8080/orders/ID
@@ -55,7 +55,7 @@ struct StoreArgs {
     #[arg(long, short = 'f')]
     file: Option<PathBuf>,
     /// Serve the PostgreSQL store at this postgres:// URL instead of a file (the schema is
-    /// created if missing). Its password never appears in logs or errors.
+    /// created if missing). Logs and errors show its password as ***.
     #[arg(long, value_name = "URL")]
     database_url: Option<String>,
 }
