@@ -17,14 +17,27 @@ use evstore::subscription::EventSource;
 use evstore::{EventStorage, RecordedEvent, Result, Store};
 use evstore_postgres::PgStore;
 
-/// Where the server's events live.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Where the server's events live. Its `Debug` form hides a URL's password, as
+/// [`StoreLocation::describe`] does.
+#[derive(Clone, PartialEq, Eq)]
 pub enum StoreLocation {
     /// A log file (created if missing): `evstore serve --file`.
     File(PathBuf),
     /// A PostgreSQL database (`postgres://` URL or libpq key=value string; the schema is
     /// created or migrated on start): `evstore serve --database-url`.
     Postgres(String),
+}
+
+impl std::fmt::Debug for StoreLocation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            StoreLocation::File(p) => f.debug_tuple("File").field(p).finish(),
+            StoreLocation::Postgres(url) => f
+                .debug_tuple("Postgres")
+                .field(&redact_password(url))
+                .finish(),
+        }
+    }
 }
 
 impl StoreLocation {
@@ -231,6 +244,11 @@ mod tests {
 
     #[test]
     fn passwords_are_redacted() {
+        let config = super::StoreLocation::Postgres("postgres://a:pw@h/db".into());
+        assert_eq!(
+            format!("{config:?}"),
+            r#"Postgres("postgres://a:***@h/db")"#
+        );
         assert_eq!(
             redact_password("postgres://app:s3cret@localhost:5432/shop?sslmode=disable"),
             "postgres://app:***@localhost:5432/shop?sslmode=disable"
