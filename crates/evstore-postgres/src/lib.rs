@@ -31,6 +31,7 @@
 //! | appends: the lock, expected versions, idempotent retries | `append` |
 //! | group commit: concurrent appends of one `PgStore` share a transaction | `group` |
 //! | reads ([`PgReadAll`]) | `read` |
+//! | paged reads by type, the type catalog | `type_pages` |
 //! | importing events with their positions and times (`evstore copy`) | `import` |
 //! | LISTEN/NOTIFY with a polling fallback: waiting for new events | `wait` |
 //! | snapshots and the backend traits | `storage` |
@@ -48,6 +49,7 @@ mod readmodel;
 mod storage;
 mod store;
 pub mod testing;
+mod type_pages;
 mod validate;
 mod wait;
 

@@ -9,8 +9,11 @@
 //! ```
 //!
 //! Options: `--clients N` (default 32), `--seconds S` per phase (default 5, at most 60),
-//! `--dir D` (where the two store files go; default a temporary directory). Each client also
-//! stops after 1,000,000 requests, so the run is bounded in time and count.
+//! `--dir D` (where the two store files go; default a temporary directory),
+//! `--database-url URL` (also run both sides on PostgreSQL, in the same run: a server started
+//! as `evstore serve --database-url` does, and `OrderService` over a `PgStore`; each in a
+//! fresh schema `load_*`, dropped at the end). Each client also stops after 1,000,000
+//! requests, so the run is bounded in time and count.
 #![allow(
     clippy::pedantic,
     reason = "a measuring tool: casts of counts and durations to floats are intended"
@@ -20,8 +23,9 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use evstore::Store;
+use evstore::{EventStorage, Store};
 use evstore_orders::OrderService;
+use evstore_postgres::{PgOptions, PgStore};
 use evstore_server::{Server, ServerConfig};
 
 const MAX_REQUESTS_PER_CLIENT: usize = 1_000_000;
@@ -30,6 +34,7 @@ struct Args {
     clients: usize,
     seconds: u64,
     dir: Option<PathBuf>,
+    database_url: Option<String>,
 }
 
 fn args() -> Args {
@@ -37,6 +42,7 @@ fn args() -> Args {
         clients: 32,
         seconds: 5,
         dir: None,
+        database_url: None,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -45,8 +51,11 @@ fn args() -> Args {
             "--clients" => a.clients = value.parse().unwrap_or(a.clients).clamp(1, 1024),
             "--seconds" => a.seconds = value.parse().unwrap_or(a.seconds).clamp(1, 60),
             "--dir" => a.dir = Some(PathBuf::from(value)),
+            "--database-url" => a.database_url = Some(value),
             other => {
-                eprintln!("unknown option {other:?}; use --clients N --seconds S --dir D");
+                eprintln!(
+                    "unknown option {other:?}; use --clients N --seconds S --dir D --database-url URL"
+                );
                 std::process::exit(2);
             }
         }
@@ -113,16 +122,8 @@ async fn main() {
     // HTTP: a server on an ephemeral loopback port.
     let http_file = dir.join("load-http.evs");
     let _ = std::fs::remove_file(&http_file);
-    let mut config = ServerConfig::new(&http_file);
-    config.listen = "127.0.0.1:0".parse().expect("an address");
-    let server = Server::start(config).await.expect("the server starts");
-    let base = format!("http://{}", server.local_addr());
-    let orders = create_orders(&base, a.clients).await;
-    let http_add = http_phase(&base, &orders, duration, true).await;
-    let hot = vec![orders[0].clone(); orders.len()];
-    let http_hot = http_phase(&base, &hot, duration, true).await;
-    let http_get = http_phase(&base, &orders, duration, false).await;
-    server.shutdown().await.expect("a clean shutdown");
+    let [http_add, http_hot, http_get] =
+        http_run(ServerConfig::new(&http_file), a.clients, duration).await;
 
     // In-process: the same calls on OrderService, same durability, same client count.
     let file = dir.join("load-inproc.evs");
@@ -137,10 +138,26 @@ async fn main() {
                 .expect("an order")
         })
         .collect();
-    let local_add = local_phase(&service, &ids, duration, true);
-    let hot = vec![ids[0].clone(); ids.len()];
-    let local_hot = local_phase(&service, &hot, duration, true);
-    let local_get = local_phase(&service, &ids, duration, false);
+    let [local_add, local_hot, local_get] = local_run(&service, &ids, duration);
+
+    // PostgreSQL: the same, each side in a fresh schema.
+    let pg = match &a.database_url {
+        None => None,
+        Some(url) => {
+            let http_schema = format!("load_http_{}", uuid::Uuid::new_v4().simple());
+            let config = ServerConfig::postgres(schema_url(url, &http_schema));
+            let http = http_run(config, a.clients, duration).await;
+            let (url, clients) = (url.clone(), a.clients);
+            // The synchronous client runs off the async workers.
+            let local = std::thread::spawn(move || {
+                drop_schema(&url, &http_schema);
+                local_pg(&url, clients, duration)
+            })
+            .join()
+            .expect("the PostgreSQL baseline");
+            Some((http, local))
+        }
+    };
 
     println!(
         "{} concurrent clients, {} s per phase, one order per client, Durability::Sync\n",
@@ -163,6 +180,26 @@ async fn main() {
         "{}",
         local_get.row("in-process `OrderService::get_order` (replay)")
     );
+    if let Some((http, local)) = &pg {
+        let names = [
+            (
+                "HTTP `POST /orders/{id}/items`",
+                "in-process `OrderService::add_item`",
+            ),
+            (
+                "HTTP add-item, every client on one order",
+                "in-process add-item, every thread on one order",
+            ),
+            (
+                "HTTP `GET /orders/{id}` (projection)",
+                "in-process `OrderService::get_order` (replay)",
+            ),
+        ];
+        for (i, (h, l)) in names.iter().enumerate() {
+            println!("{}", http[i].row(&format!("PostgreSQL: {h}")));
+            println!("{}", local[i].row(&format!("PostgreSQL: {l}")));
+        }
+    }
     for f in [&http_file, &file] {
         for suffix in ["", ".snap", ".proj-order-summaries", ".proj-server-streams"] {
             let _ = std::fs::remove_file(format!("{}{suffix}", f.display()));
@@ -228,8 +265,81 @@ async fn http_phase(base: &str, orders: &[String], duration: Duration, add: bool
     Phase::from(results, started.elapsed())
 }
 
-fn local_phase(
-    service: &OrderService<Arc<Store>>,
+/// A server started with `config` on loopback: one order per client, then the add, hot-order
+/// and read phases.
+async fn http_run(mut config: ServerConfig, clients: usize, duration: Duration) -> [Phase; 3] {
+    config.listen = "127.0.0.1:0".parse().expect("an address");
+    let server = Server::start(config).await.expect("the server starts");
+    let base = format!("http://{}", server.local_addr());
+    let orders = create_orders(&base, clients).await;
+    let add = http_phase(&base, &orders, duration, true).await;
+    let hot = vec![orders[0].clone(); orders.len()];
+    let hot = http_phase(&base, &hot, duration, true).await;
+    let get = http_phase(&base, &orders, duration, false).await;
+    server.shutdown().await.expect("a clean shutdown");
+    [add, hot, get]
+}
+
+/// The add, hot-order and read phases on `service` directly.
+fn local_run<S: EventStorage>(
+    service: &OrderService<S>,
+    ids: &[String],
+    duration: Duration,
+) -> [Phase; 3] {
+    let add = local_phase(service, ids, duration, true);
+    let hot = vec![ids[0].clone(); ids.len()];
+    let hot = local_phase(service, &hot, duration, true);
+    let get = local_phase(service, ids, duration, false);
+    [add, hot, get]
+}
+
+/// The in-process baseline on PostgreSQL, in a fresh schema (dropped after).
+fn local_pg(url: &str, clients: usize, duration: Duration) -> [Phase; 3] {
+    let schema = format!("load_inproc_{}", uuid::Uuid::new_v4().simple());
+    let options = PgOptions {
+        schema: Some(schema),
+        ..PgOptions::default()
+    };
+    let store = Arc::new(PgStore::connect_with(url, options).expect("PostgreSQL connects"));
+    let service =
+        OrderService::new(store.clone()).with_max_attempts(evstore_server::ORDER_COMMAND_ATTEMPTS);
+    let ids: Vec<String> = (0..clients)
+        .map(|i| {
+            service
+                .create_order(&format!("load-{i}"))
+                .expect("an order")
+        })
+        .collect();
+    let phases = local_run(&service, &ids, duration);
+    if let Err(e) = store.drop_schema() {
+        eprintln!("dropping the load schema: {e}");
+    }
+    phases
+}
+
+/// `url` naming `schema` (`options=-csearch_path%3D<schema>`).
+fn schema_url(url: &str, schema: &str) -> String {
+    let sep = if url.contains('?') { '&' } else { '?' };
+    format!("{url}{sep}options=-csearch_path%3D{schema}")
+}
+
+fn drop_schema(url: &str, schema: &str) {
+    let options = PgOptions {
+        schema: Some(schema.to_string()),
+        ..PgOptions::default()
+    };
+    match PgStore::connect_with(url, options) {
+        Ok(s) => {
+            if let Err(e) = s.drop_schema() {
+                eprintln!("dropping {schema}: {e}");
+            }
+        }
+        Err(e) => eprintln!("dropping {schema}: {e}"),
+    }
+}
+
+fn local_phase<S: EventStorage>(
+    service: &OrderService<S>,
     ids: &[String],
     duration: Duration,
     add: bool,

@@ -91,7 +91,7 @@ pub async fn events(
     let next = match (last_event_id, input.unsigned("from")?) {
         (Some(last), _) => last.saturating_add(1),
         (None, Some(from)) => from,
-        (None, None) => state.store.head_position().map_or(0, |h| h + 1),
+        (None, None) => state.head_position().await?.map_or(0, |h| h + 1),
     };
     let mut filter = SubscriptionFilter::all();
     if let Some(prefix) = input.text("stream_prefix", 255)? {
@@ -130,10 +130,10 @@ pub async fn events(
             if *feed.shutdown.borrow() {
                 return None;
             }
-            let batch = match feed.state.store.read_all_from(feed.next, BATCH).await {
+            let batch = match feed.state.read_all_from(feed.next, BATCH).await {
                 Ok(b) => b,
                 Err(e) => {
-                    tracing::error!(error = %e, "the /events feed cannot read the log");
+                    tracing::error!(error = ?e, "the /events feed cannot read the log");
                     return None;
                 }
             };

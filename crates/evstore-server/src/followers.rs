@@ -2,9 +2,13 @@
 //! ([`OrderSummaries`]), the stream catalog ([`StreamCatalog`]) and the head watcher that
 //! wakes the live feed (`/events`).
 //!
-//! Both read models are checkpointed projections ([`ProjectionRunner`]) with their checkpoint
-//! files beside the log (`<log>.proj-order-summaries`, `<log>.proj-server-streams`); each
-//! runs on a thread of its own and is stopped, with a final checkpoint, at shutdown.
+//! Both read models are checkpointed projections ([`ProjectionRunner`]), in memory, with their
+//! checkpoints where the backend keeps them: files beside the log for the file store
+//! (`<log>.proj-order-summaries`, `<log>.proj-server-streams`), rows of `evstore_checkpoints`
+//! for PostgreSQL (`proj-order-summaries`, `proj-server-streams`). Each runs on a thread of its
+//! own and is stopped, with a final checkpoint, at shutdown. The head watcher waits with the
+//! backend's [`EventSource::wait_for_position`]: the file store's in-process wake-up, or
+//! PostgreSQL's LISTEN/NOTIFY (so appends by other processes wake the feed too).
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -16,10 +20,19 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 
+use evstore::checkpoint_store::CheckpointStore;
 use evstore::projection::{Projection, ProjectionHandle, ProjectionRunner};
-use evstore::subscription::StopHandle;
-use evstore::{RecordedEvent, Store};
+use evstore::subscription::{EventSource, StopHandle};
+use evstore::RecordedEvent;
 use evstore_orders::projections::OrderSummaries;
+
+use crate::backend::Backend;
+
+/// The store as the followers read it.
+type Source = Arc<dyn Backend>;
+
+/// Where a read model named `name` keeps its checkpoint.
+pub(crate) type CheckpointsFor = dyn Fn(&str) -> Box<dyn CheckpointStore> + Send + Sync;
 
 /// One stream as the catalog knows it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -115,15 +128,22 @@ pub(crate) struct Followers {
 }
 
 impl Followers {
-    /// Open both projections (loading their checkpoints) and start the threads.
+    /// Open both projections (loading their checkpoints from `checkpoints(P::NAME)`) and
+    /// start the threads.
     ///
     /// # Errors
-    /// As [`ProjectionRunner::open`]: the checkpoint files cannot be read or written.
-    pub fn start(store: &Arc<Store>) -> evstore::Result<Followers> {
+    /// As [`ProjectionRunner::open_with`].
+    pub fn start(store: &Source, checkpoints: &CheckpointsFor) -> evstore::Result<Followers> {
         let stop = StopHandle::new();
         let errors = Arc::new(AtomicU64::new(0));
-        let summaries_runner = ProjectionRunner::<OrderSummaries, _>::open_beside(store.clone())?;
-        let catalog_runner = ProjectionRunner::<StreamCatalog, _>::open_beside(store.clone())?;
+        let summaries_runner = ProjectionRunner::<OrderSummaries, Source>::open_with(
+            store.clone(),
+            checkpoints(OrderSummaries::NAME),
+        )?;
+        let catalog_runner = ProjectionRunner::<StreamCatalog, Source>::open_with(
+            store.clone(),
+            checkpoints(StreamCatalog::NAME),
+        )?;
         let summaries = summaries_runner.handle();
         let catalog = catalog_runner.handle();
         let (head_tx, head) = watch::channel(store.head_position());
@@ -154,7 +174,7 @@ impl Followers {
 }
 
 fn run_projection<P: Projection + Send + Sync + 'static>(
-    mut runner: ProjectionRunner<P, Arc<Store>>,
+    mut runner: ProjectionRunner<P, Source>,
     stop: StopHandle,
     errors: Arc<AtomicU64>,
 ) -> JoinHandle<()> {
@@ -173,17 +193,17 @@ fn run_projection<P: Projection + Send + Sync + 'static>(
     })
 }
 
-fn watch_head(
-    store: Arc<Store>,
-    tx: watch::Sender<Option<u64>>,
-    stop: StopHandle,
-) -> JoinHandle<()> {
+fn watch_head(store: Source, tx: watch::Sender<Option<u64>>, stop: StopHandle) -> JoinHandle<()> {
     std::thread::spawn(move || {
         // Bounded by the stop handle, checked every 100 ms.
+        // The head as last sent: on PostgreSQL `head_position` is a query, made only when the
+        // wait says the head moved.
+        let mut head = store.head_position();
         while !stop.is_stopped() {
-            let next = store.head_position().map_or(0, |h| h + 1);
+            let next = head.map_or(0, |h| h + 1);
             if store.wait_for_position(next, Duration::from_millis(100)) {
-                tx.send_replace(store.head_position());
+                head = store.head_position();
+                tx.send_replace(head);
             }
         }
     })

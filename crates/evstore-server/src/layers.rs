@@ -11,7 +11,7 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
 use crate::problem::{ApiError, PROBLEM_JSON};
-use crate::state::AppState;
+use crate::state::{blocking, AppState};
 
 /// Writes (every method but GET, HEAD and OPTIONS) need `Authorization: Bearer <token>` when
 /// the server has a token.
@@ -99,7 +99,11 @@ fn bare_error(status: StatusCode) -> ApiError {
 
 /// `GET /metrics`: Prometheus text format.
 pub(crate) async fn metrics(State(state): State<Arc<AppState>>) -> Response {
-    let body = state.metrics.render(&state);
+    let scraped = state.clone();
+    let body = match blocking(move || Ok(scraped.metrics.render(&scraped))).await {
+        Ok(body) => body,
+        Err(e) => return e.into_response(),
+    };
     (
         [(
             header::CONTENT_TYPE,

@@ -16,10 +16,16 @@
 //! ([`ServerConfig::max_body_bytes`]). Blocking store calls run on tokio's blocking pool,
 //! never on the async workers.
 //!
+//! Two backends serve the same API ([`StoreLocation`]): the file store (`evstore serve --file`)
+//! and PostgreSQL (`evstore serve --database-url`, [`evstore_postgres::PgStore`]); the
+//! handlers are written once over [`Backend`]. The read models (orders, the stream catalog)
+//! are the same in-memory projections on both; only where their checkpoints live differs.
+//!
 //! Shutdown ([`Server::shutdown`], or Ctrl-C / SIGTERM under [`run`]): the listener stops
 //! accepting, `/events` streams end, in-flight requests finish, the read models write their
-//! checkpoints, and the store is flushed and closed. With the default `Sync` durability an
-//! answered write is already durable, so nothing acknowledged is lost even by a crash.
+//! checkpoints, and the store is flushed and closed. With the file store's default `Sync`
+//! durability an answered write is already durable, and on PostgreSQL an answered write is
+//! committed, so nothing acknowledged is lost even by a crash.
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), evstore_server::ServerError> {
@@ -30,6 +36,7 @@
 //! # Ok(()) }
 //! ```
 
+mod backend;
 mod feed;
 mod followers;
 mod layers;
@@ -54,10 +61,13 @@ use axum::Router;
 use tokio::sync::watch;
 use tower_http::trace::{DefaultMakeSpan, DefaultOnResponse, TraceLayer};
 
-use evstore::async_store::AsyncStore;
+use evstore::checkpoint::checkpoint_path;
+use evstore::checkpoint_store::{CheckpointStore, FileCheckpoint};
 use evstore::{Durability, Options, Store};
 use evstore_orders::OrderService;
+use evstore_postgres::{PgCheckpointStore, PgStore};
 
+pub use backend::{Backend, BackendCounters, FileCounters, StoreLocation};
 pub use followers::{StreamCatalog, StreamInfo};
 use state::AppState;
 
@@ -75,27 +85,44 @@ pub const DEFAULT_MAX_BODY_BYTES: usize = 1024 * 1024;
 /// How to run a server.
 #[derive(Debug, Clone)]
 pub struct ServerConfig {
-    /// The store file (created if missing).
-    pub file: PathBuf,
+    /// The store: a file (created if missing) or a PostgreSQL database.
+    pub store: StoreLocation,
     /// Address to listen on (port 0: any free port). Default [`DEFAULT_LISTEN`].
     pub listen: SocketAddr,
     /// If set, every write (`POST`) needs `Authorization: Bearer <token>`; reads stay open.
     pub token: Option<String>,
     /// Largest request body accepted, in bytes (413 beyond). Default [`DEFAULT_MAX_BODY_BYTES`].
     pub max_body_bytes: usize,
-    /// The store's durability. Default `Sync`: a write is durable before it is answered.
+    /// The file store's durability. Default `Sync`: a write is durable before it is answered.
+    /// PostgreSQL ignores it: a write is answered after its commit, whose durability the
+    /// server's `synchronous_commit` decides (durable with the default `on`).
     pub durability: Durability,
+    /// PostgreSQL's connection pool: most connections (default 16; every request that reads
+    /// or writes holds one while it runs, the LISTEN connection of the live feed is separate).
+    pub pg_pool_size: u32,
 }
 
 impl ServerConfig {
-    /// Defaults for the store at `file`.
+    /// Defaults for the store file `file`.
     pub fn new(file: impl Into<PathBuf>) -> ServerConfig {
+        ServerConfig::with_store(StoreLocation::File(file.into()))
+    }
+
+    /// Defaults for the PostgreSQL database at `url` (see [`PgStore::connect`]; a schema other
+    /// than `public` goes in the URL: `?options=-csearch_path%3Dname`).
+    pub fn postgres(url: impl Into<String>) -> ServerConfig {
+        ServerConfig::with_store(StoreLocation::Postgres(url.into()))
+    }
+
+    /// Defaults for `store`.
+    pub fn with_store(store: StoreLocation) -> ServerConfig {
         ServerConfig {
-            file: file.into(),
+            store,
             listen: DEFAULT_LISTEN,
             token: None,
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
             durability: Durability::Sync,
+            pg_pool_size: evstore_postgres::PgOptions::default().pool_size,
         }
     }
 }
@@ -104,11 +131,13 @@ impl ServerConfig {
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum ServerError {
-    /// The store (or a read model's checkpoint) could not be opened.
-    #[error("cannot open the store {path}: {source}")]
+    /// The store (or a read model's checkpoint) could not be opened: for PostgreSQL also a
+    /// URL that does not parse or a server that cannot be reached.
+    #[error("cannot open the store {store}: {source}")]
     Open {
-        /// The store file.
-        path: PathBuf,
+        /// The store file, or the database URL without its password
+        /// ([`StoreLocation::describe`]).
+        store: String,
         /// Why.
         source: evstore::Error,
     },
@@ -153,32 +182,37 @@ impl Server {
                 source,
             })?;
         let addr = listener.local_addr()?;
-        let path = config.file.clone();
-        let options = Options {
-            durability: config.durability,
-            ..Options::default()
+        let described = config.store.describe();
+        let open_error = |source| ServerError::Open {
+            store: described.clone(),
+            source,
         };
-        let store = AsyncStore::open_with(path.clone(), options)
-            .await
-            .map_err(|source| ServerError::Open {
-                path: path.clone(),
-                source,
-            })?;
-        let metrics = metrics::Metrics::new().map_err(|e| ServerError::Metrics(e.to_string()))?;
-        let shared = store.store().clone();
-        let followers = {
+        let metrics = metrics::Metrics::new(config.store.kind())
+            .map_err(|e| ServerError::Metrics(e.to_string()))?;
+        let opened = open_store(&config).await?.map_err(open_error)?;
+        let shared = opened.shared();
+        let started = {
             let shared = shared.clone();
-            tokio::task::spawn_blocking(move || followers::Followers::start(&shared))
-                .await
-                .map_err(|e| ServerError::Io(std::io::Error::other(e.to_string())))?
-                .map_err(|source| ServerError::Open {
-                    path: path.clone(),
-                    source,
-                })?
+            let checkpoints = opened.checkpoints();
+            tokio::task::spawn_blocking(move || {
+                followers::Followers::start(&shared, checkpoints.as_ref())
+            })
+            .await
+        };
+        let followers = match started {
+            Ok(Ok(f)) => f,
+            Ok(Err(e)) => {
+                release(shared, opened).await;
+                return Err(open_error(e));
+            }
+            Err(e) => {
+                release(shared, opened).await;
+                return Err(ServerError::Io(std::io::Error::other(e.to_string())));
+            }
         };
         let (shutdown_tx, shutdown_rx) = watch::channel(false);
         let state = Arc::new(AppState {
-            store,
+            store: shared.clone(),
             orders: OrderService::new(shared.clone()).with_max_attempts(ORDER_COMMAND_ATTEMPTS),
             summaries: followers.summaries.clone(),
             catalog: followers.catalog.clone(),
@@ -189,7 +223,8 @@ impl Server {
             followers_errors: followers.errors.clone(),
         });
         let app = router(state.clone(), config.max_body_bytes);
-        tracing::info!(%addr, file = %path.display(), "evstore server listening");
+        tracing::info!(%addr, store = %described, backend = shared.kind(), "evstore server listening");
+        drop(shared);
         let task = tokio::spawn(async move {
             let mut rx = shutdown_rx;
             let served = axum::serve(listener, app)
@@ -202,7 +237,7 @@ impl Server {
             drop(state);
             let closed = tokio::task::spawn_blocking(move || {
                 followers.stop();
-                close_store(shared)
+                opened.close()
             })
             .await
             .map_err(|e| ServerError::Io(std::io::Error::other(e.to_string())))?;
@@ -235,26 +270,104 @@ impl Server {
     }
 }
 
-/// Flush, then close the store once every other handle is gone (request tasks still on the
-/// blocking pool finish first); if one is still held after 10 s, flushing is all we can do.
-fn close_store(store: Arc<Store>) -> Result<(), ServerError> {
-    store.flush().map_err(ServerError::Close)?;
-    let mut store = store;
-    for _ in 0..1000 {
-        match Arc::try_unwrap(store) {
-            Ok(s) => {
-                s.close().map_err(ServerError::Close)?;
-                tracing::info!("store flushed and closed");
-                return Ok(());
+/// The store the server opened, typed (for its checkpoints and for closing it).
+enum Opened {
+    File(Arc<Store>),
+    Postgres(Arc<PgStore>),
+}
+
+/// Open (or connect to) the store of `config` on the blocking pool. The outer error: the
+/// blocking task failed; the inner one: the store's.
+async fn open_store(config: &ServerConfig) -> Result<evstore::Result<Opened>, ServerError> {
+    let location = config.store.clone();
+    let durability = config.durability;
+    let pool_size = config.pg_pool_size;
+    tokio::task::spawn_blocking(move || match location {
+        StoreLocation::File(path) => {
+            let options = Options {
+                durability,
+                ..Options::default()
+            };
+            Store::open_with(path, options).map(|s| Opened::File(Arc::new(s)))
+        }
+        StoreLocation::Postgres(url) => {
+            let options = evstore_postgres::PgOptions {
+                pool_size,
+                ..evstore_postgres::PgOptions::default()
+            };
+            PgStore::connect_with(&url, options).map(|s| Opened::Postgres(Arc::new(s)))
+        }
+    })
+    .await
+    .map_err(|e| ServerError::Io(std::io::Error::other(e.to_string())))
+}
+
+/// Drop a store that will not be served, on the blocking pool: PostgreSQL's synchronous
+/// client must not be dropped on an async worker.
+async fn release(shared: Arc<dyn Backend>, opened: Opened) {
+    let _ = tokio::task::spawn_blocking(move || drop((shared, opened))).await;
+}
+
+impl Opened {
+    /// The store as the handlers use it.
+    fn shared(&self) -> Arc<dyn Backend> {
+        match self {
+            Opened::File(s) => s.clone(),
+            Opened::Postgres(s) => s.clone(),
+        }
+    }
+
+    /// Where the read model named `name` keeps its checkpoint: a file beside the log
+    /// (`<log>.proj-<name>`), or the row `proj-<name>` of `evstore_checkpoints`.
+    fn checkpoints(&self) -> Box<followers::CheckpointsFor> {
+        match self {
+            Opened::File(s) => {
+                let log = s.path().to_path_buf();
+                Box::new(move |name: &str| -> Box<dyn CheckpointStore> {
+                    Box::new(FileCheckpoint::new(checkpoint_path(&log, name)))
+                })
             }
-            Err(s) => {
-                store = s;
-                std::thread::sleep(Duration::from_millis(10));
+            Opened::Postgres(s) => {
+                let s = s.clone();
+                Box::new(move |name: &str| -> Box<dyn CheckpointStore> {
+                    Box::new(PgCheckpointStore::new(s.clone(), format!("proj-{name}")))
+                })
             }
         }
     }
-    tracing::warn!("store still shared after 10 s; flushed, closed when the last handle drops");
-    store.flush().map_err(ServerError::Close)
+
+    /// Flush and close. The file store: flush, then close once every other handle is gone
+    /// (request tasks still on the blocking pool finish first); if one is still held after
+    /// 10 s, flushing is all we can do. PostgreSQL: every answered write is already
+    /// committed; the pool's connections close as the last handle drops.
+    fn close(self) -> Result<(), ServerError> {
+        let store = match self {
+            Opened::File(store) => store,
+            Opened::Postgres(store) => {
+                store.flush().map_err(ServerError::Close)?;
+                drop(store);
+                tracing::info!("PostgreSQL store released");
+                return Ok(());
+            }
+        };
+        store.flush().map_err(ServerError::Close)?;
+        let mut store = store;
+        for _ in 0..1000 {
+            match Arc::try_unwrap(store) {
+                Ok(s) => {
+                    s.close().map_err(ServerError::Close)?;
+                    tracing::info!("store flushed and closed");
+                    return Ok(());
+                }
+                Err(s) => {
+                    store = s;
+                    std::thread::sleep(Duration::from_millis(10));
+                }
+            }
+        }
+        tracing::warn!("store still shared after 10 s; flushed, closed when the last handle drops");
+        store.flush().map_err(ServerError::Close)
+    }
 }
 
 /// The application: every route, the token check, metrics, tracing and the body limit.

@@ -447,7 +447,7 @@ pub async fn cancel(
 
 /// Wait (on the blocking pool) until the order projection includes the log's head as of now.
 async fn await_read_model(state: &Arc<AppState>) -> Result<(), ApiError> {
-    let Some(head) = state.store.head_position() else {
+    let Some(head) = state.head_position().await? else {
         return Ok(());
     };
     if state.summaries.next_position() > head {
@@ -525,7 +525,7 @@ pub async fn get_order(
         .filter(|r| r.state().exists())
         .ok_or_else(|| ApiError::order_not_found(&order_id))?;
     let mut view = OrderView::from_order(root.state(), root.version().unwrap_or(0));
-    view.current_version = state.store.stream_version(&format!("Order-{order_id}"));
+    view.current_version = state.stream_version(&format!("Order-{order_id}")).await?;
     Ok(Json(view))
 }
 

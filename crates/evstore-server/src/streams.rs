@@ -306,10 +306,10 @@ pub async fn read_stream(
     let from = input.unsigned("from")?.unwrap_or(0);
     let limit = input.limit()?;
     let mode = PayloadMode::parse(input.text("payload", 16)?.as_deref())?;
-    let Some(head) = state.store.stream_version(&stream) else {
+    let Some(head) = state.stream_version(&stream).await? else {
         return Err(ApiError::stream_not_found(&stream));
     };
-    let s = state.store.store().clone();
+    let s = state.store.clone();
     let name = stream.clone();
     let end = from.saturating_add(limit as u64);
     let events = blocking(move || {
@@ -434,7 +434,7 @@ pub async fn append(
     let expected = expected_version(body.get("expected_version"))?;
     let events = new_events(&body)?;
     let started = Instant::now();
-    let s = state.store.store().clone();
+    let s = state.store.clone();
     let r = blocking(move || s.append(&stream, expected, &events).map_err(ApiError::from)).await;
     state
         .metrics
@@ -461,8 +461,8 @@ pub async fn read_log(
     let from = input.unsigned("from")?.unwrap_or(0);
     let limit = input.limit()?;
     let mode = PayloadMode::parse(input.text("payload", 16)?.as_deref())?;
-    let events = state.store.read_all_from(from, limit).await?;
-    let head = state.store.head_position();
+    let events = state.read_all_from(from, limit).await?;
+    let head = state.head_position().await?;
     let next = events.last().map(|e| e.position + 1);
     Ok(Json(EventPage {
         events: events.iter().map(|e| event_json(e, mode)).collect(),
@@ -475,7 +475,8 @@ pub async fn read_log(
 #[utoipa::path(get, path = "/types", tag = "store",
     responses((status = 200, description = "Event types", body = TypeList)))]
 pub async fn list_types(State(state): State<Arc<AppState>>) -> Result<Json<TypeList>, ApiError> {
-    let types = state.store.run(evstore::Store::event_types).await?;
+    let s = state.store.clone();
+    let types = blocking(move || s.event_types().map_err(ApiError::from)).await?;
     Ok(Json(TypeList { types }))
 }
 
@@ -506,7 +507,7 @@ pub async fn read_type(
                 .with_timezone(&Utc),
         ),
     };
-    let s = state.store.store().clone();
+    let s = state.store.clone();
     let events = blocking(move || {
         let mut page = Vec::with_capacity(limit);
         let mut from = from;
@@ -533,6 +534,6 @@ pub async fn read_type(
     Ok(Json(EventPage {
         events: events.iter().map(|e| event_json(e, mode)).collect(),
         next,
-        head: state.store.head_position(),
+        head: state.head_position().await?,
     }))
 }

@@ -1,7 +1,7 @@
 //! `/metrics` is in the Prometheus text format with the store's and the server's figures;
 //! `/openapi.json` describes every route; `/` serves the self-contained page.
 
-use crate::support::TestServer;
+use crate::support::{Backend, TestServer};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn metrics_count_appends_fsyncs_requests_and_lag() {
@@ -23,6 +23,7 @@ async fn metrics_count_appends_fsyncs_requests_and_lag() {
         "evstore_appends_total 2",
         "evstore_events 2",
         "evstore_streams 1",
+        "evstore_backend_info{backend=\"file\"} 1",
         "# TYPE evstore_fsyncs_total counter",
         "# TYPE evstore_appends_per_fsync gauge",
         "# TYPE evstore_append_latency_seconds histogram",
@@ -43,6 +44,54 @@ async fn metrics_count_appends_fsyncs_requests_and_lag() {
         .parse()
         .unwrap();
     assert!(fsyncs >= 1);
+    t.stop().await;
+}
+
+/// On PostgreSQL: appends and commits come from the store's group commit, events from the
+/// head, streams from the catalog; the file-only metrics (fsyncs, bytes, segments) are absent.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_on_postgres_count_appends_and_commits_without_file_metrics() {
+    let Some(mut t) = TestServer::start_on(Backend::Postgres, "metrics_on_postgres").await else {
+        return;
+    };
+    let id = t.create_order("m").await;
+    t.post(&format!(
+        "/orders/{id}/items?product_id=a&quantity=1&price=1"
+    ))
+    .await;
+    // The catalog (which counts streams here) has caught up once the order reads back.
+    let (s, _) = t.get(&format!("/orders/{id}")).await;
+    assert_eq!(s, 200);
+    let (s, _) = t.get("/streams").await;
+    assert_eq!(s, 200);
+    let text = t
+        .client
+        .get(t.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for line in [
+        "evstore_backend_info{backend=\"postgres\"} 1",
+        "evstore_appends_total 2",
+        "evstore_group_commits_total 2",
+        "evstore_appends_per_commit 1",
+        "evstore_events 2",
+        "evstore_append_latency_seconds_count{source=\"orders\"} 2",
+        "evstore_projection_lag_events{projection=\"order-summaries\"} 0",
+    ] {
+        assert!(text.contains(line), "missing {line:?} in\n{text}");
+    }
+    for absent in [
+        "evstore_fsyncs_total",
+        "evstore_appends_per_fsync",
+        "evstore_bytes_written_total",
+        "evstore_segments",
+    ] {
+        assert!(!text.contains(absent), "{absent} on PostgreSQL:\n{text}");
+    }
     t.stop().await;
 }
 

@@ -1,7 +1,9 @@
 //! The real `evstore serve` binary under load gets SIGTERM: it finishes what is in flight,
-//! ends open `/events` streams, flushes and closes the store, and exits 0; reopening the file
-//! finds every write it acknowledged.
+//! ends open `/events` streams, flushes and closes the store, and exits 0; reopening the store
+//! finds every write it acknowledged. On a file (`--file`) and on PostgreSQL
+//! (`--database-url`).
 
+use std::ffi::OsString;
 use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
@@ -10,13 +12,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use evstore::Store;
-use evstore_orders::OrderService;
+use evstore_orders::{Order, OrderService};
+use evstore_postgres::testing::TestStore;
 
 const WRITERS: usize = 8;
 
 /// `target/<profile>/evstore`, built with the workspace (`cargo test --workspace`, or
 /// `cargo test -p evstore-server -p evstore-cli`).
-fn evstore_binary() -> PathBuf {
+pub fn evstore_binary() -> PathBuf {
     let exe = std::env::current_exe().unwrap();
     let profile_dir = exe.parent().and_then(|deps| deps.parent()).unwrap();
     let bin = profile_dir.join("evstore");
@@ -33,9 +36,68 @@ fn evstore_binary() -> PathBuf {
 async fn sigterm_under_load_keeps_every_acknowledged_write() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("shop.evs");
+    let (order_id, acked) =
+        serve_write_and_sigterm(vec!["--file".into(), file.clone().into()]).await;
+
+    // Reopen the file (the server released its lock) and find every acknowledged add.
+    let store = Arc::new(Store::open(&file).unwrap());
+    let order = OrderService::new(store)
+        .get_order(&order_id)
+        .unwrap()
+        .unwrap();
+    assert_every_add_kept(&order, &acked);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sigterm_under_load_keeps_every_acknowledged_write_on_postgres() {
+    let test = "sigterm_under_load_keeps_every_acknowledged_write_on_postgres";
+    let Some(pg) = tokio::task::spawn_blocking(move || TestStore::fresh(test))
+        .await
+        .unwrap()
+    else {
+        return;
+    };
+    let url = pg.schema_url();
+    let (order_id, acked) =
+        serve_write_and_sigterm(vec!["--database-url".into(), url.into()]).await;
+
+    // Another connection to the schema finds every acknowledged add.
+    let order = tokio::task::spawn_blocking(move || {
+        let order = OrderService::new(pg.store.clone())
+            .get_order(&order_id)
+            .unwrap()
+            .unwrap();
+        drop(pg);
+        order
+    })
+    .await
+    .unwrap();
+    assert_every_add_kept(&order, &acked);
+}
+
+fn assert_every_add_kept(order: &Order, acked: &[String]) {
+    assert!(
+        acked.len() >= WRITERS,
+        "the load ran: {} acknowledged adds",
+        acked.len()
+    );
+    let stored: std::collections::HashSet<&str> = order
+        .items()
+        .iter()
+        .map(|i| i.product_id.as_str())
+        .collect();
+    for p in acked {
+        assert!(stored.contains(p.as_str()), "acknowledged add {p} was lost");
+    }
+    assert!(stored.len() >= acked.len());
+}
+
+/// Start `evstore serve <store_args>`, create an order, add items to it from 8 writers, send
+/// SIGTERM after 0.7 s, and wait for a clean exit; the order id and the acknowledged adds.
+async fn serve_write_and_sigterm(store_args: Vec<OsString>) -> (String, Vec<String>) {
     let mut child = Command::new(evstore_binary())
-        .args(["serve", "--file"])
-        .arg(&file)
+        .arg("serve")
+        .args(&store_args)
         .args(["--listen", "127.0.0.1:0"])
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
@@ -120,23 +182,5 @@ async fn sigterm_under_load_keeps_every_acknowledged_write() {
     for w in writers {
         acked.extend(w.await.unwrap());
     }
-    assert!(
-        acked.len() >= WRITERS,
-        "the load ran: {} acknowledged adds",
-        acked.len()
-    );
-
-    // Reopen the file (the server released its lock) and find every acknowledged add.
-    let store = Arc::new(Store::open(&file).unwrap());
-    let orders = OrderService::new(store);
-    let order = orders.get_order(&order_id).unwrap().unwrap();
-    let stored: std::collections::HashSet<&str> = order
-        .items()
-        .iter()
-        .map(|i| i.product_id.as_str())
-        .collect();
-    for p in &acked {
-        assert!(stored.contains(p.as_str()), "acknowledged add {p} was lost");
-    }
-    assert!(stored.len() >= acked.len());
+    (order_id, acked)
 }

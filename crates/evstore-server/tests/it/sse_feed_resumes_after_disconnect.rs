@@ -67,90 +67,90 @@ async fn append(t: &TestServer, stream: &str, n: usize) {
     assert_eq!(s, 200, "{b}");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_client_resumes_with_last_event_id_and_misses_nothing() {
-    let mut t = TestServer::start().await;
-    append(&t, "clock-1", 3).await; // positions 0..=2
-    let r = t.client.get(t.url("/events?from=0")).send().await.unwrap();
-    assert_eq!(r.status(), 200);
-    assert!(r.headers()["content-type"]
-        .to_str()
-        .unwrap()
-        .starts_with("text/event-stream"));
-    let mut feed = SseReader::new(r);
-    for p in 0..3 {
-        let (id, e) = feed.next().await;
-        assert_eq!(
-            (id, &e["position"], &e["data"]["i"]),
-            (p, &json!(p), &json!(p))
-        );
+crate::on_both_backends!(
+    a_client_resumes_with_last_event_id_and_misses_nothing,
+    |mut t: TestServer| async move {
+        append(&t, "clock-1", 3).await; // positions 0..=2
+        let r = t.client.get(t.url("/events?from=0")).send().await.unwrap();
+        assert_eq!(r.status(), 200);
+        assert!(r.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/event-stream"));
+        let mut feed = SseReader::new(r);
+        for p in 0..3 {
+            let (id, e) = feed.next().await;
+            assert_eq!(
+                (id, &e["position"], &e["data"]["i"]),
+                (p, &json!(p), &json!(p))
+            );
+        }
+        // Live: appended after the client connected.
+        append(&t, "clock-1", 1).await;
+        let (id, _) = feed.next().await;
+        assert_eq!(id, 3);
+        drop(feed); // disconnect
+
+        append(&t, "clock-1", 2).await; // 4, 5: missed while away
+        let r = t
+            .client
+            .get(t.url("/events"))
+            .header("Last-Event-ID", "3")
+            .send()
+            .await
+            .unwrap();
+        let mut feed = SseReader::new(r);
+        assert_eq!(feed.next().await.0, 4);
+        assert_eq!(feed.next().await.0, 5);
+        append(&t, "clock-1", 1).await;
+        assert_eq!(feed.next().await.0, 6, "then live again, nothing twice");
+        drop(feed);
+        t.stop().await;
     }
-    // Live: appended after the client connected.
-    append(&t, "clock-1", 1).await;
-    let (id, _) = feed.next().await;
-    assert_eq!(id, 3);
-    drop(feed); // disconnect
+);
 
-    append(&t, "clock-1", 2).await; // 4, 5: missed while away
-    let r = t
-        .client
-        .get(t.url("/events"))
-        .header("Last-Event-ID", "3")
-        .send()
-        .await
-        .unwrap();
-    let mut feed = SseReader::new(r);
-    assert_eq!(feed.next().await.0, 4);
-    assert_eq!(feed.next().await.0, 5);
-    append(&t, "clock-1", 1).await;
-    assert_eq!(feed.next().await.0, 6, "then live again, nothing twice");
-    drop(feed);
-    t.stop().await;
-}
+crate::on_both_backends!(
+    filters_by_stream_prefix_and_type_and_payload_encoding,
+    |mut t: TestServer| async move {
+        let r = t
+            .client
+            .get(t.url("/events?stream_prefix=Order-&type=ItemAddedToOrder,OrderConfirmed"))
+            .send()
+            .await
+            .unwrap();
+        let mut orders = SseReader::new(r);
+        let r = t
+            .client
+            .get(t.url("/events?stream_prefix=clock-&payload=base64"))
+            .send()
+            .await
+            .unwrap();
+        let mut clocks = SseReader::new(r);
+        let id = t.create_order("f").await;
+        append(&t, "clock-9", 1).await;
+        t.post(&format!(
+            "/orders/{id}/items?product_id=a&quantity=1&price=2.50"
+        ))
+        .await;
+        t.post(&format!("/orders/{id}/confirm")).await;
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn filters_by_stream_prefix_and_type_and_payload_encoding() {
-    let mut t = TestServer::start().await;
-    let r = t
-        .client
-        .get(t.url("/events?stream_prefix=Order-&type=ItemAddedToOrder,OrderConfirmed"))
-        .send()
-        .await
-        .unwrap();
-    let mut orders = SseReader::new(r);
-    let r = t
-        .client
-        .get(t.url("/events?stream_prefix=clock-&payload=base64"))
-        .send()
-        .await
-        .unwrap();
-    let mut clocks = SseReader::new(r);
-    let id = t.create_order("f").await;
-    append(&t, "clock-9", 1).await;
-    t.post(&format!(
-        "/orders/{id}/items?product_id=a&quantity=1&price=2.50"
-    ))
-    .await;
-    t.post(&format!("/orders/{id}/confirm")).await;
+        let (_, e) = orders.next().await;
+        assert_eq!(
+            (&e["event_type"], &e["data"]["price"]),
+            (&json!("ItemAddedToOrder"), &json!("2.50"))
+        );
+        let (_, e) = orders.next().await;
+        assert_eq!(e["event_type"], "OrderConfirmed");
+        let (p, e) = clocks.next().await;
+        assert_eq!(
+            (p, &e["data_encoding"], &e["data"]),
+            (1, &json!("base64"), &json!("eyJpIjowfQ=="))
+        );
+        t.stop().await;
+    }
+);
 
-    let (_, e) = orders.next().await;
-    assert_eq!(
-        (&e["event_type"], &e["data"]["price"]),
-        (&json!("ItemAddedToOrder"), &json!("2.50"))
-    );
-    let (_, e) = orders.next().await;
-    assert_eq!(e["event_type"], "OrderConfirmed");
-    let (p, e) = clocks.next().await;
-    assert_eq!(
-        (p, &e["data_encoding"], &e["data"]),
-        (1, &json!("base64"), &json!("eyJpIjowfQ=="))
-    );
-    t.stop().await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_bad_last_event_id_is_422() {
-    let mut t = TestServer::start().await;
+crate::on_both_backends!(a_bad_last_event_id_is_422, |mut t: TestServer| async move {
     let r = t
         .client
         .get(t.url("/events"))
@@ -160,4 +160,4 @@ async fn a_bad_last_event_id_is_422() {
         .unwrap();
     crate::support::assert_problem(r, 422).await;
     t.stop().await;
-}
+});
