@@ -5,12 +5,15 @@
 //!    `append` of 2 events; `append_if` (a condition on a tag no other event carries, `after`
 //!    = the head) and a whole decision (`read_query` + `append_if`) against a plain `append`
 //!    of the same tagged event. `Sync` and `Buffered`, 1 and 8 threads, every thread on its
-//!    own streams; the variants run in alternating order, in rounds, and the median round
-//!    counts.
+//!    own streams. The variants run 150 ms each, back to back, in rounds (15 for `Sync`, 9
+//!    for `Buffered`) whose order rotates; a figure is the median over the rounds, a ratio
+//!    the median of the ratios taken within each round (the disk's fsync time drifts with
+//!    other work on the machine; within a round it hits both sides alike).
 //! 2. The cost of one condition check with 1M tagged events in the log (100k distinct tags,
 //!    10 events each): `append_if` minus a plain `append` (`Buffered`, 1 thread) for a tag with
 //!    10 occurrences and for a type-only query (a type with 1M events), and the time of
-//!    `read_query` for that tag beside `read_stream` of a 10-event stream.
+//!    `read_query` for that tag beside `read_stream` of a 10-event stream; medians over 7
+//!    rounds of differences and ratios taken within each round.
 //! 3. Open time per event of a 1M-event log with tags (one per event; 100k distinct, and 1M
 //!    distinct) beside the same log without tags.
 //! 4. Tag index bytes (`StoreStats::tag_index_bytes`) per occurrence and per distinct tag,
@@ -172,14 +175,17 @@ fn median(v: &mut [f64]) -> f64 {
     v[v.len() / 2]
 }
 
-/// Section 1 for one durability and thread count: the median ops/s of every variant.
+/// Section 1 for one durability and thread count: every variant's ops/s in every round
+/// (`[variant][round]`). A round runs each variant for `run`, back to back, in an order that
+/// rotates from round to round, so a drift in the disk's speed (other work on the machine)
+/// hits every variant alike and a ratio taken within a round cancels it.
 fn throughput(
     dir: &Path,
     durability: Durability,
     threads: usize,
     rounds: usize,
     run: Duration,
-) -> Vec<f64> {
+) -> Vec<Vec<f64>> {
     let sub = dir.join(format!("tp-{durability:?}-{threads}"));
     std::fs::create_dir_all(&sub).expect("mkdir");
     let store = Arc::new(
@@ -192,18 +198,28 @@ fn throughput(
         )
         .expect("open"),
     );
-    let mut rates: Vec<Vec<f64>> = vec![Vec::new(); OPS.len()];
+    let mut rates: Vec<Vec<f64>> = vec![Vec::with_capacity(rounds); OPS.len()];
     for round in 0..rounds {
-        // Rotate the order, so a drift in the disk's speed or the machine's load hits every
-        // variant alike.
         for k in 0..OPS.len() {
             let i = (k + round) % OPS.len();
+            // One push per variant per round: `rates[i][round]`.
             rates[i].push(rate(&store, OPS[i], threads, run, round));
         }
     }
     drop(store);
     let _ = std::fs::remove_dir_all(&sub);
-    rates.iter_mut().map(|r| median(r)).collect()
+    rates
+}
+
+/// The median of `a` and the median of `b` (ops/s), and the median of their ratio taken
+/// round by round.
+fn compare(a: &[f64], b: &[f64]) -> (f64, f64, f64) {
+    let mut ratios: Vec<f64> = a.iter().zip(b).map(|(x, y)| x / y).collect();
+    (
+        median(&mut a.to_vec()),
+        median(&mut b.to_vec()),
+        median(&mut ratios),
+    )
 }
 
 /// How the 1M-event logs of sections 2-4 are tagged.
@@ -273,10 +289,10 @@ fn calls_per_second(run: Duration, mut f: impl FnMut()) -> f64 {
     n as f64 / t.elapsed().as_secs_f64()
 }
 
-/// Section 2 on the 100k-tag log: ns per plain append, per `append_if` on a 10-occurrence
-/// tag, per `append_if` on a type-only query, per `read_query` of that tag, per
-/// `read_stream` of a 10-event stream (medians of `rounds`).
-fn condition_cost(path: &Path, rounds: usize, run: Duration) -> [f64; 5] {
+/// Section 2 on the 100k-tag log, in ns per call, `[variant][round]`: plain append,
+/// `append_if` on a 10-occurrence tag, `append_if` on a type-only query, `read_query` of that
+/// tag, `read_stream` of a 10-event stream.
+fn condition_cost(path: &Path, rounds: usize, run: Duration) -> Vec<Vec<f64>> {
     let store = Store::open_with(
         path,
         Options {
@@ -322,17 +338,14 @@ fn condition_cost(path: &Path, rounds: usize, run: Duration) -> [f64; 5] {
         }
     }
     store.close().expect("close");
-    let mut out = [0.0; 5];
-    for (o, s) in out.iter_mut().zip(samples.iter_mut()) {
-        *o = median(s);
-    }
-    out
+    samples
 }
 
 struct Sizes {
     events: u64,
     distinct: u64,
     rounds: usize,
+    sync_rounds: usize,
     run: Duration,
     cond_rounds: usize,
     cond_run: Duration,
@@ -347,6 +360,7 @@ fn main() {
             events: 20_000,
             distinct: 2_000,
             rounds: 1,
+            sync_rounds: 1,
             run: Duration::from_millis(20),
             cond_rounds: 1,
             cond_run: Duration::from_millis(20),
@@ -356,9 +370,10 @@ fn main() {
         Sizes {
             events: 1_000_000,
             distinct: 100_000,
-            rounds: 3,
-            run: Duration::from_millis(600),
-            cond_rounds: 5,
+            rounds: 9,
+            sync_rounds: 15,
+            run: Duration::from_millis(150),
+            cond_rounds: 7,
             cond_run: Duration::from_millis(300),
             opens: 3,
         }
@@ -372,52 +387,58 @@ fn main() {
     // 1. Throughput.
     for durability in [Durability::Sync, Durability::Buffered] {
         for threads in [1, 8] {
-            let r = throughput(dir.path(), durability, threads, z.rounds, z.run);
-            let at = |op: Op| r[OPS.iter().position(|o| *o == op).unwrap_or(0)];
+            let rounds = if durability == Durability::Sync {
+                z.sync_rounds
+            } else {
+                z.rounds
+            };
+            let r = throughput(dir.path(), durability, threads, rounds, z.run);
+            let at = |op: Op| &r[OPS.iter().position(|o| *o == op).unwrap_or(0)];
             let cfg = format!(
                 "{durability:?}, {threads} thread{}",
                 if threads == 1 { "" } else { "s" }
             );
-            let multi = at(Op::Multi);
-            row(
-                &mut report,
-                format!("`append_multi` 2 streams × 1 event, {cfg}: vs two `append`s"),
-                format!("{multi:.0} /s"),
-                format!("{:.0} pairs/s", at(Op::TwoAppends)),
-                multi / at(Op::TwoAppends),
-            );
-            row(
-                &mut report,
-                format!("`append_multi` 2 streams × 1 event, {cfg}: vs one `append` of 2 events"),
-                format!("{multi:.0} /s"),
-                format!("{:.0} /s", at(Op::Append2)),
-                multi / at(Op::Append2),
-            );
-            row(
-                &mut report,
-                format!("`append` of 1 event with a tag, {cfg}: vs without"),
-                format!("{:.0} /s", at(Op::AppendTagged)),
-                format!("{:.0} /s", at(Op::Append1)),
-                at(Op::AppendTagged) / at(Op::Append1),
-            );
-            row(
-                &mut report,
-                format!(
-                    "`append_if` (fresh tag, `after` = head), {cfg}: vs `append` of the same event"
+            for (measure, a, b, unit) in [
+                (
+                    "`append_multi` 2 streams × 1 event: vs two `append`s of 1 event",
+                    Op::Multi,
+                    Op::TwoAppends,
+                    "pairs/s",
                 ),
-                format!("{:.0} /s", at(Op::AppendIf)),
-                format!("{:.0} /s", at(Op::AppendTagged)),
-                at(Op::AppendIf) / at(Op::AppendTagged),
-            );
-            row(
-                &mut report,
-                format!(
-                    "`read_query` + `append_if` (a decision), {cfg}: vs `append` of the same event"
+                (
+                    "`append_multi` 2 streams × 1 event: vs one `append` of 2 events",
+                    Op::Multi,
+                    Op::Append2,
+                    "/s",
                 ),
-                format!("{:.0} /s", at(Op::Decide)),
-                format!("{:.0} /s", at(Op::AppendTagged)),
-                at(Op::Decide) / at(Op::AppendTagged),
-            );
+                (
+                    "`append` of 1 event with a tag: vs without",
+                    Op::AppendTagged,
+                    Op::Append1,
+                    "/s",
+                ),
+                (
+                    "`append_if` (fresh tag, `after` = head): vs `append` of the same event",
+                    Op::AppendIf,
+                    Op::AppendTagged,
+                    "/s",
+                ),
+                (
+                    "`read_query` + `append_if` (a decision): vs `append` of the same event",
+                    Op::Decide,
+                    Op::AppendTagged,
+                    "/s",
+                ),
+            ] {
+                let (fa, fb, ratio) = compare(at(a), at(b));
+                row(
+                    &mut report,
+                    format!("{measure}, {cfg}"),
+                    format!("{fa:.0} /s"),
+                    format!("{fb:.0} {unit}"),
+                    ratio,
+                );
+            }
         }
     }
 
@@ -440,30 +461,37 @@ fn main() {
         median(&mut open_tagged),
         median(&mut open_unique),
     );
-    let [append_ns, tag_if_ns, type_if_ns, query_ns, stream_ns] =
-        condition_cost(&tagged, z.cond_rounds, z.cond_run);
+    let ns = condition_cost(&tagged, z.cond_rounds, z.cond_run);
     let d = z.distinct;
     let per = n / d;
+    // The check's cost: `append_if` − `append`, the median of the rounds' differences.
+    let check = |i: usize| {
+        let mut diff: Vec<f64> = ns[i].iter().zip(&ns[0]).map(|(x, y)| x - y).collect();
+        median(&mut diff)
+    };
+    let (tag_if_ns, append_ns, tag_ratio) = compare(&ns[1], &ns[0]);
     row(
         &mut report,
-        format!("condition check, tag with {per} occurrences among {n} tagged events ({d} tags): `append_if` − `append`, Buffered, 1 thread"),
-        format!("{:.0} ns ({tag_if_ns:.0} ns per `append_if`)", tag_if_ns - append_ns),
+        format!("condition check, a tag with {per} occurrences among {n} tagged events ({d} tags): `append_if` − `append`, Buffered, 1 thread"),
+        format!("{:.0} ns ({tag_if_ns:.0} ns per `append_if`)", check(1)),
         format!("{append_ns:.0} ns per `append`"),
-        tag_if_ns / append_ns,
+        tag_ratio,
     );
+    let (type_if_ns, append_ns, type_ratio) = compare(&ns[2], &ns[0]);
     row(
         &mut report,
-        format!("condition check, type-only query (a type with {n} events): `append_if` − `append`, Buffered, 1 thread"),
-        format!("{:.0} ns ({type_if_ns:.0} ns per `append_if`)", type_if_ns - append_ns),
+        format!("condition check, a type-only query (a type with {n} events): `append_if` − `append`, Buffered, 1 thread"),
+        format!("{:.0} ns ({type_if_ns:.0} ns per `append_if`)", check(2)),
         format!("{append_ns:.0} ns per `append`"),
-        type_if_ns / append_ns,
+        type_ratio,
     );
+    let (query_ns, stream_ns, query_ratio) = compare(&ns[3], &ns[4]);
     row(
         &mut report,
         format!("`read_query` of a tag with {per} occurrences ({per} events back) vs `read_stream` of a {per}-event stream"),
         format!("{:.2} µs", query_ns / 1e3),
         format!("{:.2} µs", stream_ns / 1e3),
-        query_ns / stream_ns,
+        query_ratio,
     );
     row(
         &mut report,
