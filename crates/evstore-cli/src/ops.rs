@@ -121,11 +121,15 @@ pub fn stats(file: &Path, json: bool, out: &mut dyn Write) -> CliResult<()> {
         let doc = Json::obj([
             ("file", file.display().to_string().into()),
             ("file_bytes", file_bytes.into()),
+            ("format_version", u64::from(store.format_version()).into()),
             ("segment_size", segment_size.into()),
             ("segments", st.segments.into()),
             ("events", st.events.into()),
             ("streams", st.streams.into()),
             ("head_position", Json::opt(head)),
+            ("tags", st.tags.into()),
+            ("tag_occurrences", st.tag_occurrences.into()),
+            ("tag_index_bytes", st.tag_index_bytes.into()),
             (
                 "first_recorded_at",
                 Json::opt(first.as_ref().map(|e| time(e.recorded_at))),
@@ -154,6 +158,10 @@ pub fn stats(file: &Path, json: bool, out: &mut dyn Write) -> CliResult<()> {
             bytes(segment_size)
         ),
     )?;
+    line(
+        out,
+        format!("format         version {}", store.format_version()),
+    )?;
     line(out, format!("events         {}", group(st.events)))?;
     line(out, format!("streams        {}", group(st.streams)))?;
     line(
@@ -163,6 +171,7 @@ pub fn stats(file: &Path, json: bool, out: &mut dyn Write) -> CliResult<()> {
             head.map_or("none (empty store)".into(), |h| h.to_string())
         ),
     )?;
+    line(out, tags_line(&st))?;
     if let (Some(f), Some(l)) = (&first, &last) {
         line(out, format!("first event    {}", time(f.recorded_at)))?;
         line(out, format!("last event     {}", time(l.recorded_at)))?;
@@ -189,6 +198,21 @@ pub fn stats(file: &Path, json: bool, out: &mut dyn Write) -> CliResult<()> {
             ),
         ),
     }
+}
+
+/// The `tags` line of `evstore stats`: distinct tags, their occurrences on events, and the
+/// heap bytes of the tag index (`StoreStats::{tags, tag_occurrences, tag_index_bytes}`).
+fn tags_line(st: &evstore::StoreStats) -> String {
+    if st.tags == 0 {
+        return "tags           none".to_string();
+    }
+    format!(
+        "tags           {} distinct, {} on events, index {} ({} bytes)",
+        group(st.tags),
+        group(st.tag_occurrences),
+        bytes(st.tag_index_bytes),
+        group(st.tag_index_bytes)
+    )
 }
 
 /// `evstore stats postgres://…`: the same report for a PostgreSQL store (table size instead of

@@ -208,14 +208,17 @@ impl<'a, S: EventStorage> EventDecoder<'a, S> {
         self.repo.decode_event(e).ok()
     }
 
-    /// The event as a JSON object: position, stream, version, type, ids, time, and either
-    /// `data` (decoded fields) or `data_base64`.
+    /// The event as a JSON object: position, stream, version, type, `tags` (an array of
+    /// strings, in the order they were appended; empty for untagged events and every event
+    /// of a format version 1 log), ids, time, and either `data` (decoded fields) or
+    /// `data_base64`.
     pub fn json(&self, e: &RecordedEvent) -> Json {
         let mut pairs: Vec<(String, Json)> = vec![
             ("position".into(), e.position.into()),
             ("stream".into(), e.stream_id.as_str().into()),
             ("version".into(), e.version.into()),
             ("type".into(), e.event_type.as_str().into()),
+            ("tags".into(), tags_json(e)),
             ("event_id".into(), e.event_id.to_string().into()),
             ("recorded_at".into(), time(e.recorded_at).into()),
         ];
@@ -246,7 +249,9 @@ impl<'a, S: EventStorage> EventDecoder<'a, S> {
         Json::Obj(pairs)
     }
 
-    /// The event as one line of text.
+    /// The event as one line of text: `#position time stream vVERSION Type`, then
+    /// `tags=["a","b"]` when it carries tags (JSON strings, so a tag holding spaces, commas
+    /// or quotes stays one readable item), then its payload fields.
     pub fn line(&self, e: &RecordedEvent) -> String {
         let fields = match self.order_event(e) {
             Some((event, _)) => fields_text(&order_event_fields(&event)),
@@ -256,7 +261,7 @@ impl<'a, S: EventStorage> EventDecoder<'a, S> {
                 None => format!("data_base64={}", base64(&e.data)),
             },
         };
-        let head = format!(
+        let mut head = format!(
             "#{:<6} {}  {} v{}  {}",
             e.position,
             time(e.recorded_at),
@@ -264,12 +269,21 @@ impl<'a, S: EventStorage> EventDecoder<'a, S> {
             e.version,
             e.event_type
         );
+        if !e.tags.is_empty() {
+            head.push_str("  tags=");
+            head.push_str(&tags_json(e).render());
+        }
         if fields.is_empty() {
             head
         } else {
             format!("{head}  {fields}")
         }
     }
+}
+
+/// An event's tags as a JSON array of strings, in the order they were appended.
+fn tags_json(e: &RecordedEvent) -> Json {
+    Json::Arr(e.tags.iter().map(|t| Json::Str(t.clone())).collect())
 }
 
 /// The payload fields of an Order event.

@@ -17,6 +17,7 @@ mod common;
 mod copy_is_exact_and_resumes;
 mod dump_by_type_pages_and_respects_the_limit;
 mod dump_shows_payloads_as_json;
+mod dump_tail_and_stats_show_tags;
 mod orders_run_on_postgres_with_database_url;
 mod snapshots_verify_finds_a_disagreeing_order;
 mod verify_counts_match_the_scan;
