@@ -31,6 +31,7 @@
 //! | appends: the lock, expected versions, idempotent retries | `append` |
 //! | group commit: concurrent appends of one `PgStore` share a transaction | `group` |
 //! | reads ([`PgReadAll`]) | `read` |
+//! | DCB queries over types and tags: `read_query`, the append condition's check | `query` |
 //! | importing events with their positions and times (`evstore copy`) | `import` |
 //! | LISTEN/NOTIFY with a polling fallback: waiting for new events | `wait` |
 //! | snapshots and the backend traits | `storage` |
@@ -43,6 +44,7 @@ mod group;
 mod import;
 mod migrate;
 mod orders;
+mod query;
 mod read;
 mod readmodel;
 mod storage;
