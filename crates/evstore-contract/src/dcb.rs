@@ -22,7 +22,7 @@ fn positions(events: &[RecordedEvent]) -> Vec<u64> {
     events.iter().map(|e| e.position).collect()
 }
 
-fn invalid<T: std::fmt::Debug>(name: &str, r: Result<T>, what: &str) {
+fn invalid<T: std::fmt::Debug>(name: &str, r: &Result<T>, what: &str) {
     assert!(
         matches!(r, Err(Error::InvalidInput(_))),
         "{name}: {what}: expected InvalidInput, got {r:?}"
@@ -60,7 +60,7 @@ pub fn contract_tags_round_trip<B: Backend>(s: &B) {
     assert_eq!(got(ok(s.read_all_events(0), "read_all")), want, "{name}");
     assert_eq!(
         got(ok(s.read_by_type("Many", None), "read_by_type")),
-        [many.clone()],
+        std::slice::from_ref(&many),
         "{name}"
     );
     let (read, head) = ok(s.read_query(&Query::all(), None), "read_query");
@@ -76,12 +76,12 @@ pub fn contract_tags_round_trip<B: Backend>(s: &B) {
         let e = NewEvent::new("E", b"".to_vec()).with_tags(tags);
         invalid(
             name,
-            s.append("bad", ExpectedVersion::Any, &[e.clone()]),
+            &s.append("bad", ExpectedVersion::Any, std::slice::from_ref(&e)),
             what,
         );
         invalid(
             name,
-            s.append_multi(&[
+            &s.append_multi(&[
                 StreamAppend::new("ok", ExpectedVersion::Any, vec![ev("E", b"")]),
                 StreamAppend::new("bad", ExpectedVersion::Any, vec![e]),
             ]),
@@ -209,10 +209,10 @@ pub fn contract_query_semantics<B: Backend>(s: &B) {
         );
     }
     let too_many = Query::new(vec![QueryItem::new(&["A"], &[]); MAX_QUERY_ITEMS + 1]);
-    invalid(name, s.read_query(&too_many, None), "too many items");
+    invalid(name, &s.read_query(&too_many, None), "too many items");
     invalid(
         name,
-        s.read_query(&Query::new(vec![QueryItem::new(&[], &[""])]), None),
+        &s.read_query(&Query::new(vec![QueryItem::new(&[], &[""])]), None),
         "an empty tag",
     );
 }
@@ -263,14 +263,8 @@ pub fn contract_append_if<B: Backend>(s: &B) {
         ),
         "condition after the head holds",
     );
-    let failed = |r: Result<AppendResult>, want: &[u64], after: Option<u64>| match r {
-        Err(Error::AppendConditionFailed {
-            positions,
-            after: a,
-        }) => {
-            assert_eq!((positions.as_slice(), a), (want, after), "{name}");
-        }
-        other => panic!("{name}: expected AppendConditionFailed, got {other:?}"),
+    let failed = |r: Result<AppendResult>, want: &[u64], after: Option<u64>| {
+        condition_failed(name, &r, want, after);
     };
     let head = ok(s.head(), "head");
     for after in [None, Some(0)] {
@@ -318,6 +312,27 @@ pub fn contract_append_if<B: Backend>(s: &B) {
         ),
         "{name}: {r:?}"
     );
+    append_if_edge_cases(s);
+}
+
+/// Asserts that `r` is `AppendConditionFailed` with `want` and `after`.
+fn condition_failed(name: &str, r: &Result<AppendResult>, want: &[u64], after: Option<u64>) {
+    match r {
+        Err(Error::AppendConditionFailed {
+            positions,
+            after: a,
+        }) => {
+            assert_eq!((positions.as_slice(), *a), (want, after), "{name}");
+        }
+        other => panic!("{name}: expected AppendConditionFailed, got {other:?}"),
+    }
+}
+
+/// A query with no items never fails; one over the limits is refused; at most
+/// [`MAX_CONFLICTS_LISTED`] conflicting positions are listed: the first ones.
+fn append_if_edge_cases<B: Backend>(s: &B) {
+    let name = s.backend_name();
+    let claim = |tag: &str| tagged("Claimed", &[tag]);
     // A query with no items never fails; one over the limits is refused.
     ok(
         s.append_if(
@@ -331,7 +346,7 @@ pub fn contract_append_if<B: Backend>(s: &B) {
     let too_many = Query::new(vec![QueryItem::new(&["A"], &[]); MAX_QUERY_ITEMS + 1]);
     invalid(
         name,
-        s.append_if(
+        &s.append_if(
             "u-8",
             ExpectedVersion::Any,
             &[ev("E", b"")],
@@ -339,15 +354,15 @@ pub fn contract_append_if<B: Backend>(s: &B) {
         ),
         "too many items",
     );
-    // At most MAX_CONFLICTS_LISTED positions, the first ones.
     let base = ok(s.head(), "head").map_or(0, |h| h + 1);
     let n = MAX_CONFLICTS_LISTED as u64 + 3;
     let flood: Vec<NewEvent> = (0..n).map(|_| tagged("Flood", &["flood"])).collect();
     ok(s.append("flood", ExpectedVersion::Any, &flood), "flood");
     let q = Query::new(vec![QueryItem::new(&[], &["flood"])]);
     let want: Vec<u64> = (base + 1..base + 1 + MAX_CONFLICTS_LISTED as u64).collect();
-    failed(
-        s.append_if(
+    condition_failed(
+        name,
+        &s.append_if(
             "x",
             ExpectedVersion::Any,
             &[ev("E", b"")],
@@ -522,15 +537,15 @@ pub fn contract_append_multi_is_atomic<B: Backend>(s: &B) {
         other => panic!("{name}: expected WrongExpectedVersion, got {other:?}"),
     }
     let one = |stream: &str| StreamAppend::new(stream, ExpectedVersion::Any, vec![ev("E", b"")]);
-    invalid(name, s.append_multi(&[]), "no parts");
+    invalid(name, &s.append_multi(&[]), "no parts");
     invalid(
         name,
-        s.append_multi(&[one("x"), one("y"), one("x")]),
+        &s.append_multi(&[one("x"), one("y"), one("x")]),
         "a repeated stream",
     );
     invalid(
         name,
-        s.append_multi(&[
+        &s.append_multi(&[
             one("x"),
             StreamAppend::new("y", ExpectedVersion::Any, vec![]),
         ]),
@@ -538,7 +553,7 @@ pub fn contract_append_multi_is_atomic<B: Backend>(s: &B) {
     );
     invalid(
         name,
-        s.append_multi(&[one("x"), one("")]),
+        &s.append_multi(&[one("x"), one("")]),
         "an empty stream id",
     );
     assert_eq!(

@@ -2,6 +2,8 @@
 //!
 //! [`PgStore`] keeps the event log in PostgreSQL with the file [`evstore::Store`]'s semantics:
 //! streams with the four [`ExpectedVersion`](evstore::ExpectedVersion)s, atomic batches,
+//! atomic multi-stream appends ([`PgStore::append_multi`]), tags with Dynamic Consistency
+//! Boundary queries and append conditions ([`PgStore::read_query`], [`PgStore::append_if`]),
 //! idempotent retries by event id, dense global positions from 0, `recorded_at` that never
 //! decreases with the position, and the same input limits and errors. It implements
 //! [`evstore::EventStorage`] and [`evstore::subscription::EventSource`], so repositories,
