@@ -24,6 +24,14 @@ use evstore_postgres::PgStore;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+mod dcb;
+pub use dcb::{
+    contract_append_if, contract_append_if_idempotent_retry,
+    contract_append_multi_idempotent_retry, contract_append_multi_is_atomic,
+    contract_mixed_appends_keep_positions_dense, contract_query_semantics,
+    contract_racing_tag_claims_have_one_winner, contract_tags_round_trip,
+};
+
 /// What the contract needs from a backend beyond the two backend traits: the inherent methods
 /// every store has under these names (`Result`s where a networked backend can fail).
 pub trait Backend: EventStorage + EventSource + Send + Sync + 'static {

@@ -9,32 +9,84 @@
 //! its own rows), a refused request (`WrongExpectedVersion`, `IdempotencyConflict`) inserts
 //! nothing and does not disturb the others, and if a statement fails (which aborts the
 //! transaction) the group is rolled back and every request is retried alone.
+//!
+//! Requests are plain appends, conditional appends (`append_if`: the condition is checked in
+//! the group's transaction after the earlier requests' inserts, so it sees their events) and
+//! multi-stream appends (every part checked before any is inserted, so a refused one inserts
+//! nothing), mixed freely.
 
 use std::collections::HashMap;
 
-use evstore::{AppendResult, Error, ExpectedVersion, NewEvent, Result};
+use evstore::{
+    AppendCondition, AppendResult, Error, ExpectedVersion, NewEvent, Result, StreamAppend,
+};
 use parking_lot::{Condvar, Mutex};
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use crate::append::Outcome;
+use crate::append::{Op, Outcome};
 use crate::store::{pg, PgStore};
 
 /// Most events one group transaction takes (the first request is always taken whole).
 const MAX_GROUP_EVENTS: usize = 10_000;
 
-/// One queued append (owned: the leader runs it on another thread).
+/// One queued request (owned: the leader runs it on another thread).
 struct Request {
     id: u64,
-    stream: String,
-    expected: ExpectedVersion,
-    events: Vec<NewEvent>,
+    op: OwnedOp,
+}
+
+/// An owned [`Op`].
+enum OwnedOp {
+    One {
+        stream: String,
+        expected: ExpectedVersion,
+        events: Vec<NewEvent>,
+        condition: Option<AppendCondition>,
+    },
+    Multi(Vec<StreamAppend>),
+}
+
+impl OwnedOp {
+    fn of(op: Op<'_>) -> OwnedOp {
+        match op {
+            Op::One {
+                stream,
+                expected,
+                events,
+                condition,
+            } => OwnedOp::One {
+                stream: stream.to_string(),
+                expected,
+                events: events.to_vec(),
+                condition: condition.cloned(),
+            },
+            Op::Multi(parts) => OwnedOp::Multi(parts.to_vec()),
+        }
+    }
+
+    fn op(&self) -> Op<'_> {
+        match self {
+            OwnedOp::One {
+                stream,
+                expected,
+                events,
+                condition,
+            } => Op::One {
+                stream,
+                expected: *expected,
+                events,
+                condition: condition.as_ref(),
+            },
+            OwnedOp::Multi(parts) => Op::Multi(parts),
+        }
+    }
 }
 
 #[derive(Default)]
 struct State {
     next_id: u64,
     queue: Vec<Request>,
-    done: HashMap<u64, Result<AppendResult>>,
+    done: HashMap<u64, Result<Vec<AppendResult>>>,
     leading: bool,
 }
 
@@ -73,23 +125,15 @@ impl Drop for LeaderGuard<'_> {
 }
 
 impl GroupCommit {
-    /// Queue the append and wait for its outcome, leading a group when nobody does.
-    pub(crate) fn append(
-        &self,
-        store: &PgStore,
-        stream: &str,
-        expected: ExpectedVersion,
-        events: &[NewEvent],
-    ) -> Result<AppendResult> {
+    /// Queue the request and wait for its outcome, leading a group when nobody does.
+    pub(crate) fn submit(&self, store: &PgStore, op: Op<'_>) -> Result<Vec<AppendResult>> {
         let id = {
             let mut st = self.state.lock();
             let id = st.next_id;
             st.next_id += 1;
             st.queue.push(Request {
                 id,
-                stream: stream.to_string(),
-                expected,
-                events: events.to_vec(),
+                op: OwnedOp::of(op),
             });
             id
         };
@@ -123,27 +167,27 @@ fn take_group(queue: &mut Vec<Request>) -> Vec<Request> {
     let mut events = 0;
     let mut n = 0;
     for r in queue.iter() {
-        if n > 0 && events + r.events.len() > MAX_GROUP_EVENTS {
+        let len = r.op.op().events();
+        if n > 0 && events + len > MAX_GROUP_EVENTS {
             break;
         }
-        events += r.events.len();
+        events += len;
         n += 1;
     }
     queue.drain(..n).collect()
 }
 
 /// Run `group` in one transaction; each request's outcome by id.
-fn commit_group(store: &PgStore, group: &[Request]) -> Vec<(u64, Result<AppendResult>)> {
+fn commit_group(store: &PgStore, group: &[Request]) -> Vec<(u64, Result<Vec<AppendResult>>)> {
     if let [only] = group {
-        let r = store.append_single(&only.stream, only.expected, &only.events);
-        return vec![(only.id, r)];
+        return vec![(only.id, store.run_single(only.op.op()))];
     }
     match try_group(store, group) {
         Ok(results) => results,
         // The transaction failed as a whole: each request alone, for its own outcome.
         Err(_) => group
             .iter()
-            .map(|r| (r.id, store.append_single(&r.stream, r.expected, &r.events)))
+            .map(|r| (r.id, store.run_single(r.op.op())))
             .collect(),
     }
 }
@@ -151,15 +195,17 @@ fn commit_group(store: &PgStore, group: &[Request]) -> Vec<(u64, Result<AppendRe
 /// The group's transaction. `Err` when a statement or the commit failed: nothing of the group
 /// is written (or, for a failed commit, the outcome is unknown and each request is retried
 /// alone, where the retry rules recognise what did commit).
-fn try_group(store: &PgStore, group: &[Request]) -> Result<Vec<(u64, Result<AppendResult>)>> {
+fn try_group(store: &PgStore, group: &[Request]) -> Result<Vec<(u64, Result<Vec<AppendResult>>)>> {
     let mut conn = store.conn()?;
     store.begin_locked(&mut conn)?;
     let mut results = Vec::with_capacity(group.len());
     let mut last = None;
     for r in group {
-        match store.append_locked(&mut conn, &r.stream, r.expected, &r.events) {
+        match store.run_locked(&mut conn, r.op.op()) {
             Ok(Outcome::Written(res)) => {
-                last = Some(res.last_position);
+                if let Some(l) = res.last() {
+                    last = Some(l.last_position);
+                }
                 results.push((r.id, Ok(res)));
             }
             Ok(Outcome::Repeat(res)) => results.push((r.id, Ok(res))),
@@ -167,6 +213,7 @@ fn try_group(store: &PgStore, group: &[Request]) -> Result<Vec<(u64, Result<Appe
             Err(
                 e @ (Error::WrongExpectedVersion { .. }
                 | Error::IdempotencyConflict { .. }
+                | Error::AppendConditionFailed { .. }
                 | Error::InvalidInput(_)),
             ) => results.push((r.id, Err(e))),
             Err(e) => {

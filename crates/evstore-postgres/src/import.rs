@@ -1,4 +1,5 @@
-//! Importing events with their recorded positions, versions and timestamps (`evstore copy`).
+//! Importing events with their recorded positions, versions, timestamps and tags
+//! (`evstore copy`).
 
 use std::collections::HashMap;
 
@@ -11,7 +12,7 @@ use crate::validate;
 
 impl PgStore {
     /// Append `events` exactly as recorded elsewhere — ids, streams, versions, positions,
-    /// `recorded_at`, data and metadata — in one transaction under the append lock. They must
+    /// `recorded_at`, data, metadata and tags — in one transaction under the append lock. They must
     /// continue this store: the first position is the head + 1 (0 when empty), positions are
     /// consecutive, each stream's versions continue it densely, and `recorded_at` does not go
     /// back (from the store's last event on). A refused import writes nothing. Sends the
@@ -27,6 +28,7 @@ impl PgStore {
         for (i, e) in events.iter().enumerate() {
             validate::name(&e.stream_id, "stream id")?;
             validate::name(&e.event_type, "event type")?;
+            validate::tags(&e.tags)?;
             if e.position != first.position + i as u64 {
                 return Err(Error::InvalidInput(format!(
                     "import positions must be consecutive: {} follows {}",
@@ -80,10 +82,19 @@ impl PgStore {
         tx.query_typed(
             "WITH ins AS ( \
                  INSERT INTO evstore_events \
-                     (position, stream_id, version, event_id, event_type, recorded_at, data, metadata) \
-                 SELECT * FROM unnest($1::bigint[], $2::text[], $3::bigint[], $4::uuid[], \
-                                      $5::text[], $6::timestamptz[], $7::bytea[], $8::bytea[]) \
-                 RETURNING position) \
+                     (position, stream_id, version, event_id, event_type, recorded_at, data, \
+                      metadata, tags) \
+                 SELECT u.*, coalesce(g.tags, '{}') \
+                 FROM unnest($1::bigint[], $2::text[], $3::bigint[], $4::uuid[], \
+                             $5::text[], $6::timestamptz[], $7::bytea[], $8::bytea[]) \
+                      AS u(p, s, v, id, t, r, d, m) \
+                 LEFT JOIN (SELECT x.p, array_agg(x.tag ORDER BY x.k) AS tags \
+                            FROM unnest($10::int8[], $11::text[]) WITH ORDINALITY AS x(p, tag, k) \
+                            GROUP BY x.p) g ON g.p = u.p \
+                 RETURNING position), \
+             tagged AS ( \
+                 INSERT INTO evstore_event_tags (tag, position) \
+                 SELECT x.tag, x.p FROM unnest($10::int8[], $11::text[]) AS x(p, tag)) \
              SELECT pg_notify($9, max(position)::text) FROM ins",
             &[
                 typed(&cols.positions, Type::INT8_ARRAY),
@@ -95,6 +106,8 @@ impl PgStore {
                 typed(&cols.data, Type::BYTEA_ARRAY),
                 typed(&cols.meta, Type::BYTEA_ARRAY),
                 typed(&self.channel, Type::TEXT),
+                typed(&cols.tag_positions, Type::INT8_ARRAY),
+                typed(&cols.tags, Type::TEXT_ARRAY),
             ],
         )
         .map_err(pg)?;
@@ -152,6 +165,9 @@ struct Columns<'a> {
     times: Vec<chrono::DateTime<chrono::Utc>>,
     data: Vec<&'a [u8]>,
     meta: Vec<&'a [u8]>,
+    /// One entry per tag: its event's position, and the tag (in the event's tag order).
+    tag_positions: Vec<i64>,
+    tags: Vec<&'a str>,
 }
 
 impl<'a> Columns<'a> {
@@ -165,6 +181,14 @@ impl<'a> Columns<'a> {
             times: events.iter().map(|e| e.recorded_at).collect(),
             data: events.iter().map(|e| e.data.as_slice()).collect(),
             meta: events.iter().map(|e| e.metadata.as_slice()).collect(),
+            tag_positions: events
+                .iter()
+                .flat_map(|e| e.tags.iter().map(|_| to_i64(e.position)))
+                .collect(),
+            tags: events
+                .iter()
+                .flat_map(|e| e.tags.iter().map(String::as_str))
+                .collect(),
         }
     }
 }

@@ -2,6 +2,8 @@
 //!
 //! [`PgStore`] keeps the event log in PostgreSQL with the file [`evstore::Store`]'s semantics:
 //! streams with the four [`ExpectedVersion`](evstore::ExpectedVersion)s, atomic batches,
+//! atomic multi-stream appends ([`PgStore::append_multi`]), tags with Dynamic Consistency
+//! Boundary queries and append conditions ([`PgStore::read_query`], [`PgStore::append_if`]),
 //! idempotent retries by event id, dense global positions from 0, `recorded_at` that never
 //! decreases with the position, and the same input limits and errors. It implements
 //! [`evstore::EventStorage`] and [`evstore::subscription::EventSource`], so repositories,
@@ -32,6 +34,7 @@
 //! | group commit: concurrent appends of one `PgStore` share a transaction | `group` |
 //! | reads ([`PgReadAll`]) | `read` |
 //! | paged reads by type, the type catalog | `type_pages` |
+//! | DCB queries over types and tags: `read_query`, the append condition's check | `query` |
 //! | importing events with their positions and times (`evstore copy`) | `import` |
 //! | LISTEN/NOTIFY with a polling fallback: waiting for new events | `wait` |
 //! | snapshots and the backend traits | `storage` |
@@ -44,6 +47,7 @@ mod group;
 mod import;
 mod migrate;
 mod orders;
+mod query;
 mod read;
 mod readmodel;
 mod storage;

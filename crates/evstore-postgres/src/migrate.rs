@@ -14,10 +14,11 @@ pub const MIGRATIONS: &[(i32, &str, &str)] = &[
         "read_side",
         include_str!("../migrations/0002_read_side.sql"),
     ),
+    (3, "tags", include_str!("../migrations/0003_tags.sql")),
 ];
 
 /// The schema version this build brings a database up to.
-pub const SCHEMA_VERSION: i32 = 2;
+pub const SCHEMA_VERSION: i32 = 3;
 
 /// Create `schema` if missing and apply every migration it lacks, in one transaction under an
 /// advisory lock (so concurrent connects neither race nor apply one twice). Idempotent.

@@ -1,4 +1,5 @@
-//! Reads: by stream, the global log, by type; versions and the head.
+//! Reads: by stream, the global log, by type; versions and the head. Every read returns the
+//! events' tags (the `tags` column). Queries over tags are in `query`.
 
 use std::collections::VecDeque;
 
@@ -12,21 +13,27 @@ use crate::validate;
 /// Events fetched per round trip by [`PgReadAll`].
 const PAGE: usize = 512;
 
-const COLUMNS: &str =
-    "position, stream_id, version, event_id, event_type, recorded_at, data, metadata";
+/// The columns of an event, in the order [`event_at`] reads them.
+pub(crate) const COLUMNS: &str =
+    "position, stream_id, version, event_id, event_type, recorded_at, data, metadata, tags";
 
 /// A row of `COLUMNS` as an event.
 pub(crate) fn event(row: &postgres::Row) -> Result<RecordedEvent> {
+    event_at(row, 0)
+}
+
+/// The columns `COLUMNS` of `row`, from column `base` on, as an event.
+pub(crate) fn event_at(row: &postgres::Row, base: usize) -> Result<RecordedEvent> {
     Ok(RecordedEvent {
-        position: to_u64(col(row, 0)?)?,
-        stream_id: col(row, 1)?,
-        version: to_u64(col(row, 2)?)?,
-        event_id: col(row, 3)?,
-        event_type: col(row, 4)?,
-        recorded_at: col(row, 5)?,
-        data: col(row, 6)?,
-        metadata: col(row, 7)?,
-        tags: Vec::new(),
+        position: to_u64(col(row, base)?)?,
+        stream_id: col(row, base + 1)?,
+        version: to_u64(col(row, base + 2)?)?,
+        event_id: col(row, base + 3)?,
+        event_type: col(row, base + 4)?,
+        recorded_at: col(row, base + 5)?,
+        data: col(row, base + 6)?,
+        metadata: col(row, base + 7)?,
+        tags: col(row, base + 8)?,
     })
 }
 

@@ -109,32 +109,26 @@ impl EventStorage for PgStore {
         PgStore::append(self, stream, expected, events)
     }
 
-    fn append_multi(&self, _appends: &[evstore::StreamAppend]) -> Result<Vec<AppendResult>> {
-        Err(evstore::Error::InvalidInput(
-            "PENDING(#15): append_multi on PostgreSQL".into(),
-        ))
+    fn append_multi(&self, appends: &[evstore::StreamAppend]) -> Result<Vec<AppendResult>> {
+        PgStore::append_multi(self, appends)
     }
 
     fn append_if(
         &self,
-        _stream: &str,
-        _expected: ExpectedVersion,
-        _events: &[NewEvent],
-        _condition: &evstore::AppendCondition,
+        stream: &str,
+        expected: ExpectedVersion,
+        events: &[NewEvent],
+        condition: &evstore::AppendCondition,
     ) -> Result<AppendResult> {
-        Err(evstore::Error::InvalidInput(
-            "PENDING(#15): append_if on PostgreSQL".into(),
-        ))
+        PgStore::append_if(self, stream, expected, events, condition)
     }
 
     fn read_query(
         &self,
-        _query: &evstore::Query,
-        _after: Option<u64>,
+        query: &evstore::Query,
+        after: Option<u64>,
     ) -> Result<(Vec<RecordedEvent>, Option<u64>)> {
-        Err(evstore::Error::InvalidInput(
-            "PENDING(#15): read_query on PostgreSQL".into(),
-        ))
+        PgStore::read_query(self, query, after)
     }
 
     fn read_stream_range(

@@ -64,3 +64,51 @@ fn order_service_runs_unchanged() {
     let (_d, s) = fresh();
     c::contract_order_service_runs_unchanged(&s);
 }
+
+#[test]
+fn tags_round_trip() {
+    let (_d, s) = fresh();
+    c::contract_tags_round_trip(&*s);
+}
+
+#[test]
+fn query_semantics() {
+    let (_d, s) = fresh();
+    c::contract_query_semantics(&*s);
+}
+
+#[test]
+fn append_if() {
+    let (_d, s) = fresh();
+    c::contract_append_if(&*s);
+}
+
+#[test]
+fn append_if_idempotent_retry() {
+    let (_d, s) = fresh();
+    c::contract_append_if_idempotent_retry(&*s);
+}
+
+#[test]
+fn racing_tag_claims_have_one_winner_with_8_threads() {
+    let (_d, s) = fresh();
+    c::contract_racing_tag_claims_have_one_winner(&s, 8);
+}
+
+#[test]
+fn append_multi_is_atomic() {
+    let (_d, s) = fresh();
+    c::contract_append_multi_is_atomic(&*s);
+}
+
+#[test]
+fn append_multi_idempotent_retry() {
+    let (_d, s) = fresh();
+    c::contract_append_multi_idempotent_retry(&*s);
+}
+
+#[test]
+fn mixed_appends_keep_positions_dense_with_8_threads() {
+    let (_d, s) = fresh();
+    c::contract_mixed_appends_keep_positions_dense(&s, 8);
+}

@@ -27,4 +27,12 @@ pg_contract! {
     snapshots => |t| c::contract_snapshots(&*t.store);
     checkpoints => |t| c::contract_checkpoints(&t.store);
     order_service_runs_unchanged => |t| c::contract_order_service_runs_unchanged(&t.store);
+    tags_round_trip => |t| c::contract_tags_round_trip(&*t.store);
+    query_semantics => |t| c::contract_query_semantics(&*t.store);
+    append_if => |t| c::contract_append_if(&*t.store);
+    append_if_idempotent_retry => |t| c::contract_append_if_idempotent_retry(&*t.store);
+    racing_tag_claims_have_one_winner_with_8_threads => |t| c::contract_racing_tag_claims_have_one_winner(&t.store, 8);
+    append_multi_is_atomic => |t| c::contract_append_multi_is_atomic(&*t.store);
+    append_multi_idempotent_retry => |t| c::contract_append_multi_idempotent_retry(&*t.store);
+    mixed_appends_keep_positions_dense_with_8_threads => |t| c::contract_mixed_appends_keep_positions_dense(&t.store, 8);
 }
