@@ -5,7 +5,7 @@
 use evstore::{RecordedEvent, Result};
 use postgres::types::Type;
 
-use crate::read::event;
+use crate::read::{event, COLUMNS};
 use crate::store::{col, pg, to_i64, to_u64, typed, PgStore};
 use crate::validate;
 
@@ -32,9 +32,10 @@ impl PgStore {
         let rows = self
             .conn()?
             .query_typed(
-                "SELECT position, stream_id, version, event_id, event_type, recorded_at, data, \
-                 metadata FROM evstore_events \
-                 WHERE event_type = $1 AND position >= $2 ORDER BY position LIMIT $3",
+                &format!(
+                    "SELECT {COLUMNS} FROM evstore_events \
+                     WHERE event_type = $1 AND position >= $2 ORDER BY position LIMIT $3"
+                ),
                 &[
                     typed(&event_type, Type::TEXT),
                     typed(&from, Type::INT8),
