@@ -113,6 +113,46 @@ impl AsyncStore {
             .await?
     }
 
+    /// [`Store::append_multi`] on the blocking pool: every part or none.
+    ///
+    /// # Errors
+    /// As [`Store::append_multi`]; [`Error::Internal`] if the blocking task panicked.
+    pub async fn append_multi(
+        &self,
+        appends: Vec<crate::StreamAppend>,
+    ) -> Result<Vec<AppendResult>> {
+        self.run(move |s| s.append_multi(&appends)).await?
+    }
+
+    /// [`Store::append_if`] on the blocking pool: a DCB append under `condition`.
+    ///
+    /// # Errors
+    /// As [`Store::append_if`]; [`Error::Internal`] if the blocking task panicked.
+    pub async fn append_if(
+        &self,
+        stream: &str,
+        expected: ExpectedVersion,
+        events: Vec<NewEvent>,
+        condition: crate::AppendCondition,
+    ) -> Result<AppendResult> {
+        let stream = stream.to_string();
+        self.run(move |s| s.append_if(&stream, expected, &events, &condition))
+            .await?
+    }
+
+    /// [`Store::read_query`] on the blocking pool: the events `query` matches after `after`,
+    /// and the head position the read saw.
+    ///
+    /// # Errors
+    /// As [`Store::read_query`]; [`Error::Internal`] if the blocking task panicked.
+    pub async fn read_query(
+        &self,
+        query: crate::Query,
+        after: Option<u64>,
+    ) -> Result<(Vec<RecordedEvent>, Option<u64>)> {
+        self.run(move |s| s.read_query(&query, after)).await?
+    }
+
     /// [`Store::read_stream`] on the blocking pool.
     ///
     /// # Errors
@@ -242,6 +282,54 @@ mod tests {
             let store = AsyncStore::open(dir.path().join("p.evs")).await.unwrap();
             let r = store.run(|_| -> u32 { panic!("boom") }).await;
             assert!(matches!(r, Err(Error::Internal(_))), "{r:?}");
+        });
+    }
+
+    #[test]
+    fn dcb_calls_run_on_the_blocking_pool() {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        rt.block_on(async {
+            let store = AsyncStore::open(dir.path().join("d.evs")).await.unwrap();
+            let parts = vec![
+                crate::StreamAppend::new(
+                    "a",
+                    ExpectedVersion::NoStream,
+                    vec![NewEvent::new("E", vec![])],
+                ),
+                crate::StreamAppend::new(
+                    "b",
+                    ExpectedVersion::NoStream,
+                    vec![NewEvent::new("E", vec![])],
+                ),
+            ];
+            assert_eq!(store.append_multi(parts).await.unwrap().len(), 2);
+            let query = crate::Query::new(vec![crate::QueryItem::new(&[], &["k"])]);
+            let (seen, head) = store.read_query(query.clone(), None).await.unwrap();
+            assert!(seen.is_empty());
+            assert_eq!(head, Some(1));
+            let claim = NewEvent::new("C", vec![]).with_tags(["k"]);
+            let condition = crate::AppendCondition::new(query, head);
+            store
+                .append_if(
+                    "c",
+                    ExpectedVersion::Any,
+                    vec![claim.clone()],
+                    condition.clone(),
+                )
+                .await
+                .unwrap();
+            let again = NewEvent::new("C", vec![]).with_tags(["k"]);
+            let r = store
+                .append_if("d", ExpectedVersion::Any, vec![again], condition)
+                .await;
+            assert!(
+                matches!(r, Err(Error::AppendConditionFailed { .. })),
+                "{r:?}"
+            );
         });
     }
 }
