@@ -274,7 +274,7 @@ fn execute_with_writes_all_streams_or_none() {
     // A refused command: nothing anywhere either.
     let fresh = StreamAppend::new("Audit-1", ExpectedVersion::NoStream, note());
     assert!(matches!(
-        orders.execute_with(&id, &OrderCommand::Ship, &ctx, &[fresh.clone()]),
+        orders.execute_with(&id, &OrderCommand::Ship, &ctx, std::slice::from_ref(&fresh)),
         Err(RepositoryError::Domain(_))
     ));
     assert_eq!(store.head_position(), head);
