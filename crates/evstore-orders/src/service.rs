@@ -42,7 +42,9 @@ pub const DEFAULT_MAX_ATTEMPTS: u32 = evstore::repository::DEFAULT_MAX_ATTEMPTS;
 /// would oversell ([`OrderError::OutOfStock`]), and appends with
 /// [`EventStorage::append_if`] on the same query after the head it read; when another
 /// order's item (or a stock change) got in first, it reads and decides again (the same
-/// attempts as a version conflict). [`OrderService::set_stock`] limits a product;
+/// attempts as a version conflict). For a product whose stock was never set, the query is
+/// only its stock events ([`ProductStock::limit_query`]), so adds of unlimited products stay
+/// cheap and never conflict with each other. [`OrderService::set_stock`] limits a product;
 /// cancelling an order releases what it reserved.
 ///
 /// ```
@@ -196,7 +198,6 @@ impl<S: EventStorage> OrderService<S> {
     ) -> OrderResult<Root<Order>> {
         let storage = self.repo.storage();
         let stream = Order::stream_id(order_id);
-        let query = ProductStock::query(product_id);
         let mut actual = None;
         for attempt in 0..self.max_attempts {
             let mut root = self
@@ -211,7 +212,7 @@ impl<S: EventStorage> OrderService<S> {
                     _ => 0,
                 })
                 .sum();
-            let stock = self.read_stock(product_id, &query)?;
+            let (stock, query) = self.stock_for_decision(product_id)?;
             if let Some(available) = stock.available() {
                 if requested > available {
                     return Err(RepositoryError::Domain(OrderError::OutOfStock {
@@ -256,6 +257,26 @@ impl<S: EventStorage> OrderService<S> {
             attempts: self.max_attempts,
             actual,
         })
+    }
+
+    /// The stock an add of `product_id` decides on, and the query its append condition must
+    /// use: for a product whose stock was never set, only [`ProductStock::limit_query`] (it
+    /// stays unlimited unless a stock is set meanwhile, which fails the condition); for a
+    /// limited one, everything that reserves or releases it ([`ProductStock::query`]).
+    fn stock_for_decision(&self, product_id: &str) -> OrderResult<(ProductStock, Query)> {
+        let limit_query = ProductStock::limit_query(product_id);
+        let (limits, head) = self.repo.storage().read_query(&limit_query, None)?;
+        if limits.is_empty() {
+            let unlimited = ProductStock {
+                product_id: product_id.to_string(),
+                stock: None,
+                reserved: 0,
+                head,
+            };
+            return Ok((unlimited, limit_query));
+        }
+        let query = ProductStock::query(product_id);
+        Ok((self.read_stock(product_id, &query)?, query))
     }
 
     fn read_stock(&self, product_id: &str, query: &Query) -> OrderResult<ProductStock> {

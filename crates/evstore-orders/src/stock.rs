@@ -9,7 +9,10 @@
 //!
 //! `available = stock − Σ ItemAddedToOrder.quantity + Σ OrderCancelled.released.quantity`
 //!
-//! (reserved units never go below zero). A product without a `ProductStockSet` is unlimited.
+//! (reserved units never go below zero). A product without a `ProductStockSet` is unlimited:
+//! an add of it reads and conditions on [`ProductStock::limit_query`] only (the product's
+//! `ProductStockSet` events, none so far), so it does not read every reservation of a popular
+//! product; a stock set concurrently makes its condition fail and it decides again.
 //! The decision is made by [`OrderService`](crate::OrderService): it reads the query, decides,
 //! and appends with [`EventStorage::append_if`](evstore::EventStorage::append_if) conditioned
 //! on the same query after the head position it read, so two orders racing for the last unit
@@ -130,6 +133,16 @@ impl ProductStock {
                 OrderEvent::ITEM_ADDED_TO_ORDER,
                 OrderEvent::ORDER_CANCELLED,
             ],
+            &[tag.as_str()],
+        )])
+    }
+
+    /// The query of `product_id`'s `ProductStockSet` events only: all an add of an unlimited
+    /// product depends on (it stays unlimited unless a stock is set).
+    pub fn limit_query(product_id: &str) -> Query {
+        let tag = product_tag(product_id);
+        Query::new(vec![QueryItem::new(
+            &[ProductEvent::PRODUCT_STOCK_SET],
             &[tag.as_str()],
         )])
     }

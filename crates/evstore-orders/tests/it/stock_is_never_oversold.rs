@@ -197,3 +197,55 @@ fn stock_cannot_be_set_below_what_orders_reserve_and_a_restock_lets_more_in() {
     assert_eq!(q.items().len(), 1);
     assert_eq!(q.items()[0].tags(), ["product:mug"]);
 }
+
+#[test]
+fn a_stock_set_while_adds_of_the_unlimited_product_race_is_never_exceeded() {
+    // Adds of a product with no stock condition only on its stock events: a stock set that
+    // lands between an add's read and its append must fail that add's condition.
+    let dir = tempfile::tempdir().unwrap();
+    let orders = OrderService::new(open(&dir));
+    const ADDERS: usize = 8;
+    const ADDS: usize = 100;
+    let handles: Vec<_> = (0..ADDERS)
+        .map(|t| {
+            let orders = orders.clone();
+            thread::spawn(move || {
+                let id = orders.create_order(&format!("adder-{t}")).unwrap();
+                let mut ok = 0u64;
+                for _ in 0..ADDS {
+                    match orders.add_item(&id, "gadget", 1, 100) {
+                        Ok(_) => ok += 1,
+                        Err(RepositoryError::Domain(OrderError::OutOfStock { .. })) => {}
+                        Err(other) => panic!("unexpected error: {other:?}"),
+                    }
+                    // Leave the stock setter room to get in while adds are still coming.
+                    thread::sleep(std::time::Duration::from_micros(200));
+                }
+                ok
+            })
+        })
+        .collect();
+    // Limit the product while the adders run: 10 more than reserved at that moment.
+    let limit = loop {
+        let now = orders.product_stock("gadget").unwrap().reserved;
+        if now < 20 {
+            thread::yield_now();
+            continue;
+        }
+        match orders.set_stock("gadget", now + 10) {
+            Ok(set) => break set.stock.unwrap(),
+            Err(RepositoryError::Domain(OrderError::StockBelowReserved { .. })) => continue,
+            Err(other) => panic!("unexpected error: {other:?}"),
+        }
+    };
+    let ok: u64 = handles.into_iter().map(|h| h.join().unwrap()).sum();
+    let stock = orders.product_stock("gadget").unwrap();
+    assert_eq!(stock.reserved, ok);
+    assert!(ok <= limit, "{ok} units reserved under a limit of {limit}");
+    if (ADDERS * ADDS) as u64 > limit {
+        assert_eq!(
+            ok, limit,
+            "the adders asked for more: exactly the limit got in"
+        );
+    }
+}
