@@ -2,9 +2,10 @@
 //!
 //! [`run`] goes phase by phase: writer threads create and drive orders while the order saga
 //! and a simulated payment/shipping service fulfil them live ([`Demo::write`]); most shipped
-//! orders are delivered; then the report: throughput and outcomes, a sample order's history
-//! and time travel, snapshot use, one user's orders from the projection, and a verify of the
-//! closed file.
+//! orders are delivered; then the report: throughput and outcomes, limited stock (one rule
+//! across all orders, enforced with a Dynamic Consistency Boundary: a refused oversell and a
+//! cancel releasing stock, [`stock_section`]), a sample order's history and time travel,
+//! snapshot use, one user's orders from the projection, and a verify of the closed file.
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -15,13 +16,13 @@ use std::time::{Duration, Instant};
 
 use clap::Args;
 
-use crate::orders::history_line;
+use crate::orders::{availability, history_line};
 use crate::text::{bytes, group, money, per_second, time};
 use crate::{line, open_or_create, CliError, CliResult};
 use evstore::checkpoint_store::{CheckpointStore, FileCheckpoint};
 use evstore::maintenance::{self, Verdict};
 use evstore::projection::{checkpoint_path, Projection, ProjectionRunner};
-use evstore::repository::HistoryEntry;
+use evstore::repository::{HistoryEntry, RepositoryError};
 use evstore::saga::{saga_checkpoint_path, Saga, SagaError, SagaRunner};
 use evstore::subscription::EventSource;
 use evstore::{Durability, EventStorage, Store, StoreStats};
@@ -29,15 +30,17 @@ use evstore_orders::projections::{OrderSummaries, OrderSummary};
 use evstore_orders::saga::{
     OrderSaga, OrderSagaHandler, OrderSagaRunner, PaymentShippingSimulator,
 };
-use evstore_orders::{Order, OrderService, OrderStatus};
+use evstore_orders::{Order, OrderError, OrderService, OrderStatus};
 use evstore_postgres::{OrderSummariesTable, PgCheckpointStore, PgProjector, PgStore};
 
 pub const EXAMPLES: &str = "\
 Creates orders across users, adds items (prices in cents), and confirms, cancels, ships and
 delivers a realistic mix from several threads (group commit), with a snapshot every 10
-events. Then reports throughput, one order's full history, the same order in the past (time
-travel), snapshot use, one user's orders, and a full verify of the file. Re-running on the
-same file continues it.
+events. Then reports throughput; limited stock (a product that can never be oversold across
+all orders: orders reserve it, one add-item is refused because it would oversell, a cancel
+releases stock, and threads race for the last units; 6 of the --orders when there are at
+least 12); one order's full history, the same order in the past (time travel), snapshot use,
+one user's orders, and a full verify of the file. Re-running on the same file continues it.
 
 With --database-url the same run goes to PostgreSQL: checkpoints in evstore_checkpoints, and
 the Order summaries also kept in PostgreSQL's order_projections table (updated exactly once,
@@ -131,7 +134,11 @@ fn saga_err(e: SagaError) -> CliError {
 /// What to run, from the command line (threads 1..=64, at least one user), with the seed of
 /// this run's random choices.
 struct Plan {
+    /// Orders the writer threads create.
     orders: u64,
+    /// Orders the limited-stock section creates: [`STOCK_DEMO_ORDERS`] of the `--orders`
+    /// when there are at least twice as many, else 0 (the section is skipped).
+    stock_orders: u64,
     users: u64,
     threads: u64,
     seed: u64,
@@ -139,8 +146,14 @@ struct Plan {
 
 impl Plan {
     fn new(args: &DemoArgs) -> Plan {
+        let stock_orders = if args.orders >= 2 * STOCK_DEMO_ORDERS {
+            STOCK_DEMO_ORDERS
+        } else {
+            0
+        };
         Plan {
-            orders: args.orders,
+            orders: args.orders - stock_orders,
+            stock_orders,
             users: args.users.max(1),
             threads: args.threads.clamp(1, 64),
             seed: std::time::SystemTime::now()
@@ -148,6 +161,101 @@ impl Plan {
                 .map_or(7, |d| d.as_nanos() as u64),
         }
     }
+}
+
+/// The limited product of [`stock_section`].
+const LIMITED_PRODUCT: &str = "limited-edition-grinder";
+/// Its unit price, cents.
+const LIMITED_PRICE_CENTS: i64 = 34_900;
+/// Threads racing for the last units in [`stock_section`].
+const STOCK_RACERS: usize = 4;
+/// Orders [`stock_section`] creates: two, then one per racer.
+const STOCK_DEMO_ORDERS: u64 = 2 + STOCK_RACERS as u64;
+
+/// Limited stock, enforced across all orders with a DCB append condition: the product gets 3
+/// more units than orders hold; order A reserves 2; order B asks for 2 and is refused (only 1
+/// left); B takes the last one; cancelling A gives its 2 back; then `STOCK_RACERS` threads,
+/// each with its own order, race for those 2 units and exactly 2 win.
+fn stock_section(out: &mut dyn Write, store: &dyn EventStorage) -> CliResult<()> {
+    let orders = OrderService::new(store);
+    let p = LIMITED_PRODUCT;
+    line(out, "")?;
+    line(
+        out,
+        "Limited stock (one rule across all orders, a Dynamic Consistency Boundary on tag product:<id>)",
+    )?;
+    let held = orders.product_stock(p)?.reserved;
+    let set = orders.set_stock(p, held + 3)?;
+    line(out, format!("  set stock of {p}: {}", availability(&set)))?;
+    let a = orders.create_order("stock-demo-a")?;
+    orders.add_item(&a, p, 2, LIMITED_PRICE_CENTS)?;
+    line(
+        out,
+        format!(
+            "  order {a} reserves 2: {}",
+            availability(&orders.product_stock(p)?)
+        ),
+    )?;
+    let b = orders.create_order("stock-demo-b")?;
+    match orders.add_item(&b, p, 2, LIMITED_PRICE_CENTS) {
+        Err(RepositoryError::Domain(refusal @ OrderError::OutOfStock { .. })) => {
+            line(out, format!("  order {b} asks for 2: REFUSED, {refusal}"))?;
+        }
+        Err(e) => return Err(e.into()),
+        Ok(_) => {
+            return Err(CliError::msg(format!(
+                "the stock rule let order {b} oversell {p}"
+            )))
+        }
+    }
+    orders.add_item(&b, p, 1, LIMITED_PRICE_CENTS)?;
+    line(
+        out,
+        format!(
+            "  order {b} takes the last one: {}",
+            availability(&orders.product_stock(p)?)
+        ),
+    )?;
+    orders.cancel(&a, "customer changed their mind")?;
+    line(
+        out,
+        format!(
+            "  order {a} cancelled, releasing 2: {}",
+            availability(&orders.product_stock(p)?)
+        ),
+    )?;
+    let outcomes = std::thread::scope(|scope| {
+        let racers: Vec<_> = (0..STOCK_RACERS)
+            .map(|i| {
+                let orders = orders.clone();
+                scope.spawn(move || {
+                    let id = orders.create_order(&format!("stock-demo-racer-{i}"))?;
+                    match orders.add_item(&id, p, 1, LIMITED_PRICE_CENTS) {
+                        Ok(_) => Ok(true),
+                        Err(RepositoryError::Domain(OrderError::OutOfStock { .. })) => Ok(false),
+                        Err(e) => Err(e),
+                    }
+                })
+            })
+            .collect();
+        racers
+            .into_iter()
+            .map(|r| {
+                r.join()
+                    .map_err(|_| CliError::msg("a stock racer thread panicked"))?
+                    .map_err(CliError::from)
+            })
+            .collect::<CliResult<Vec<bool>>>()
+    })?;
+    let won = outcomes.iter().filter(|w| **w).count();
+    line(
+        out,
+        format!(
+            "  {STOCK_RACERS} threads race for the last units, one new order each: {won} got one, {} refused; {}",
+            STOCK_RACERS - won,
+            availability(&orders.product_stock(p)?)
+        ),
+    )
 }
 
 /// The next global position of `store` (its event count).
@@ -187,6 +295,9 @@ pub fn run(args: &DemoArgs, out: &mut dyn Write) -> CliResult<()> {
     let written = next_position(&store) - before;
     demo.report_written(out, &all, written, elapsed, Some(&store.stats()))?;
     demo.report_outcomes(out, &all)?;
+    if plan.stock_orders > 0 {
+        stock_section(out, &store)?;
+    }
 
     let Some(sample) = demo.sample(&all) else {
         line(out, "  (no orders were created; nothing more to show)")?;
@@ -240,7 +351,7 @@ fn run_pg(args: &DemoArgs, url: &str, out: &mut dyn Write) -> CliResult<()> {
         out,
         format!(
             "  {} orders for {} users from {} threads (snapshot every 10 events, in evstore_snapshots);",
-            group(plan.orders),
+            group(plan.orders + plan.stock_orders),
             plan.users,
             plan.threads,
         ),
@@ -267,6 +378,9 @@ fn run_pg(args: &DemoArgs, url: &str, out: &mut dyn Write) -> CliResult<()> {
     let written = next_position(&*store) - before;
     demo.report_written(out, &all, written, elapsed, None)?;
     demo.report_outcomes(out, &all)?;
+    if plan.stock_orders > 0 {
+        stock_section(out, &*store)?;
+    }
     let Some(sample) = demo.sample(&all) else {
         return line(out, "  (no orders were created; nothing more to show)");
     };
@@ -369,7 +483,7 @@ fn introduce(
         out,
         format!(
             "  {} orders for {} users from {} threads (Sync durability, snapshot every 10 events);",
-            group(plan.orders),
+            group(plan.orders + plan.stock_orders),
             plan.users,
             plan.threads,
         ),

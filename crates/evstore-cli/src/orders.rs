@@ -12,7 +12,7 @@ use crate::{json_line, line, open_existing, open_or_create, CliError, CliResult}
 use evstore::aggregate::{CommandContext, Root};
 use evstore::repository::RepositoryError;
 use evstore::{Durability, EventStorage, Store};
-use evstore_orders::{Order, OrderCommand, OrderError, OrderEvent, OrderService};
+use evstore_orders::{Order, OrderCommand, OrderError, OrderEvent, OrderService, ProductStock};
 use evstore_postgres::PgStore;
 
 pub const EXAMPLES: &str = "\
@@ -26,10 +26,15 @@ Examples:
   evstore orders history $ID
   evstore orders list --user alice
   evstore orders --file shop.evs cancel $ID --reason \"out of stock\"
+  evstore orders set-stock lamp --units 5
+  evstore orders stock lamp
   evstore orders --database-url postgres://app@%2Ftmp/shop list --user alice
 
 Prices are decimal amounts in major units, parsed exactly into cents (12, 12.5, 12.50).
-Refused commands (e.g. shipping a pending order) print one line on stderr and exit 1.";
+Refused commands (e.g. shipping a pending order) print one line on stderr and exit 1.
+Stock: a product limited with set-stock can never be oversold across all orders (add-item
+reserves units, cancel releases them; an add that would oversell is refused); products whose
+stock was never set are unlimited.";
 
 #[derive(Debug, Args)]
 pub struct OrdersArgs {
@@ -130,6 +135,22 @@ enum OrdersCommand {
         /// The order id.
         order: String,
     },
+    /// Limit a product to a number of units in total, reserved ones included (refused below
+    /// what orders already reserve).
+    #[command(after_help = "Example:\n  evstore orders set-stock lamp --units 5")]
+    SetStock {
+        /// The product id.
+        product: String,
+        /// Units for sale in total.
+        #[arg(long)]
+        units: u64,
+    },
+    /// A product's stock: units in total, reserved by orders, and still available.
+    #[command(after_help = "Example:\n  evstore orders stock lamp --json")]
+    Stock {
+        /// The product id.
+        product: String,
+    },
 }
 
 fn parse_time(s: &str) -> Result<DateTime<Utc>, String> {
@@ -149,7 +170,9 @@ pub fn run(args: &OrdersArgs, out: &mut dyn Write) -> CliResult<()> {
         return orders.run(out, &args.command);
     }
     let store = match &args.command {
-        OrdersCommand::Create { .. } => open_or_create(&args.file, Durability::Sync)?,
+        OrdersCommand::Create { .. } | OrdersCommand::SetStock { .. } => {
+            open_or_create(&args.file, Durability::Sync)?
+        }
         _ => open_existing(&args.file, Durability::Sync)?,
     };
     let orders = Orders {
@@ -217,6 +240,14 @@ impl Orders<'_> {
             } => orders.show(out, order, *at_version, *as_of),
             OrdersCommand::List { user } => orders.list(out, user),
             OrdersCommand::History { order } => orders.history(out, order),
+            OrdersCommand::SetStock { product, units } => {
+                let stock = self.service.set_stock(product, *units).map_err(refusal)?;
+                print_stock(out, &stock, self.json)
+            }
+            OrdersCommand::Stock { product } => {
+                let stock = self.service.product_stock(product).map_err(refusal)?;
+                print_stock(out, &stock, self.json)
+            }
         }
     }
 }
@@ -377,6 +408,46 @@ fn execute(
             RepositoryError::Domain(d) => CliError::msg(format!("order {order_id}: {d}")),
             other => CliError::from(other),
         })
+}
+
+/// A refused stock command: its domain reason on one line (it names the product).
+fn refusal(e: RepositoryError<OrderError>) -> CliError {
+    match e {
+        RepositoryError::Domain(d) => CliError::msg(d.to_string()),
+        other => CliError::from(other),
+    }
+}
+
+/// `set-stock` and `stock`: `product lamp: 5 in stock, 3 reserved, 2 available`, or
+/// `product pen: unlimited, 7 reserved` ([`availability`]); with `--json` one object.
+fn print_stock(out: &mut dyn Write, stock: &ProductStock, json: bool) -> CliResult<()> {
+    if json {
+        return json_line(
+            out,
+            &Json::obj([
+                ("product_id", stock.product_id.as_str().into()),
+                ("stock", Json::opt(stock.stock)),
+                ("reserved", stock.reserved.into()),
+                ("available", Json::opt(stock.available())),
+            ]),
+        );
+    }
+    line(
+        out,
+        format!("product {}: {}", stock.product_id, availability(stock)),
+    )
+}
+
+/// A product's availability for people: `5 in stock, 3 reserved, 2 available`, or
+/// `unlimited, 3 reserved` for a product whose stock was never set.
+pub fn availability(stock: &ProductStock) -> String {
+    match (stock.stock, stock.available()) {
+        (Some(total), Some(available)) => format!(
+            "{total} in stock, {} reserved, {available} available",
+            stock.reserved
+        ),
+        _ => format!("unlimited, {} reserved", stock.reserved),
+    }
 }
 
 /// One line of an order's history: version, time, event, fields, and the state after it.

@@ -39,13 +39,42 @@ pub struct OrderConfirmed {
     pub at: DateTime<Utc>,
 }
 
-/// Payload of `OrderCancelled` (schema version 1).
+/// Payload of `OrderCancelled` (schema version 2): the order is cancelled and the units it
+/// reserved go back to stock.
+///
+/// Version 1 had no `released`; the v1 → v2 upcaster ([`crate::upcasters`]) reads it with an
+/// empty list (a v1 cancellation was written before stock reservations existed, and the
+/// items it cancelled were never tagged, so it released nothing).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct OrderCancelled {
     /// Why the order was cancelled.
     pub reason: String,
     /// When the order was cancelled.
     pub at: DateTime<Utc>,
+    /// The units the cancellation gives back, one entry per product of the order (sorted by
+    /// product id). The event is tagged with each product's [`product_tag`], so a product's
+    /// stock query sees the release.
+    #[serde(default)]
+    pub released: Vec<StockRelease>,
+}
+
+/// Units of one product given back to stock by an [`OrderCancelled`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StockRelease {
+    /// The product.
+    pub product_id: String,
+    /// Units released (the sum of the order's lines of that product).
+    pub quantity: u64,
+}
+
+/// The tag of every event that reserves or releases units of `product_id`, or sets its stock:
+/// `"product:<product_id>"` ([`evstore::query`]).
+///
+/// ```
+/// assert_eq!(evstore_orders::product_tag("sku-1"), "product:sku-1");
+/// ```
+pub fn product_tag(product_id: &str) -> String {
+    format!("product:{product_id}")
 }
 
 /// Payload of `OrderShipped` (schema version 1).
@@ -65,6 +94,10 @@ pub struct OrderDelivered {
 /// The events of an [`Order`](crate::Order). The stored event type of each variant is
 /// its name (e.g. `"ItemAddedToOrder"`); payloads are encoded with [`evstore::codec`].
 ///
+/// Tags ([`DomainEvent::tags`]): `ItemAddedToOrder` carries the [`product_tag`] of its product
+/// (it reserves units), `OrderCancelled` the tags of the products it releases; the others
+/// carry none. The stock rule of [`OrderService`](crate::OrderService) queries them.
+///
 /// ```
 /// use evstore::aggregate::DomainEvent;
 /// use evstore_orders::{OrderEvent, OrderShipped};
@@ -81,7 +114,7 @@ pub enum OrderEvent {
     ItemAddedToOrder(ItemAddedToOrder),
     /// `"OrderConfirmed"`, schema version 1.
     OrderConfirmed(OrderConfirmed),
-    /// `"OrderCancelled"`, schema version 1.
+    /// `"OrderCancelled"`, schema version 2.
     OrderCancelled(OrderCancelled),
     /// `"OrderShipped"`, schema version 1.
     OrderShipped(OrderShipped),
@@ -108,7 +141,7 @@ impl OrderEvent {
         (Self::ORDER_CREATED, 1),
         (Self::ITEM_ADDED_TO_ORDER, 2),
         (Self::ORDER_CONFIRMED, 1),
-        (Self::ORDER_CANCELLED, 1),
+        (Self::ORDER_CANCELLED, 2),
         (Self::ORDER_SHIPPED, 1),
         (Self::ORDER_DELIVERED, 1),
     ];
@@ -156,6 +189,18 @@ impl DomainEvent for OrderEvent {
         }
     }
 
+    fn tags(&self) -> Vec<String> {
+        match self {
+            OrderEvent::ItemAddedToOrder(e) => vec![product_tag(&e.product_id)],
+            OrderEvent::OrderCancelled(e) => e
+                .released
+                .iter()
+                .map(|r| product_tag(&r.product_id))
+                .collect(),
+            _ => Vec::new(),
+        }
+    }
+
     fn decode(event_type: &str, payload: &[u8]) -> Result<Self, CodecError> {
         Ok(match event_type {
             Self::ORDER_CREATED => OrderEvent::OrderCreated(codec::decode(payload)?),
@@ -196,6 +241,10 @@ mod tests {
             OrderEvent::OrderCancelled(OrderCancelled {
                 reason: "why".into(),
                 at,
+                released: vec![StockRelease {
+                    product_id: "p".into(),
+                    quantity: 3,
+                }],
             }),
             OrderEvent::OrderShipped(OrderShipped { at }),
             OrderEvent::OrderDelivered(OrderDelivered { at }),
@@ -219,7 +268,11 @@ mod tests {
             assert!(OrderEvent::schema_version(e.event_type()).is_some());
         }
         assert_eq!(OrderEvent::schema_version("ItemAddedToOrder"), Some(2));
+        assert_eq!(OrderEvent::schema_version("OrderCancelled"), Some(2));
         assert_eq!(OrderEvent::schema_version("Nope"), None);
+        assert_eq!(events[1].tags(), ["product:p"]);
+        assert_eq!(events[3].tags(), ["product:p"]);
+        assert!(events[0].tags().is_empty());
         assert!(OrderEvent::decode("Nope", &[]).is_err());
     }
 }

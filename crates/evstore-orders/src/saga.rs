@@ -10,6 +10,15 @@
 //! * `ShippingCompleted` → the order is shipped ([`OrderService`] `Ship`), and `OrderCompleted`
 //!   is recorded.
 //!
+//! The last two write two streams, the order's and the saga's: [`OrderSagaHandler`] writes
+//! both in **one atomic multi-stream append** ([`OrderService::execute_with`]), so the order
+//! is never cancelled or shipped without the saga knowing it, and the saga never records a
+//! cancellation or shipment the order does not hold, whatever crashes in between. The saga
+//! event gets exactly the id, metadata and expected version the [`SagaRunner`] gives it, so
+//! the runner's own append of it right after is an idempotent retry that writes nothing. A
+//! command the order's rules refuse writes nothing, and the runner records the saga event
+//! alone (as before).
+//!
 //! [`PaymentShippingSimulator`] plays the outside world: it answers `PaymentRequested` with
 //! `PaymentCompleted` (or `PaymentFailed` when the amount exceeds its limit) in stream
 //! `"Payment-<order id>"`, and `ShippingRequested` with `ShippingCompleted` in
@@ -45,18 +54,18 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use evstore::aggregate::{Aggregate, CommandContext, DomainEvent};
+use evstore::aggregate::{Aggregate, CommandContext, DomainEvent, EventMetadata};
 use evstore::codec::{self, CodecError};
 use evstore::repository::RepositoryError;
 use evstore::saga::{
     caused_event, correlation_of, saga_checkpoint_path, CommandOutcome, Reaction, Saga, SagaError,
-    SagaHandler, SagaResult, SagaRunner,
+    SagaHandler, SagaResult, SagaRunner, TRIGGER_POSITION_KEY,
 };
 use evstore::subscription::{EventSource, Subscription, SubscriptionFilter};
 use evstore::EventStorage;
 use evstore::Store;
 use evstore::{Error, Result};
-use evstore::{ExpectedVersion, RecordedEvent};
+use evstore::{ExpectedVersion, RecordedEvent, StreamAppend};
 
 use super::{Order, OrderCommand, OrderEvent, OrderService};
 
@@ -323,7 +332,9 @@ impl Saga for OrderSaga {
     }
 }
 
-/// Commands the order saga sends to orders.
+/// Commands the order saga sends to orders. Each carries the saga's reaction events
+/// ([`SagaRecord`]) so the handler writes the order's events and the saga's in one atomic
+/// multi-stream append.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum OrderSagaCommand {
     /// Cancel the order.
@@ -332,12 +343,29 @@ pub enum OrderSagaCommand {
         order_id: String,
         /// Why.
         reason: String,
+        /// The saga events to record with the cancellation.
+        record: SagaRecord,
     },
     /// Ship the order.
     ShipOrder {
         /// The order.
         order_id: String,
+        /// The saga events to record with the shipment.
+        record: SagaRecord,
     },
+}
+
+/// The saga events of a reaction, to be appended to `"OrderSaga-<order id>"` in the same
+/// atomic append as the command's order events: the same events as the reaction's
+/// [`Reaction::events`], and the position of the trigger that caused them (their
+/// [`TRIGGER_POSITION_KEY`], which also fixes their expected version: right after the saga
+/// events of earlier triggers).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SagaRecord {
+    /// The saga events.
+    pub events: Vec<OrderSagaEvent>,
+    /// Global position of the trigger.
+    pub trigger_position: u64,
 }
 
 /// Decisions of the order saga, and its commands through an [`OrderService`].
@@ -362,6 +390,69 @@ impl<S: EventStorage> OrderSagaHandler<S> {
             .read_stream_range(&stream, 0, u64::MAX)?;
         Ok(events.iter().any(|e| e.event_id == id))
     }
+
+    /// The saga's part of the atomic append for a command dispatched under `ctx`: the events
+    /// of `record` with the ids and metadata the [`SagaRunner`] gives a reaction to the same
+    /// trigger, at the expected version it uses (after the saga events of earlier triggers).
+    fn saga_part(
+        &self,
+        order_id: &str,
+        record: &SagaRecord,
+        ctx: &CommandContext,
+    ) -> SagaResult<SagaPart> {
+        let cause = ctx.causation_id.ok_or_else(|| {
+            SagaError::Handler("a saga command's context names no trigger (causation id)".into())
+        })?;
+        let stream = OrderSaga::stream_id(order_id);
+        let recorded =
+            self.orders
+                .repository()
+                .storage()
+                .read_stream_range(&stream, 0, u64::MAX)?;
+        let mut version = None;
+        for e in &recorded {
+            let position = EventMetadata::decode(&e.metadata)
+                .ok()
+                .and_then(|m| m.extra.get(TRIGGER_POSITION_KEY)?.parse::<u64>().ok())
+                .ok_or_else(|| SagaError::Decode {
+                    position: e.position,
+                    event_type: e.event_type.clone(),
+                    reason: format!("metadata lacks {TRIGGER_POSITION_KEY}"),
+                })?;
+            if position == record.trigger_position {
+                return Ok(SagaPart::AlreadyRecorded);
+            }
+            if position > record.trigger_position {
+                break;
+            }
+            version = Some(e.version);
+        }
+        let mut saga_ctx = CommandContext::caused_by(cause, ctx.correlation_id);
+        saga_ctx.extra.clone_from(&ctx.extra);
+        saga_ctx.extra.insert(
+            TRIGGER_POSITION_KEY.into(),
+            record.trigger_position.to_string(),
+        );
+        let events = record
+            .events
+            .iter()
+            .enumerate()
+            .map(|(i, e)| caused_event(e, &saga_ctx, i))
+            .collect::<std::result::Result<Vec<_>, _>>()
+            .map_err(|e| SagaError::Handler(format!("cannot encode a saga event: {e}")))?;
+        let expected = version.map_or(ExpectedVersion::NoStream, ExpectedVersion::Exact);
+        Ok(SagaPart::Append(StreamAppend::new(
+            &stream, expected, events,
+        )))
+    }
+}
+
+/// What [`OrderSagaHandler::saga_part`] found.
+enum SagaPart {
+    /// Append this with the order's events.
+    Append(StreamAppend),
+    /// The saga stream already holds the trigger's events.
+    AlreadyRecorded,
 }
 
 fn decode_participant(trigger: &RecordedEvent) -> SagaResult<ParticipantEvent> {
@@ -407,27 +498,39 @@ impl<S: EventStorage> SagaHandler<OrderSaga> for OrderSagaHandler<S> {
                     _ => String::new(),
                 };
                 let reason = format!("payment failed: {why}");
+                let events = vec![OrderSagaEvent::OrderSagaFailed(OrderSagaFailed {
+                    order_id: order_id.to_string(),
+                    reason: reason.clone(),
+                    at,
+                })];
                 Reaction {
                     commands: vec![OrderSagaCommand::CancelOrder {
                         order_id: order_id.to_string(),
-                        reason: reason.clone(),
-                    }],
-                    events: vec![OrderSagaEvent::OrderSagaFailed(OrderSagaFailed {
-                        order_id: order_id.to_string(),
                         reason,
-                        at,
-                    })],
+                        record: SagaRecord {
+                            events: events.clone(),
+                            trigger_position: trigger.position,
+                        },
+                    }],
+                    events,
                 }
             }
-            (OrderSagaStatus::AwaitingShipping, ParticipantEvent::SHIPPING_COMPLETED) => Reaction {
-                commands: vec![OrderSagaCommand::ShipOrder {
-                    order_id: order_id.to_string(),
-                }],
-                events: vec![OrderSagaEvent::OrderCompleted(OrderCompleted {
+            (OrderSagaStatus::AwaitingShipping, ParticipantEvent::SHIPPING_COMPLETED) => {
+                let events = vec![OrderSagaEvent::OrderCompleted(OrderCompleted {
                     order_id: order_id.to_string(),
                     at,
-                })],
-            },
+                })];
+                Reaction {
+                    commands: vec![OrderSagaCommand::ShipOrder {
+                        order_id: order_id.to_string(),
+                        record: SagaRecord {
+                            events: events.clone(),
+                            trigger_position: trigger.position,
+                        },
+                    }],
+                    events,
+                }
+            }
             // Anything else (a duplicate, or out of order) needs nothing.
             _ => Reaction::none(),
         })
@@ -438,21 +541,51 @@ impl<S: EventStorage> SagaHandler<OrderSaga> for OrderSagaHandler<S> {
         command: &OrderSagaCommand,
         ctx: &CommandContext,
     ) -> SagaResult<CommandOutcome> {
-        let (order_id, cmd) = match command {
-            OrderSagaCommand::CancelOrder { order_id, reason } => (
+        let (order_id, cmd, record) = match command {
+            OrderSagaCommand::CancelOrder {
+                order_id,
+                reason,
+                record,
+            } => (
                 order_id,
                 OrderCommand::Cancel {
                     reason: reason.clone(),
                 },
+                record,
             ),
-            OrderSagaCommand::ShipOrder { order_id } => (order_id, OrderCommand::Ship),
+            OrderSagaCommand::ShipOrder { order_id, record } => {
+                (order_id, OrderCommand::Ship, record)
+            }
         };
         if self.order_has_event(order_id, ctx.event_id(0))? {
             return Ok(CommandOutcome::AlreadyDone);
         }
-        match self.orders.execute(order_id, &cmd, ctx) {
+        let saga_part = match self.saga_part(order_id, record, ctx)? {
+            SagaPart::Append(part) => part,
+            SagaPart::AlreadyRecorded => {
+                // The saga events of this trigger are in, the command's are not: with both
+                // written in one unit, the command was refused when the trigger was first
+                // processed.
+                return Ok(CommandOutcome::Refused(
+                    "refused when the trigger was first processed".into(),
+                ));
+            }
+        };
+        match self
+            .orders
+            .execute_with(order_id, &cmd, ctx, std::slice::from_ref(&saga_part))
+        {
             Ok(_) => Ok(CommandOutcome::Executed),
             Err(RepositoryError::Domain(e)) => Ok(CommandOutcome::Refused(e.to_string())),
+            Err(RepositoryError::Conflict {
+                stream,
+                expected,
+                actual,
+            }) => Err(SagaError::Store(Error::WrongExpectedVersion {
+                stream,
+                expected,
+                actual,
+            })),
             Err(RepositoryError::Store(e)) => Err(SagaError::Store(e)),
             Err(e) => Err(SagaError::Handler(e.to_string())),
         }

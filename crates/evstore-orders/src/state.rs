@@ -1,5 +1,6 @@
 //! The Order aggregate: state, commands, domain errors and the rules between them.
 
+use std::collections::BTreeMap;
 use std::fmt;
 
 use chrono::{DateTime, Utc};
@@ -9,7 +10,7 @@ use evstore::aggregate::Aggregate;
 
 use super::events::{
     ItemAddedToOrder, OrderCancelled, OrderConfirmed, OrderCreated, OrderDelivered, OrderEvent,
-    OrderShipped,
+    OrderShipped, StockRelease,
 };
 
 /// Where an order is in its life cycle.
@@ -161,7 +162,7 @@ pub enum OrderCommand {
     },
     /// Confirm a pending, non-empty order.
     Confirm,
-    /// Cancel a pending or confirmed order.
+    /// Cancel a pending or confirmed order, releasing the units its lines reserved.
     Cancel {
         /// Why.
         reason: String,
@@ -239,6 +240,32 @@ pub enum OrderError {
         /// The order total before the line, in cents.
         total_cents: i64,
     },
+    /// `AddItem` asking for more units of a limited product than are left: its stock
+    /// ([`OrderService::set_stock`](crate::OrderService::set_stock)) minus the units reserved
+    /// by every order's items, plus the units cancelled orders released. Checked by
+    /// [`OrderService`](crate::OrderService), atomically with the append.
+    #[error(
+        "product {product_id:?} would be oversold: {requested} requested, {available} available"
+    )]
+    OutOfStock {
+        /// The product.
+        product_id: String,
+        /// Units the refused line asked for.
+        requested: u64,
+        /// Units still available when the decision was taken.
+        available: u64,
+    },
+    /// [`OrderService::set_stock`](crate::OrderService::set_stock) below the units orders
+    /// already reserve.
+    #[error("product {product_id:?} cannot have {stock} units: orders already reserve {reserved}")]
+    StockBelowReserved {
+        /// The product.
+        product_id: String,
+        /// The refused stock.
+        stock: u64,
+        /// Units reserved when the decision was taken.
+        reserved: u64,
+    },
 }
 
 impl Order {
@@ -250,6 +277,22 @@ impl Order {
                 order_id: String::new(),
             })
         }
+    }
+
+    /// The units the order's lines hold, summed per product (sorted by product id): what a
+    /// cancellation gives back.
+    fn reserved_units(&self) -> Vec<StockRelease> {
+        let mut per_product: BTreeMap<&str, u64> = BTreeMap::new();
+        for item in &self.items {
+            *per_product.entry(item.product_id.as_str()).or_default() += u64::from(item.quantity);
+        }
+        per_product
+            .into_iter()
+            .map(|(product_id, quantity)| StockRelease {
+                product_id: product_id.to_string(),
+                quantity,
+            })
+            .collect()
     }
 
     fn transition(&self, to: OrderStatus) -> Result<(), OrderError> {
@@ -374,6 +417,7 @@ impl Aggregate for Order {
                 OrderEvent::OrderCancelled(OrderCancelled {
                     reason: reason.clone(),
                     at,
+                    released: self.reserved_units(),
                 })
             }
             OrderCommand::Ship => {

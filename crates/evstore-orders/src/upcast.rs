@@ -3,11 +3,15 @@
 //! `ItemAddedToOrder` v1 stored the unit price as `price: f64` in major units (`12.5` meant
 //! 12.50). v2 stores `price_cents: i64`. The v1 → v2 upcaster converts exactly once, at read
 //! time; nothing else in evstore ever sees a float price.
+//!
+//! `OrderCancelled` v1 had no `released` list (stock reservations came with v2); the v1 → v2
+//! upcaster reads it with an empty list: the items of an order cancelled before v2 were never
+//! tagged as reservations, so there is nothing to give back.
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use super::events::{ItemAddedToOrder, OrderEvent};
+use super::events::{ItemAddedToOrder, OrderCancelled, OrderEvent};
 use evstore::codec;
 use evstore::upcast::Upcasters;
 
@@ -28,7 +32,21 @@ pub struct ItemAddedToOrderV1 {
 /// Revision label of the `ItemAddedToOrder` v1 → v2 upcaster ([`Upcasters::register_named`]).
 pub const ITEM_ADDED_V1_REVISION: &str = "1";
 
-/// The upcasters of the Order events: `ItemAddedToOrder` v1 → v2 (see [`price_to_cents`]).
+/// The legacy payload of `OrderCancelled` at schema version 1 (fields in stored order).
+/// Kept for the upcaster and for writing test fixtures; never written by this build.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OrderCancelledV1 {
+    /// Why the order was cancelled.
+    pub reason: String,
+    /// When the order was cancelled.
+    pub at: DateTime<Utc>,
+}
+
+/// Revision label of the `OrderCancelled` v1 → v2 upcaster ([`Upcasters::register_named`]).
+pub const ORDER_CANCELLED_V1_REVISION: &str = "1";
+
+/// The upcasters of the Order events: `ItemAddedToOrder` v1 → v2 (see [`price_to_cents`])
+/// and `OrderCancelled` v1 → v2 ([`upcast_order_cancelled_v1`]).
 ///
 /// ```
 /// use evstore_orders::{upcasters, ItemAddedToOrder, ItemAddedToOrderV1};
@@ -50,7 +68,37 @@ pub fn upcasters() -> Upcasters {
         ITEM_ADDED_V1_REVISION,
         upcast_item_added_v1,
     );
+    up.register_named(
+        OrderEvent::ORDER_CANCELLED,
+        1,
+        ORDER_CANCELLED_V1_REVISION,
+        upcast_order_cancelled_v1,
+    );
     up
+}
+
+/// `OrderCancelled` v1 payload bytes → v2 payload bytes (with nothing released).
+///
+/// ```
+/// use evstore_orders::{upcast_order_cancelled_v1, OrderCancelled, OrderCancelledV1};
+/// let v1 = OrderCancelledV1 { reason: "changed my mind".into(), at: chrono::Utc::now() };
+/// let v2: OrderCancelled = evstore::codec::decode(
+///     &upcast_order_cancelled_v1(&evstore::codec::encode(&v1).unwrap()).unwrap(),
+/// ).unwrap();
+/// assert_eq!((v2.reason.as_str(), v2.released.len()), ("changed my mind", 0));
+/// ```
+///
+/// # Errors
+/// A message when the bytes are not a v1 payload or the v2 payload cannot be encoded.
+pub fn upcast_order_cancelled_v1(bytes: &[u8]) -> Result<Vec<u8>, String> {
+    let v1: OrderCancelledV1 =
+        codec::decode(bytes).map_err(|e| format!("bad OrderCancelled v1 payload: {e}"))?;
+    let v2 = OrderCancelled {
+        reason: v1.reason,
+        at: v1.at,
+        released: Vec::new(),
+    };
+    codec::encode(&v2).map_err(|e| e.to_string())
 }
 
 /// `ItemAddedToOrder` v1 payload bytes → v2 payload bytes (the price converted by

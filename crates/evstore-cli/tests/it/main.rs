@@ -11,6 +11,7 @@ mod cli_backup_copy_verifies_clean;
 mod cli_inspection_is_read_only;
 mod cli_ops;
 mod cli_orders;
+mod cli_refuses_an_oversell;
 mod cli_text_escapes_control_characters;
 mod cli_usage;
 mod common;

@@ -7,6 +7,7 @@
               tests favour direct, long, literal scenarios"
 )]
 
+mod cancel_releases_stock;
 mod common;
 mod cqrs_order_read_side;
 mod order_concurrency;
@@ -17,3 +18,5 @@ mod order_time_travel;
 mod order_upcast_v1_fixture;
 mod projection_catch_up_speed;
 mod saga_order_fulfilment;
+mod saga_two_stream_write_is_atomic;
+mod stock_is_never_oversold;

@@ -128,19 +128,15 @@ fn many_threads_adding_items_through_the_service_lose_nothing() {
 }
 
 /// Storage that lets another writer sneak in an event before each of the next `interfere`
-/// appends, so conflicts are deterministic.
+/// appends (plain or conditional: `AddItem` appends with a stock condition), so conflicts are
+/// deterministic.
 struct Interfering {
     inner: Arc<Store>,
     interfere: AtomicU32,
 }
 
-impl EventStorage for Interfering {
-    fn append(
-        &self,
-        stream: &str,
-        expected: ExpectedVersion,
-        events: &[NewEvent],
-    ) -> evstore::Result<AppendResult> {
+impl Interfering {
+    fn sneak_in(&self, stream: &str) {
         if self
             .interfere
             .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
@@ -151,6 +147,17 @@ impl EventStorage for Interfering {
                 .execute(id, &add("intruder"), &CommandContext::new_request(), 1)
                 .unwrap();
         }
+    }
+}
+
+impl EventStorage for Interfering {
+    fn append(
+        &self,
+        stream: &str,
+        expected: ExpectedVersion,
+        events: &[NewEvent],
+    ) -> evstore::Result<AppendResult> {
+        self.sneak_in(stream);
         self.inner.append(stream, expected, events)
     }
     fn append_multi(
@@ -166,6 +173,7 @@ impl EventStorage for Interfering {
         events: &[NewEvent],
         condition: &evstore::AppendCondition,
     ) -> evstore::Result<AppendResult> {
+        self.sneak_in(stream);
         self.inner.append_if(stream, expected, events, condition)
     }
     fn read_query(

@@ -14,7 +14,7 @@ use evstore::repository::{Repository, RepositoryError};
 use evstore::upcast::UpcastError;
 use evstore::{ExpectedVersion, NewEvent, Options, Store};
 use evstore_orders::{
-    ItemAddedToOrder, ItemAddedToOrderV1, Order, OrderCancelled, OrderConfirmed, OrderCreated,
+    ItemAddedToOrder, ItemAddedToOrderV1, Order, OrderCancelledV1, OrderConfirmed, OrderCreated,
     OrderEvent, OrderService, OrderShipped, OrderStatus,
 };
 use uuid::Uuid;
@@ -85,10 +85,15 @@ fn fixture_orders() -> Vec<(&'static str, Vec<Legacy>)> {
                 created("legacy-2", "bob", 2),
                 v1_item("lamp", 1, 19.99, at(2, 1)),
                 v1_item("bulb", 4, 2.675, at(2, 2)),
-                current(OrderEvent::OrderCancelled(OrderCancelled {
-                    reason: "out of stock".into(),
-                    at: at(2, 3),
-                })),
+                Legacy {
+                    event_type: "OrderCancelled",
+                    payload: evstore::codec::encode(&OrderCancelledV1 {
+                        reason: "out of stock".into(),
+                        at: at(2, 3),
+                    })
+                    .unwrap(),
+                    schema_version: 1,
+                },
             ],
         ),
         (
