@@ -224,6 +224,14 @@ impl From<OrderError> for ApiError {
                 "The order's state forbids this",
                 detail,
             ),
+            // A rule across orders (enforced with a DCB append condition): the request was
+            // valid, the current state of the product forbids it.
+            OrderError::OutOfStock { .. } | OrderError::StockBelowReserved { .. } => ApiError::new(
+                StatusCode::CONFLICT,
+                "out-of-stock",
+                "The product's stock forbids this",
+                detail,
+            ),
             _ => ApiError::invalid(detail),
         }
     }
