@@ -222,30 +222,17 @@ impl<S: EventStorage> OrderService<S> {
                     }));
                 }
             }
-            let events = new_events(root.pending(), ctx)?;
-            let expected = root
-                .version()
-                .map_or(ExpectedVersion::NoStream, ExpectedVersion::Exact);
             let condition = AppendCondition::new(query.clone(), stock.head);
-            match storage.append_if(&stream, expected, &events, &condition) {
-                Ok(result) => {
-                    return self
-                        .repo
-                        .load_at_version(order_id, result.last_version)?
-                        .ok_or_else(|| {
-                            RepositoryError::Store(Error::InvalidInput(format!(
-                                "{stream:?} lost version {} right after appending it",
-                                result.last_version
-                            )))
-                        });
-                }
-                Err(Error::WrongExpectedVersion { actual: a, .. }) => {
+            // Saved through the repository: the same encoding and snapshots as every command.
+            match self.repo.save_if(&mut root, ctx, &condition) {
+                Ok(_) => return Ok(root),
+                Err(RepositoryError::Conflict { actual: a, .. }) => {
                     actual = a;
                     if let Some(v) = a {
                         storage.wait_for_version(&stream, v, CONFLICT_WAIT)?;
                     }
                 }
-                Err(Error::AppendConditionFailed { positions, .. }) => {
+                Err(RepositoryError::Store(Error::AppendConditionFailed { positions, .. })) => {
                     self.wait_for_head(&query, positions.last().copied())?;
                 }
                 Err(e) => return Err(e.into()),

@@ -368,13 +368,7 @@ fn check_locked(
         }
     }
     tail.reverse();
-    let matches = match expected {
-        ExpectedVersion::Any => true,
-        ExpectedVersion::NoStream => current.is_none(),
-        ExpectedVersion::StreamExists => current.is_some(),
-        ExpectedVersion::Exact(v) => current == Some(v),
-    };
-    if !matches {
+    if !expected.matches(current) {
         if let Some(r) = check_retry(conn, stream, expected, current, events)? {
             return Ok((Checked::Repeat(r), at));
         }

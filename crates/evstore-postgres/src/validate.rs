@@ -1,14 +1,10 @@
-//! Input limits: the file store's, replicated (its validation is private to
-//! `evstore::store`). Same rules, same [`Error::InvalidInput`] wording. One addition that
-//! PostgreSQL imposes: `text` cannot hold U+0000, so a stream id, event type or tag containing
-//! it is refused here with a clear error rather than by the server.
+//! Input limits: the file store's own rules ([`evstore::limits`], same
+//! [`Error::InvalidInput`] wording), plus one that PostgreSQL imposes: `text` cannot hold
+//! U+0000, so a stream id, event type or tag containing it is refused here with a clear error
+//! rather than by the server.
 
-use evstore::{Error, NewEvent, Query, Result, StreamAppend, MAX_TAGS_PER_EVENT};
-
-/// Longest stream id or event type in bytes (the file store's `MAX_NAME_LEN`).
-pub const MAX_NAME_LEN: usize = 255;
-/// Most events in one append (the file store's `MAX_EVENTS_PER_BATCH`).
-pub const MAX_EVENTS_PER_BATCH: usize = (1 << 20) - 1;
+use evstore::limits::{self, MAX_EVENTS_PER_APPEND as MAX_EVENTS_PER_BATCH};
+use evstore::{Error, NewEvent, Query, Result, StreamAppend};
 /// Most bytes of data, metadata and names in one append: the file store's default segment size
 /// ([`evstore::DEFAULT_SEGMENT_SIZE`], 64 MiB), the most a default file store accepts in one
 /// batch, so a batch one backend takes the other takes too.
@@ -17,12 +13,7 @@ pub const MAX_BATCH_BYTES: u64 = evstore::DEFAULT_SEGMENT_SIZE;
 /// `Err(InvalidInput)` unless `name` (a stream id or event type, `what` says which) is 1 to
 /// 255 bytes long.
 pub(crate) fn name(name: &str, what: &str) -> Result<()> {
-    if name.is_empty() || name.len() > MAX_NAME_LEN {
-        return Err(Error::InvalidInput(format!(
-            "{what} must be 1..={MAX_NAME_LEN} bytes of UTF-8, got {} bytes",
-            name.len()
-        )));
-    }
+    limits::check_name(name, what)?;
     no_nul(name, what)
 }
 
@@ -36,35 +27,10 @@ fn no_nul(s: &str, what: &str) -> Result<()> {
     Ok(())
 }
 
-/// `Err(InvalidInput)` unless `tag` is 1 to 255 bytes (the file store's `validate_tag`).
-pub(crate) fn tag(tag: &str) -> Result<()> {
-    if tag.is_empty() || tag.len() > MAX_NAME_LEN {
-        return Err(Error::InvalidInput(format!(
-            "a tag must be 1..={MAX_NAME_LEN} bytes of UTF-8, got {} bytes",
-            tag.len()
-        )));
-    }
-    no_nul(tag, "tag")
-}
-
-/// `Err(InvalidInput)` unless `tags` are valid tags, distinct, and at most
-/// [`MAX_TAGS_PER_EVENT`] (the file store's `validate_tags`).
+/// `Err(InvalidInput)` unless `tags` pass [`limits::check_tags`] and hold no U+0000.
 pub(crate) fn tags(tags: &[String]) -> Result<()> {
-    if tags.len() > MAX_TAGS_PER_EVENT {
-        return Err(Error::InvalidInput(format!(
-            "an event carries at most {MAX_TAGS_PER_EVENT} tags, got {}",
-            tags.len()
-        )));
-    }
-    for (i, t) in tags.iter().enumerate() {
-        tag(t)?;
-        if tags[..i].contains(t) {
-            return Err(Error::InvalidInput(format!(
-                "tag {t:?} appears twice on one event"
-            )));
-        }
-    }
-    Ok(())
+    limits::check_tags(tags)?;
+    tags.iter().try_for_each(|t| no_nul(t, "tag"))
 }
 
 /// The checks of a query ([`Query::validate`], the file store's limits) plus U+0000 in its
@@ -86,19 +52,7 @@ pub(crate) fn query(query: &Query) -> Result<()> {
 /// distinct streams, each part a valid append, and all parts together within
 /// [`MAX_BATCH_BYTES`].
 pub(crate) fn multi(appends: &[StreamAppend]) -> Result<()> {
-    if appends.is_empty() {
-        return Err(Error::InvalidInput(
-            "a multi-stream append needs at least one stream".into(),
-        ));
-    }
-    for (i, a) in appends.iter().enumerate() {
-        if appends[..i].iter().any(|b| b.stream == a.stream) {
-            return Err(Error::InvalidInput(format!(
-                "stream {:?} appears twice in one multi-stream append",
-                a.stream
-            )));
-        }
-    }
+    limits::check_multi(appends)?;
     let mut size = 0u64;
     let mut events = 0usize;
     for a in appends {

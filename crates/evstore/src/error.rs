@@ -33,8 +33,9 @@ pub enum Error {
     /// specification's append condition): events matching its query were appended after the
     /// position the decision saw. Nothing was written.
     ///
-    /// Errors: returned by `append_if`; read the query again (from `after`) and decide again.
-    #[error("append condition failed: {} event(s) matching the query were appended after {} (positions {})", .positions.len(), fmt_after(*.after), fmt_positions(.positions))]
+    /// Errors: returned by `append_if` once the conflicting events are visible to reads: read
+    /// the query again and decide again.
+    #[error("append condition failed: {} event(s) matching the query were appended after {} (positions {})", fmt_count(.positions), fmt_after(*.after), fmt_positions(.positions))]
     AppendConditionFailed {
         /// The positions of the conflicting events, ascending: the first
         /// [`MAX_CONFLICTS_LISTED`](crate::query::MAX_CONFLICTS_LISTED) of them.
@@ -149,6 +150,15 @@ pub enum Error {
     /// also poisons the store ([`Error::Poisoned`]).
     #[error("I/O error: {0}")]
     Io(#[from] std::io::Error),
+}
+
+/// How many conflicts: "at least N" when the list is cut at its limit.
+fn fmt_count(positions: &[u64]) -> String {
+    if positions.len() >= crate::query::MAX_CONFLICTS_LISTED {
+        format!("at least {}", positions.len())
+    } else {
+        positions.len().to_string()
+    }
 }
 
 fn fmt_after(after: Option<u64>) -> String {

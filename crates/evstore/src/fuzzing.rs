@@ -309,12 +309,7 @@ fn model_version(model: &Model, stream: &str) -> Option<u64> {
 
 /// Whether an append with `expected` passes against a stream at `current`.
 fn model_accepts(current: Option<u64>, expected: ExpectedVersion) -> bool {
-    match expected {
-        ExpectedVersion::Any => true,
-        ExpectedVersion::NoStream => current.is_none(),
-        ExpectedVersion::StreamExists => current.is_some(),
-        ExpectedVersion::Exact(v) => current == Some(v),
-    }
+    expected.matches(current)
 }
 
 /// Record `events` appended to `stream` (last version `current`) in the model.

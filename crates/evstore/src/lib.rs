@@ -35,6 +35,7 @@ mod error;
 #[cfg(feature = "fuzzing")]
 pub mod fuzzing;
 mod index;
+pub mod limits;
 mod log;
 pub mod maintenance;
 pub mod prelude;

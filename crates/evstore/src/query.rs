@@ -31,7 +31,8 @@
 //! [`Store::append_if`]: crate::Store::append_if
 
 use crate::error::{Error, Result};
-use crate::types::{validate_tag, EventView, MAX_NAME_LEN};
+use crate::limits::{check_name, check_tag};
+use crate::types::EventView;
 
 /// Most items one [`Query`] may hold (a bound on the work of one condition check).
 pub const MAX_QUERY_ITEMS: usize = 64;
@@ -97,15 +98,10 @@ impl QueryItem {
             )));
         }
         for t in &self.types {
-            if t.is_empty() || t.len() > MAX_NAME_LEN {
-                return Err(Error::InvalidInput(format!(
-                    "a query's event type must be 1..={MAX_NAME_LEN} bytes of UTF-8, got {} bytes",
-                    t.len()
-                )));
-            }
+            check_name(t, "a query's event type")?;
         }
         for t in &self.tags {
-            validate_tag(t)?;
+            check_tag(t)?;
         }
         Ok(())
     }

@@ -545,6 +545,35 @@ impl<A: Aggregate, S: EventStorage> Repository<A, S> {
         root: &mut Root<A>,
         ctx: &CommandContext,
     ) -> RepoResult<Option<AppendResult>, A> {
+        self.save_under(root, ctx, None)
+    }
+
+    /// [`Repository::save`] under a Dynamic Consistency Boundary: the pending events are
+    /// appended with [`EventStorage::append_if`], so the save also fails if an event matching
+    /// `condition.fail_if_events_match` was appended after `condition.after` (a decision that
+    /// spans aggregates, e.g. stock shared by orders; see [`crate::query`]). Snapshots as
+    /// `save`.
+    ///
+    /// # Errors
+    /// As [`Repository::save`]; [`RepositoryError::Store`] with
+    /// [`Error::AppendConditionFailed`] when the condition fails (nothing was written; read the
+    /// query again and decide again).
+    pub fn save_if(
+        &self,
+        root: &mut Root<A>,
+        ctx: &CommandContext,
+        condition: &crate::AppendCondition,
+    ) -> RepoResult<Option<AppendResult>, A> {
+        self.save_under(root, ctx, Some(condition))
+    }
+
+    /// `save` and `save_if`: append (conditioned when `condition` is given), then snapshot.
+    fn save_under(
+        &self,
+        root: &mut Root<A>,
+        ctx: &CommandContext,
+        condition: Option<&crate::AppendCondition>,
+    ) -> RepoResult<Option<AppendResult>, A> {
         if root.pending().is_empty() {
             return Ok(None);
         }
@@ -578,7 +607,10 @@ impl<A: Aggregate, S: EventStorage> Repository<A, S> {
             None => ExpectedVersion::NoStream,
             Some(v) => ExpectedVersion::Exact(v),
         };
-        let result = self.storage.append(&stream, expected, &events)?;
+        let result = match condition {
+            None => self.storage.append(&stream, expected, &events)?,
+            Some(c) => self.storage.append_if(&stream, expected, &events, c)?,
+        };
         let before = root.version().map_or(0, |v| v + 1);
         let last_id = events.last().map_or(Uuid::nil(), |e| e.event_id);
         root.mark_saved(result.last_version, last_id);

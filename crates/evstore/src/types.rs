@@ -84,6 +84,25 @@ pub enum ExpectedVersion {
     Exact(u64),
 }
 
+impl ExpectedVersion {
+    /// Whether a stream whose last version is `current` (`None`: no such stream) passes.
+    ///
+    /// ```
+    /// use evstore::ExpectedVersion;
+    /// assert!(ExpectedVersion::NoStream.matches(None));
+    /// assert!(ExpectedVersion::Exact(3).matches(Some(3)));
+    /// assert!(!ExpectedVersion::StreamExists.matches(None));
+    /// ```
+    pub fn matches(self, current: Option<u64>) -> bool {
+        match self {
+            ExpectedVersion::Any => true,
+            ExpectedVersion::NoStream => current.is_none(),
+            ExpectedVersion::StreamExists => current.is_some(),
+            ExpectedVersion::Exact(v) => current == Some(v),
+        }
+    }
+}
+
 impl std::fmt::Display for ExpectedVersion {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
@@ -318,38 +337,6 @@ impl EventView<'_> {
 
 /// Most tags one event may carry.
 pub const MAX_TAGS_PER_EVENT: usize = 255;
-pub(crate) use crate::log::frame::MAX_NAME_LEN;
-
-/// `Err` unless `tag` is 1..=255 bytes (UTF-8 by construction), as a stream id.
-pub(crate) fn validate_tag(tag: &str) -> crate::error::Result<()> {
-    if tag.is_empty() || tag.len() > MAX_NAME_LEN {
-        return Err(crate::error::Error::InvalidInput(format!(
-            "a tag must be 1..={MAX_NAME_LEN} bytes of UTF-8, got {} bytes",
-            tag.len()
-        )));
-    }
-    Ok(())
-}
-
-/// `Err` unless `tags` are valid tags ([`validate_tag`]), distinct, and at most
-/// [`MAX_TAGS_PER_EVENT`].
-pub(crate) fn validate_tags(tags: &[String]) -> crate::error::Result<()> {
-    if tags.len() > MAX_TAGS_PER_EVENT {
-        return Err(crate::error::Error::InvalidInput(format!(
-            "an event carries at most {MAX_TAGS_PER_EVENT} tags, got {}",
-            tags.len()
-        )));
-    }
-    for (i, t) in tags.iter().enumerate() {
-        validate_tag(t)?;
-        if tags[..i].contains(t) {
-            return Err(crate::error::Error::InvalidInput(format!(
-                "tag {t:?} appears twice on one event"
-            )));
-        }
-    }
-    Ok(())
-}
 
 /// The tags of an [`EventView`]: borrowed from the log's bytes or from a [`RecordedEvent`].
 /// Iterate with [`Tags::iter`]; test with [`Tags::contains`].

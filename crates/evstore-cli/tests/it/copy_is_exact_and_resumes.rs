@@ -209,7 +209,17 @@ fn a_copy_killed_midway_resumes_without_duplicates() {
     }
     let _ = child.kill();
     let _ = child.wait();
-    let copied_before = dst.store.head_position().unwrap().map_or(0, |h| h + 1);
+    // A COMMIT the child sent before it died still completes on the server: wait until the
+    // head stops moving (bounded) before measuring what the first copy left.
+    let mut copied_before = dst.store.head_position().unwrap().map_or(0, |h| h + 1);
+    for _ in 0..50 {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        let now = dst.store.head_position().unwrap().map_or(0, |h| h + 1);
+        if now == copied_before {
+            break;
+        }
+        copied_before = now;
+    }
     assert!(copied_before > 0, "the first copy wrote something");
     eprintln!("the first copy was stopped after {copied_before} of 60000 events");
     let o = evstore(

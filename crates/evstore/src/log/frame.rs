@@ -18,9 +18,9 @@ pub(crate) const EVENT_FIXED_V2: usize = 27;
 /// Most tags on one event (format version 2).
 pub(crate) const MAX_TAGS: usize = crate::types::MAX_TAGS_PER_EVENT;
 /// Largest number of events in one batch (one `append`); 20 bits, see [`Location`].
-pub(crate) const MAX_EVENTS_PER_BATCH: usize = (1 << 20) - 1;
+pub const MAX_EVENTS_PER_BATCH: usize = (1 << 20) - 1;
 /// Longest stream id or event type in bytes.
-pub(crate) const MAX_NAME_LEN: usize = 255;
+pub const MAX_NAME_LEN: usize = 255;
 
 // The layout constants against docs/FORMAT.md §3 and against each other, at compile time.
 const _: () = {

@@ -16,9 +16,7 @@ use crate::error::{Error, Result};
 use crate::log::frame::{self, Layout, MAX_EVENTS_PER_BATCH};
 use crate::log::writer::EncodedBatch;
 use crate::query::{AppendCondition, MAX_CONFLICTS_LISTED};
-use crate::types::{
-    validate_tags, AppendResult, Durability, ExpectedVersion, NewEvent, StreamAppend,
-};
+use crate::types::{AppendResult, Durability, ExpectedVersion, NewEvent, StreamAppend};
 
 /// How many queued groups a leader commits after its own before it returns (see
 /// `Store::keep_leading`).
@@ -115,8 +113,9 @@ impl Store {
     /// collected), plus a decode of the events in flight.
     ///
     /// # Errors
-    /// [`Error::AppendConditionFailed`] listing the conflicting positions; the errors of
-    /// [`Store::append`]; [`Error::InvalidInput`] for a query over the limits
+    /// [`Error::AppendConditionFailed`] listing the conflicting positions, returned once those
+    /// events are visible to reads (so a [`Store::read_query`] right after sees them); the
+    /// errors of [`Store::append`]; [`Error::InvalidInput`] for a query over the limits
     /// ([`Query::validate`](crate::Query::validate)) or tags on a version 1 log.
     pub fn append_if(
         &self,
@@ -140,7 +139,17 @@ impl Store {
             Checked::Repeat(result) => return Ok(result),
             Checked::Proceed(current) => current,
         };
-        self.check_condition(&st, condition)?;
+        if let Err(e) = self.check_condition(&st, condition) {
+            // Return only once reads see the conflicting events (they may still be in
+            // flight), so that reading the query again and deciding again sees them instead
+            // of failing on them again.
+            if let Error::AppendConditionFailed { positions, .. } = &e {
+                if let Some(&last) = positions.last() {
+                    self.wait_published(&mut st, last + 1)?;
+                }
+            }
+            return Err(e);
+        }
         self.submit_one(&mut st, stream, events, bytes, current, now_us())
     }
 
@@ -225,19 +234,7 @@ impl Store {
         &self,
         appends: &[StreamAppend],
     ) -> Result<(Vec<u8>, Vec<std::ops::Range<usize>>)> {
-        if appends.is_empty() {
-            return Err(Error::InvalidInput(
-                "a multi-stream append needs at least one stream".into(),
-            ));
-        }
-        for (i, a) in appends.iter().enumerate() {
-            if appends[..i].iter().any(|b| b.stream == a.stream) {
-                return Err(Error::InvalidInput(format!(
-                    "stream {:?} appears twice in one multi-stream append",
-                    a.stream
-                )));
-            }
-        }
+        crate::limits::check_multi(appends)?;
         let mut bytes = Vec::new();
         let mut ranges = Vec::with_capacity(appends.len());
         let mut events = 0usize;
@@ -355,13 +352,7 @@ impl Store {
             (None, Some(r)) => Some(r.last_version),
             (None, None) => self.index.read().stream_version(stream),
         };
-        let matches = match expected {
-            ExpectedVersion::Any => true,
-            ExpectedVersion::NoStream => current.is_none(),
-            ExpectedVersion::StreamExists => current.is_some(),
-            ExpectedVersion::Exact(v) => current == Some(v),
-        };
-        if !matches {
+        if !expected.matches(current) {
             if let Some(r) = self.check_retry(stream, expected, current, events)? {
                 return Ok(Checked::Repeat(r));
             }
@@ -638,7 +629,7 @@ fn encode_batch(
                         .into(),
                 ));
             }
-            validate_tags(&e.tags)?;
+            crate::limits::check_tags(&e.tags)?;
         }
         let tags_len = frame::tag_section_size(&e.tags);
         size = size

@@ -53,7 +53,6 @@ use crate::error::{Error, Result};
 use crate::index::Index;
 #[cfg(feature = "test-support")]
 use crate::index::IndexFingerprint;
-use crate::log::frame::MAX_NAME_LEN;
 use crate::log::segment::{FileHeader, SegmentTable};
 use crate::log::writer::LogWriter;
 use crate::snapshot::SnapshotStore;
@@ -166,11 +165,5 @@ fn missing_location(position: u64) -> Error {
 /// 255 bytes long.
 #[inline]
 fn validate_name(name: &str, what: &str) -> Result<()> {
-    if name.is_empty() || name.len() > MAX_NAME_LEN {
-        return Err(Error::InvalidInput(format!(
-            "{what} must be 1..={MAX_NAME_LEN} bytes of UTF-8, got {} bytes",
-            name.len()
-        )));
-    }
-    Ok(())
+    crate::limits::check_name(name, what)
 }

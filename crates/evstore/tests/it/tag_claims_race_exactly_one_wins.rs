@@ -4,7 +4,8 @@
 //! published or still in flight in the same group commit (Sync), or written but not yet
 //! flushed (Buffered). Also: a retry of a successful conditional append is recognised before
 //! its condition (which its own event would fail) is checked, and the condition holds across
-//! a reopen (the tag index is rebuilt from the log).
+//! a reopen (the tag index is rebuilt from the log). A loser's next `read_query` sees the
+//! events it lost to (the error is returned once they are visible).
 
 use std::sync::{Arc, Barrier};
 
@@ -54,12 +55,25 @@ fn race(durability: Durability) {
                     assert!(seen.is_empty(), "nobody holds {name} yet");
                     let condition = AppendCondition::new(query, head);
                     barrier.wait();
-                    store.append_if(
+                    let outcome = store.append_if(
                         &format!("user-{round}-{user}"),
                         ExpectedVersion::NoStream,
                         &[claim(user, &name)],
                         &condition,
-                    )
+                    );
+                    if let Err(Error::AppendConditionFailed { positions, .. }) = &outcome {
+                        // The loser's next read sees what it lost to: deciding again makes
+                        // progress instead of failing on the same events.
+                        let (now, head) = store
+                            .read_query(&condition.fail_if_events_match, None)
+                            .unwrap();
+                        assert_eq!(
+                            now.iter().map(|e| e.position).collect::<Vec<_>>(),
+                            *positions
+                        );
+                        assert!(head >= positions.last().copied());
+                    }
+                    outcome
                 })
             })
             .collect();
