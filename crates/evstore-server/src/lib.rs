@@ -4,10 +4,11 @@
 //!   `POST /orders/{order_id}/items?product_id=..&quantity=..&price=..`,
 //!   `POST /orders/{order_id}/confirm`, `GET /orders/{order_id}`, `GET /users/{user_id}/orders`),
 //!   also taking JSON bodies; plus ship, deliver, cancel, an order's history and time travel
-//!   (`?at_version=`, `?as_of=`).
-//! * The store's own API: append with an expected version, read a stream, the global log, by
-//!   type, the stream catalog; the live log as Server-Sent Events at `/events`, resumable
-//!   with `Last-Event-ID`.
+//!   (`?at_version=`, `?as_of=`); a product's limited stock (`PUT` and
+//!   `GET /products/{product_id}/stock`), which adding items may not oversell.
+//! * The store's own API: append with an expected version (events may carry tags), read a
+//!   stream, the global log, by type, the stream catalog; the live log as Server-Sent Events
+//!   at `/events`, resumable with `Last-Event-ID`.
 //! * `/metrics` (Prometheus text format, [`metrics`]), `/openapi.json`, a web page at `/`,
 //!   `/healthz`. docs/SERVER.md describes every endpoint.
 //!
@@ -46,6 +47,7 @@ mod openapi;
 mod orders;
 mod params;
 pub mod problem;
+mod products;
 mod state;
 mod streams;
 mod ui;
@@ -89,7 +91,7 @@ pub struct ServerConfig {
     pub store: StoreLocation,
     /// Address to listen on (port 0: any free port). Default [`DEFAULT_LISTEN`].
     pub listen: SocketAddr,
-    /// If set, every write (`POST`) needs `Authorization: Bearer <token>`; reads stay open.
+    /// If set, every write (`POST`, `PUT`) needs `Authorization: Bearer <token>`; reads stay open.
     pub token: Option<String>,
     /// Largest request body accepted, in bytes (413 beyond). Default [`DEFAULT_MAX_BODY_BYTES`].
     pub max_body_bytes: usize,
@@ -387,6 +389,10 @@ fn router(state: Arc<AppState>, max_body_bytes: usize) -> Router {
         .route("/orders/{order_id}/cancel", post(orders::cancel))
         .route("/orders/{order_id}/history", get(orders::history))
         .route("/users/{user_id}/orders", get(orders::user_orders))
+        .route(
+            "/products/{product_id}/stock",
+            get(products::get_stock).put(products::set_stock),
+        )
         .route("/streams", get(streams::list_streams))
         .route(
             "/streams/{stream_id}",

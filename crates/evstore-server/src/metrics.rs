@@ -14,7 +14,7 @@
 //! | `evstore_streams` | gauge | streams in the store (PostgreSQL: the stream catalog's count, which may trail the log by the catalog's lag) |
 //! | `evstore_projection_lag_events{projection}` | gauge | events between the log's head and a read model |
 //! | `evstore_projection_errors_total` | counter | read-model steps that failed (retried) |
-//! | `evstore_append_latency_seconds{source}` | histogram | a write through the store: `orders` (an order command: load, decide, append, retries) or `streams` (a raw append) |
+//! | `evstore_append_latency_seconds{source}` | histogram | a write through the store: `orders` (an order command: load, decide, append, retries), `products` (setting a product's stock) or `streams` (a raw append) |
 //! | `evstore_http_requests_total{method,route,status}` | counter | HTTP requests answered |
 //! | `evstore_http_request_duration_seconds{route}` | histogram | time to the response head |
 //! | `evstore_sse_clients` | gauge | open `/events` streams |
@@ -166,7 +166,7 @@ impl Metrics {
         let append_latency = HistogramVec::new(
             HistogramOpts::new(
                 "evstore_append_latency_seconds",
-                "Writes through the store: order commands (load, decide, append, retries) and raw appends.",
+                "Writes through the store: order commands (load, decide, append, retries), stock settings and raw appends.",
             )
             .buckets(latency_buckets()),
             &["source"],

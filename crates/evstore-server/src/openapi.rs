@@ -22,6 +22,8 @@ use utoipa::OpenApi;
         crate::orders::get_order,
         crate::orders::history,
         crate::orders::user_orders,
+        crate::products::set_stock,
+        crate::products::get_stock,
         crate::streams::list_streams,
         crate::streams::read_stream,
         crate::streams::append,

@@ -169,7 +169,7 @@ pub struct UserOrders {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct HistoryStep {
     /// The event, as `/streams` shows events (Order payload decoded).
-    #[schema(value_type = Object)]
+    #[schema(value_type = crate::streams::EventJson)]
     pub event: serde_json::Value,
     /// The order right after it.
     pub order: OrderView,

@@ -2,9 +2,10 @@
 //!
 //! Every refusal has a `type` URI naming the problem (`urn:evstore:problem:<slug>`), a
 //! `title`, the HTTP `status`, a `detail` for people, and sometimes fields of its own
-//! (`expected_version`, `actual_version` for conflicts). Status codes: 401 missing or wrong
-//! bearer token, 404 no such order or stream, 409 a version conflict or a transition the
-//! order's state forbids, 413 a body over the limit, 415 a body that is not JSON, 422 bad
+//! (`expected_version`, `actual_version` for conflicts, `product_id` for `out-of-stock`).
+//! Status codes: 401 missing or wrong bearer token, 404 no such order or stream, 409 a
+//! version conflict, a transition the order's state forbids, or a product's stock refusing
+//! an item or a new stock level, 413 a body over the limit, 415 a body that is not JSON, 422 bad
 //! input, 500 the store failed, 503 shutting down.
 
 use axum::http::{header, HeaderValue, StatusCode};
@@ -36,6 +37,9 @@ pub struct Problem {
     /// For version conflicts: the stream's version when the check ran (`null`: no stream).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub actual_version: Option<Option<u64>>,
+    /// For `out-of-stock` problems: the product whose stock refused the request.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub product_id: Option<String>,
 }
 
 /// An error answer of the API: a status and a [`Problem`] body.
@@ -57,6 +61,7 @@ impl ApiError {
                 detail: detail.into(),
                 expected_version: None,
                 actual_version: None,
+                product_id: None,
             }),
         }
     }
@@ -186,7 +191,7 @@ impl From<OrderServiceError> for ApiError {
                 expected,
                 actual,
             } => ApiError::conflict(
-                format!("order stream {stream:?} changed concurrently"),
+                format!("stream {stream:?} changed concurrently"),
                 expected.to_string(),
                 actual,
             ),
@@ -195,7 +200,7 @@ impl From<OrderServiceError> for ApiError {
                 attempts,
                 actual,
             } => ApiError::conflict(
-                format!("order stream {stream:?} kept changing: gave up after {attempts} attempts"),
+                format!("stream {stream:?} kept changing: gave up after {attempts} attempts"),
                 "the version it was loaded at".to_string(),
                 actual,
             ),
@@ -226,12 +231,17 @@ impl From<OrderError> for ApiError {
             ),
             // A rule across orders (enforced with a DCB append condition): the request was
             // valid, the current state of the product forbids it.
-            OrderError::OutOfStock { .. } | OrderError::StockBelowReserved { .. } => ApiError::new(
-                StatusCode::CONFLICT,
-                "out-of-stock",
-                "The product's stock forbids this",
-                detail,
-            ),
+            OrderError::OutOfStock { product_id, .. }
+            | OrderError::StockBelowReserved { product_id, .. } => {
+                let mut e = ApiError::new(
+                    StatusCode::CONFLICT,
+                    "out-of-stock",
+                    "The product's stock forbids this",
+                    detail,
+                );
+                e.problem.product_id = Some(product_id);
+                e
+            }
             _ => ApiError::invalid(detail),
         }
     }

@@ -2,8 +2,8 @@
 //! global log from a position, events by type, and the stream and type catalogs.
 //!
 //! Events are answered as JSON objects: `event_id`, `stream_id`, `event_type`, `version`,
-//! `position`, `recorded_at`, `data_encoding` and `data` (and `metadata_encoding`/`metadata`
-//! when there is metadata). Payloads, as `?payload=` asks:
+//! `position`, `recorded_at`, `tags` (an array of strings, `[]` for none), `data_encoding` and
+//! `data` (and `metadata_encoding`/`metadata` when there is metadata). Payloads, as `?payload=` asks:
 //! * `auto` (default): Order events decoded (`data_encoding: "order"`); other payloads as
 //!   JSON if they are JSON (`"json"`), else base64 (`"base64"`);
 //! * `json`: as `auto`, but Order payloads are not decoded (their raw bytes as base64);
@@ -11,8 +11,11 @@
 //!
 //! Appends take `{"expected_version": "any" | "no_stream" | "stream_exists" | <u64>, "events":
 //! [{"event_type": "...", "data": <any JSON>, "data_base64": "...", "metadata": <JSON>,
-//! "event_id": "<uuid>"}]}` (`data` or `data_base64`). Order streams (`Order-...`) are written
-//! only through `/orders`, so their events always decode.
+//! "event_id": "<uuid>", "tags": ["..."]}]}` (`data` or `data_base64`; `tags` for Dynamic
+//! Consistency Boundary queries: up to [`MAX_TAGS_PER_EVENT`] distinct strings of 1 to 255
+//! bytes). Order streams (`Order-...`) and product streams (`Product-...`) are written only
+//! through `/orders` and `/products`, so their events always decode; for the same reason the
+//! Order domain's tags (`product:<id>`, which decide a product's stock) are refused here.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -28,9 +31,9 @@ use serde::Serialize;
 use serde_json::{json, Map, Value};
 use utoipa::{IntoParams, ToSchema};
 
-use evstore::{ExpectedVersion, NewEvent, RecordedEvent};
+use evstore::{ExpectedVersion, NewEvent, RecordedEvent, MAX_TAGS_PER_EVENT};
 use evstore_orders::projections::decode_order_event;
-use evstore_orders::OrderEvent;
+use evstore_orders::{OrderEvent, PRODUCT_STREAM_PREFIX};
 
 use crate::money::format_cents;
 use crate::orders::body_bytes;
@@ -119,6 +122,7 @@ pub fn event_json(e: &RecordedEvent, mode: PayloadMode) -> Value {
     m.insert("version".into(), json!(e.version));
     m.insert("position".into(), json!(e.position));
     m.insert("recorded_at".into(), json!(e.recorded_at));
+    m.insert("tags".into(), json!(e.tags));
     m.insert("data_encoding".into(), json!(encoding));
     m.insert("data".into(), data);
     if !e.metadata.is_empty() {
@@ -136,11 +140,72 @@ pub fn event_json(e: &RecordedEvent, mode: PayloadMode) -> Value {
     Value::Object(m)
 }
 
+/// One event as the server answers it ([`event_json`]): in pages, in order histories and as
+/// the `data` of each `/events` message.
+#[derive(Debug, ToSchema)]
+#[allow(
+    dead_code,
+    reason = "the OpenAPI description of what `event_json` builds"
+)]
+pub struct EventJson {
+    /// The event's id (a UUID).
+    pub event_id: String,
+    /// Its stream.
+    pub stream_id: String,
+    /// Its type.
+    pub event_type: String,
+    /// Its version in the stream (from 0).
+    pub version: u64,
+    /// Its position in the global log (from 0).
+    pub position: u64,
+    /// When it was recorded (RFC 3339).
+    pub recorded_at: DateTime<Utc>,
+    /// Its tags, as appended (`[]`: none).
+    pub tags: Vec<String>,
+    /// How `data` is given: `order` (an Order event decoded), `json` or `base64`.
+    pub data_encoding: String,
+    /// The payload.
+    #[schema(value_type = Object)]
+    pub data: Value,
+    /// How `metadata` is given (`json` or `base64`); absent without metadata.
+    pub metadata_encoding: Option<String>,
+    /// The metadata; absent without metadata.
+    #[schema(value_type = Option<Object>)]
+    pub metadata: Option<Value>,
+}
+
+/// One event of an append request.
+#[derive(Debug, ToSchema)]
+#[allow(
+    dead_code,
+    reason = "the OpenAPI description of input that `new_events` parses"
+)]
+pub struct NewEventRequest {
+    /// The event's type (1 to 255 bytes).
+    pub event_type: String,
+    /// The payload as any JSON (or give `data_base64`; neither: empty).
+    #[schema(value_type = Option<Object>)]
+    pub data: Option<Value>,
+    /// The payload as base64 bytes (instead of `data`).
+    pub data_base64: Option<String>,
+    /// Metadata as any JSON (or give `metadata_base64`).
+    #[schema(value_type = Option<Object>)]
+    pub metadata: Option<Value>,
+    /// Metadata as base64 bytes (instead of `metadata`).
+    pub metadata_base64: Option<String>,
+    /// The event's id (a UUID; default a new one): an append repeating the ids of an earlier
+    /// one is answered with its result and writes nothing (idempotent retries).
+    pub event_id: Option<String>,
+    /// Tags for Dynamic Consistency Boundary queries: up to 255 distinct strings of 1 to 255
+    /// bytes; not `product:...` (the Order domain's). Default none.
+    pub tags: Option<Vec<String>>,
+}
+
 /// A page of events.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct EventPage {
     /// The events (see the module docs for their shape).
-    #[schema(value_type = Vec<Object>)]
+    #[schema(value_type = Vec<EventJson>)]
     pub events: Vec<Value>,
     /// Where the next page starts (`from_version` for a stream, `from_position` for the log
     /// and types); `null`: nothing more now.
@@ -237,9 +302,8 @@ pub struct AppendRequest {
     /// `"any"`, `"no_stream"`, `"stream_exists"` or the stream's exact last version.
     #[schema(value_type = Object)]
     pub expected_version: Value,
-    /// The events: `event_type`, and `data` (any JSON) or `data_base64`; optional
-    /// `metadata` (JSON), `metadata_base64`, `event_id` (UUID, for idempotent retries).
-    #[schema(value_type = Vec<Object>)]
+    /// The events (1 to 1000).
+    #[schema(value_type = Vec<NewEventRequest>)]
     pub events: Vec<Value>,
 }
 
@@ -405,14 +469,64 @@ fn new_events(body: &Map<String, Value>) -> Result<Vec<NewEvent>, ApiError> {
                     )))
                 }
             }
+            event.tags = tags(e, i)?;
             Ok(event)
         })
         .collect()
 }
 
+/// The tag prefix the Order domain owns: its events tagged `product:<id>` decide the
+/// product's stock, so raw appends may not carry it.
+const RESERVED_TAG_PREFIX: &str = "product:";
+
+/// `events[i].tags`: absent or `null` is none.
+fn tags(e: &Map<String, Value>, i: usize) -> Result<Vec<String>, ApiError> {
+    let items = match e.get("tags") {
+        None | Some(Value::Null) => return Ok(Vec::new()),
+        Some(Value::Array(items)) => items,
+        Some(_) => {
+            return Err(ApiError::invalid(format!(
+                "events[{i}].tags must be an array of strings"
+            )))
+        }
+    };
+    if items.len() > MAX_TAGS_PER_EVENT {
+        return Err(ApiError::invalid(format!(
+            "events[{i}] carries {} tags; at most {MAX_TAGS_PER_EVENT}",
+            items.len()
+        )));
+    }
+    let mut tags: Vec<String> = Vec::with_capacity(items.len());
+    for (j, t) in items.iter().enumerate() {
+        let Value::String(t) = t else {
+            return Err(ApiError::invalid(format!(
+                "events[{i}].tags[{j}] must be a string"
+            )));
+        };
+        if t.is_empty() || t.len() > 255 {
+            return Err(ApiError::invalid(format!(
+                "events[{i}].tags[{j}] must be 1 to 255 bytes long, got {}",
+                t.len()
+            )));
+        }
+        if t.starts_with(RESERVED_TAG_PREFIX) {
+            return Err(ApiError::invalid(format!(
+                "events[{i}].tags[{j}] {t:?}: tags starting with {RESERVED_TAG_PREFIX:?} are the Order domain's (written through /orders and /products)"
+            )));
+        }
+        if tags.contains(t) {
+            return Err(ApiError::invalid(format!(
+                "events[{i}].tags[{j}] {t:?} appears twice"
+            )));
+        }
+        tags.push(t.clone());
+    }
+    Ok(tags)
+}
+
 /// `POST /streams/{stream_id}`: append events with an expected version.
 #[utoipa::path(post, path = "/streams/{stream_id}", tag = "store",
-    params(("stream_id" = String, Path, description = "The stream (not `Order-...`)")),
+    params(("stream_id" = String, Path, description = "The stream (not `Order-...` nor `Product-...`)")),
     request_body(content = AppendRequest, content_type = "application/json"),
     responses((status = 200, description = "Written (durable before this answer)", body = Appended),
               (status = 409, description = "The stream is not at the expected version", body = Problem, content_type = "application/problem+json"),
@@ -427,6 +541,11 @@ pub async fn append(
     if stream.starts_with("Order-") {
         return Err(ApiError::invalid(
             "Order streams are written through /orders (their events must decode)",
+        ));
+    }
+    if stream.starts_with(PRODUCT_STREAM_PREFIX) {
+        return Err(ApiError::invalid(
+            "Product streams are written through /products (their events must decode)",
         ));
     }
     let body = json_object(&headers, &body_bytes(body)?)?

@@ -61,7 +61,24 @@ async fn writes_need_the_bearer_token_reads_do_not() {
         .await
         .unwrap();
     assert_problem(r, 401).await;
+    // Setting a product's stock is a write too.
+    let r = c
+        .put(t.url("/products/p/stock"))
+        .json(&json!({"units": 1}))
+        .send()
+        .await
+        .unwrap();
+    assert_problem(r, 401).await;
+    let r = c
+        .put(t.url("/products/p/stock"))
+        .bearer_auth("s3cret")
+        .json(&json!({"units": 1}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
     // Reads are open.
+    assert_eq!(t.get("/products/p/stock").await.1["stock"], 1);
     assert_eq!(t.get(&format!("/orders/{id}")).await.0, 200);
     assert_eq!(t.get("/streams").await.0, 200);
     assert_eq!(t.get("/metrics").await.0, 200);

@@ -14,8 +14,10 @@
 mod browser_page_shows_orders_time_travel_and_live_tail;
 mod concurrent_clients_lose_no_update;
 mod errors_are_problem_details;
+mod event_tags_round_trip_through_the_store_api;
 mod limits_and_token_guard_writes;
 mod metrics_and_openapi_are_served;
+mod product_stock_is_never_oversold;
 mod read_models_resume_from_their_checkpoints_after_a_restart;
 mod seed_api_is_compatible;
 mod serve_store_arguments_are_checked;

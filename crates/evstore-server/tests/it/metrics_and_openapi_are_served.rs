@@ -118,11 +118,33 @@ async fn openapi_lists_every_route_and_the_page_is_self_contained() {
         "/types",
         "/types/{event_type}",
         "/events",
+        "/products/{product_id}/stock",
     ] {
         assert!(paths.contains_key(p), "{p} missing from /openapi.json");
     }
     assert!(doc["paths"]["/streams/{stream_id}"]["post"].is_object());
     assert!(doc["components"]["schemas"]["Problem"].is_object());
+    let stock = &doc["paths"]["/products/{product_id}/stock"];
+    assert!(
+        stock["put"].is_object() && stock["get"].is_object(),
+        "{stock}"
+    );
+    let schemas = &doc["components"]["schemas"];
+    for field in ["product_id", "stock", "reserved", "available"] {
+        assert!(
+            schemas["StockView"]["properties"][field].is_object(),
+            "StockView.{field}"
+        );
+    }
+    assert!(schemas["SetStockRequest"]["properties"]["units"].is_object());
+    assert!(
+        schemas["NewEventRequest"]["properties"]["tags"].is_object(),
+        "the append request's tags"
+    );
+    assert!(
+        schemas["EventJson"]["properties"]["tags"].is_object(),
+        "the answered event's tags"
+    );
 
     let page = t.client.get(t.url("/")).send().await.unwrap();
     assert!(page.headers()["content-type"]

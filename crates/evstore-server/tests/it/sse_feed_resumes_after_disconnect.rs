@@ -10,7 +10,7 @@ use serde_json::{json, Value};
 use crate::support::TestServer;
 
 /// Reads SSE messages (`id`, JSON `data`) off a streaming response.
-struct SseReader {
+pub struct SseReader {
     body: std::pin::Pin<
         Box<dyn futures_util::Stream<Item = reqwest::Result<axum::body::Bytes>> + Send>,
     >,
@@ -18,7 +18,7 @@ struct SseReader {
 }
 
 impl SseReader {
-    fn new(r: reqwest::Response) -> SseReader {
+    pub fn new(r: reqwest::Response) -> SseReader {
         SseReader {
             body: Box::pin(r.bytes_stream()),
             buf: String::new(),
@@ -26,7 +26,7 @@ impl SseReader {
     }
 
     /// The next message's (id, data), within 10 s.
-    async fn next(&mut self) -> (u64, Value) {
+    pub async fn next(&mut self) -> (u64, Value) {
         tokio::time::timeout(Duration::from_secs(10), async {
             loop {
                 if let Some(end) = self.buf.find("\n\n") {
