@@ -67,6 +67,10 @@ pub struct StockRelease {
     pub quantity: u64,
 }
 
+/// Longest product id, in bytes: its tag ([`product_tag`], `product:` + the id) must fit the
+/// store's 255-byte tag limit.
+pub const MAX_PRODUCT_ID_LEN: usize = evstore::limits::MAX_NAME_LEN - "product:".len();
+
 /// The tag of every event that reserves or releases units of `product_id`, or sets its stock:
 /// `"product:<product_id>"` ([`evstore::query`]).
 ///

@@ -29,7 +29,7 @@ mod upcast;
 
 pub use events::{
     product_tag, ItemAddedToOrder, OrderCancelled, OrderConfirmed, OrderCreated, OrderDelivered,
-    OrderEvent, OrderShipped, StockRelease,
+    OrderEvent, OrderShipped, StockRelease, MAX_PRODUCT_ID_LEN,
 };
 pub use service::{OrderResult, OrderService, OrderServiceError, DEFAULT_MAX_ATTEMPTS};
 pub use state::{Order, OrderCommand, OrderError, OrderItem, OrderStatus};

@@ -309,6 +309,12 @@ impl<S: EventStorage> OrderService<S> {
                 field: "product_id",
             }));
         }
+        if product_id.len() > crate::MAX_PRODUCT_ID_LEN {
+            return Err(RepositoryError::Domain(OrderError::ProductIdTooLong {
+                len: product_id.len(),
+                max: crate::MAX_PRODUCT_ID_LEN,
+            }));
+        }
         self.read_stock(product_id, &ProductStock::query(product_id))
     }
 
@@ -318,11 +324,17 @@ impl<S: EventStorage> OrderService<S> {
     /// added meanwhile makes it read and decide again). Returns the stock right after.
     ///
     /// # Errors
-    /// [`OrderError::EmptyField`] (`product_id`), [`OrderError::StockBelowReserved`] as
-    /// [`RepositoryError::Domain`]; [`RepositoryError::TooManyConflicts`] when orders kept
+    /// [`OrderError::EmptyField`] and [`OrderError::ProductIdTooLong`] (`product_id`),
+    /// [`OrderError::StockBelowReserved`], [`OrderError::StockNeedsTags`] (a format version 1
+    /// log) as [`RepositoryError::Domain`]; [`RepositoryError::TooManyConflicts`] when orders kept
     /// reserving the product through every attempt; the errors of
     /// [`OrderService::product_stock`] and of the append.
     pub fn set_stock(&self, product_id: &str, stock: u64) -> OrderResult<ProductStock> {
+        if !self.repo.storage().supports_tags() {
+            return Err(RepositoryError::Domain(OrderError::StockNeedsTags {
+                product_id: product_id.to_string(),
+            }));
+        }
         let query = ProductStock::query(product_id);
         let stream = format!("{PRODUCT_STREAM_PREFIX}{product_id}");
         for attempt in 0..self.max_attempts {

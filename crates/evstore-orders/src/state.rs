@@ -202,6 +202,15 @@ pub enum OrderError {
         /// The field's name.
         field: &'static str,
     },
+    /// A product id longer than [`MAX_PRODUCT_ID_LEN`](crate::MAX_PRODUCT_ID_LEN) bytes (its
+    /// tag `product:<id>` must fit the store's tag limit).
+    #[error("product_id must be at most {max} bytes, got {len}")]
+    ProductIdTooLong {
+        /// Its length in bytes.
+        len: usize,
+        /// The limit.
+        max: usize,
+    },
     /// `AddItem` with quantity 0.
     #[error("quantity must be greater than zero")]
     InvalidQuantity,
@@ -254,6 +263,14 @@ pub enum OrderError {
         requested: u64,
         /// Units still available when the decision was taken.
         available: u64,
+    },
+    /// [`OrderService::set_stock`](crate::OrderService::set_stock) on a storage whose events
+    /// cannot carry tags (a log of format version 1): the stock rule is enforced with tags,
+    /// so it could not hold there. `evstore copy` the log into a new file first.
+    #[error("product {product_id:?}: a stock limit needs a log whose events carry tags (format version 2); `evstore copy` this log into a new file first")]
+    StockNeedsTags {
+        /// The product.
+        product_id: String,
     },
     /// [`OrderService::set_stock`](crate::OrderService::set_stock) below the units orders
     /// already reserve.
@@ -372,6 +389,12 @@ impl Aggregate for Order {
                 if product_id.is_empty() {
                     return Err(OrderError::EmptyField {
                         field: "product_id",
+                    });
+                }
+                if product_id.len() > crate::MAX_PRODUCT_ID_LEN {
+                    return Err(OrderError::ProductIdTooLong {
+                        len: product_id.len(),
+                        max: crate::MAX_PRODUCT_ID_LEN,
                     });
                 }
                 if *quantity == 0 {

@@ -729,6 +729,10 @@ impl<P: Projection, S: EventSource + EventStorage> EventStorage for InlineProjec
         self.source.read_query(query, after)
     }
 
+    fn supports_tags(&self) -> bool {
+        self.source.supports_tags()
+    }
+
     fn read_stream_range(
         &self,
         stream: &str,

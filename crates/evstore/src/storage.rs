@@ -71,6 +71,17 @@ pub trait EventStorage: Send + Sync {
         after: Option<u64>,
     ) -> Result<(Vec<RecordedEvent>, Option<u64>)>;
 
+    /// Whether appended events keep their tags ([`NewEvent::tags`]). `false` for a file
+    /// [`Store`] of log format version 1 (docs/FORMAT.md §2): through this trait it stores
+    /// events **without** their tags rather than refusing them, so domain code whose events
+    /// carry tags keeps working on older logs — but DCB conditions and queries over tags then
+    /// match nothing, so a rule enforced with them must check this first (the Order domain
+    /// refuses to set a stock limit on such a log). `Store::append` itself refuses tags there.
+    /// Default: `true`.
+    fn supports_tags(&self) -> bool {
+        true
+    }
+
     /// Events of `stream` with versions in `[from_version, to_version)`, in version order
     /// (empty when there are none).
     ///
@@ -179,6 +190,22 @@ pub trait EventStorage: Send + Sync {
     }
 }
 
+/// `events` as a log of format version 1 can store them: without tags (see
+/// [`EventStorage::supports_tags`]). Borrowed unchanged when none carries a tag.
+fn storable<'a>(store: &Store, events: &'a [NewEvent]) -> std::borrow::Cow<'a, [NewEvent]> {
+    if store.format_version() >= 2 || events.iter().all(|e| e.tags.is_empty()) {
+        return std::borrow::Cow::Borrowed(events);
+    }
+    let untagged = events
+        .iter()
+        .map(|e| NewEvent {
+            tags: Vec::new(),
+            ..e.clone()
+        })
+        .collect();
+    std::borrow::Cow::Owned(untagged)
+}
+
 impl EventStorage for Store {
     fn append(
         &self,
@@ -186,11 +213,21 @@ impl EventStorage for Store {
         expected: ExpectedVersion,
         events: &[NewEvent],
     ) -> Result<AppendResult> {
-        Store::append(self, stream, expected, events)
+        Store::append(self, stream, expected, &storable(self, events))
     }
 
     fn append_multi(&self, appends: &[StreamAppend]) -> Result<Vec<AppendResult>> {
-        Store::append_multi(self, appends)
+        if self.format_version() >= 2 {
+            return Store::append_multi(self, appends);
+        }
+        let untagged: Vec<StreamAppend> = appends
+            .iter()
+            .map(|a| StreamAppend {
+                events: storable(self, &a.events).into_owned(),
+                ..a.clone()
+            })
+            .collect();
+        Store::append_multi(self, &untagged)
     }
 
     fn append_if(
@@ -200,7 +237,11 @@ impl EventStorage for Store {
         events: &[NewEvent],
         condition: &AppendCondition,
     ) -> Result<AppendResult> {
-        Store::append_if(self, stream, expected, events, condition)
+        Store::append_if(self, stream, expected, &storable(self, events), condition)
+    }
+
+    fn supports_tags(&self) -> bool {
+        self.format_version() >= 2
     }
 
     fn read_query(
@@ -277,6 +318,9 @@ macro_rules! forward_event_storage {
             }
             fn append_multi(&self, appends: &[StreamAppend]) -> Result<Vec<AppendResult>> {
                 (**self).append_multi(appends)
+            }
+            fn supports_tags(&self) -> bool {
+                (**self).supports_tags()
             }
             fn append_if(
                 &self,

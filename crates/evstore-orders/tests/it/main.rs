@@ -16,6 +16,7 @@ mod order_rules;
 mod order_snapshot_equals_replay;
 mod order_time_travel;
 mod order_upcast_v1_fixture;
+mod orders_run_on_format_version_1_logs;
 mod projection_catch_up_speed;
 mod saga_order_fulfilment;
 mod saga_two_stream_write_is_atomic;
