@@ -235,7 +235,7 @@ impl<S: EventStorage> OrderService<S> {
                 Err(RepositoryError::Store(Error::AppendConditionFailed { positions, .. })) => {
                     self.wait_for_head(&query, positions.last().copied())?;
                 }
-                Err(e) => return Err(e.into()),
+                Err(e) => return Err(e),
             }
             conflict_backoff(attempt);
         }

@@ -336,21 +336,21 @@ fn ops_append_multi(
 ) {
     let a = bytes.next().unwrap_or(0) % 4;
     let b = (a + 1 + bytes.next().unwrap_or(0) % 3) % 4;
-    let modes = bytes.next().unwrap_or(0);
+    let mode_bits = bytes.next().unwrap_or(0);
     let size = (bytes.next().unwrap_or(0) as usize) * 40;
     let mut parts = Vec::new();
     let mut ok = true;
     for (k, s) in [a, b].into_iter().enumerate() {
         let stream = format!("s{s}");
         let current = model_version(model, &stream);
-        let expected = match (modes >> (2 * k)) & 3 {
+        let expected = match (mode_bits >> (2 * k)) & 3 {
             0 => ExpectedVersion::Any,
             1 => current.map_or(ExpectedVersion::NoStream, ExpectedVersion::Exact),
             2 => ExpectedVersion::Exact(current.map_or(0, |v| v + 1)),
             _ => ExpectedVersion::StreamExists,
         };
         ok &= model_accepts(current, expected);
-        let events = vec![NewEvent::new("M", vec![op; size]).with_tags(fuzz_tags(modes >> 4))];
+        let events = vec![NewEvent::new("M", vec![op; size]).with_tags(fuzz_tags(mode_bits >> 4))];
         parts.push((
             stream,
             current,

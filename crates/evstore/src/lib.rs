@@ -15,6 +15,10 @@
 //! # Ok::<(), evstore::Error>(())
 //! ```
 //!
+//! Beyond one stream: [`Store::append_multi`] appends to several streams atomically, and
+//! [`Store::read_query`] / [`Store::append_if`] give Dynamic Consistency Boundaries over
+//! tagged events ([`NewEvent::with_tags`], the [`query`] module).
+//!
 //! The on-disk format is specified in `docs/FORMAT.md`; the guarantees in the `Store` docs.
 
 #![forbid(unsafe_op_in_unsafe_fn)]
