@@ -7,7 +7,7 @@
 //! saw ([`Store::append_if`]). The append fails if any event matching the query was appended
 //! after that position, so "a username is unique" or "stock is never oversold" hold without a
 //! saga: the boundary of consistency is the query, not a stream. On
-//! [`Error::AppendConditionFailed`](crate::Error::AppendConditionFailed), read the query again
+//! [`crate::Error::AppendConditionFailed`], read the query again
 //! and decide again: the error is returned once the conflicting events are visible to reads.
 //! [`Repository::save_if`](crate::repository::Repository::save_if) is the same append for an
 //! aggregate's pending events.

@@ -17,7 +17,8 @@ pub(crate) const EVENT_FIXED_V1: usize = 25;
 pub(crate) const EVENT_FIXED_V2: usize = 27;
 /// Most tags on one event (format version 2).
 pub(crate) const MAX_TAGS: usize = crate::types::MAX_TAGS_PER_EVENT;
-/// Largest number of events in one batch (one `append`); 20 bits, see [`Location`].
+/// Largest number of events in one batch (one `append`): 1,048,575, as an event index inside a
+/// batch is packed into 20 bits of an index entry.
 pub const MAX_EVENTS_PER_BATCH: usize = (1 << 20) - 1;
 /// Longest stream id or event type in bytes.
 pub const MAX_NAME_LEN: usize = 255;
