@@ -68,16 +68,8 @@ impl Store {
         events: &[NewEvent],
         import: Option<ImportAt>,
     ) -> Result<AppendResult> {
-        if self.options.read_only {
-            return Err(Error::ReadOnly);
-        }
-        let mut bytes = Vec::new();
-        encode_batch(&mut bytes, stream, events, self.header.layout())?;
-        check_fits(bytes.len(), events.len(), self.header.segment_size)?;
-        let mut st = self.state.lock();
-        if st.is_poisoned() {
-            return Err(Error::Poisoned);
-        }
+        let bytes = self.encode_one(stream, events)?;
+        let mut st = self.lock_writable()?;
         let current = match self.check_append(&mut st, stream, expected, events)? {
             Checked::Repeat(_) if import.is_some() => {
                 return Err(Error::InvalidInput(format!(
@@ -124,17 +116,9 @@ impl Store {
         events: &[NewEvent],
         condition: &AppendCondition,
     ) -> Result<AppendResult> {
-        if self.options.read_only {
-            return Err(Error::ReadOnly);
-        }
         condition.fail_if_events_match.validate()?;
-        let mut bytes = Vec::new();
-        encode_batch(&mut bytes, stream, events, self.header.layout())?;
-        check_fits(bytes.len(), events.len(), self.header.segment_size)?;
-        let mut st = self.state.lock();
-        if st.is_poisoned() {
-            return Err(Error::Poisoned);
-        }
+        let bytes = self.encode_one(stream, events)?;
+        let mut st = self.lock_writable()?;
         let current = match self.check_append(&mut st, stream, expected, events)? {
             Checked::Repeat(result) => return Ok(result),
             Checked::Proceed(current) => current,
@@ -176,10 +160,7 @@ impl Store {
             return Err(Error::ReadOnly);
         }
         let (bytes, ranges) = self.encode_multi(appends)?;
-        let mut st = self.state.lock();
-        if st.is_poisoned() {
-            return Err(Error::Poisoned);
-        }
+        let mut st = self.lock_writable()?;
         let mut currents = Vec::with_capacity(appends.len());
         let mut repeats = Vec::with_capacity(appends.len());
         for a in appends {
@@ -226,6 +207,27 @@ impl Store {
         drop(parts);
         self.wait_published(&mut st, end)?;
         Ok(results)
+    }
+
+    /// Validate and encode one append's batch (before any lock): `Err(ReadOnly)` on a
+    /// read-only store, the input errors of [`Store::append`].
+    fn encode_one(&self, stream: &str, events: &[NewEvent]) -> Result<Vec<u8>> {
+        if self.options.read_only {
+            return Err(Error::ReadOnly);
+        }
+        let mut bytes = Vec::new();
+        encode_batch(&mut bytes, stream, events, self.header.layout())?;
+        check_fits(bytes.len(), events.len(), self.header.segment_size)?;
+        Ok(bytes)
+    }
+
+    /// The appenders' state, locked, unless an earlier I/O error poisoned the store.
+    fn lock_writable(&self) -> Result<MutexGuard<'_, WriterState>> {
+        let st = self.state.lock();
+        if st.is_poisoned() {
+            return Err(Error::Poisoned);
+        }
+        Ok(st)
     }
 
     /// Validate and encode the parts of a multi-stream append, back to back: the bytes and

@@ -8,8 +8,7 @@
 //! runs a soak; `EVSTORE_CRASH_SEED=<seed>` replays one iteration's timing and workload.
 
 use std::collections::{HashMap, HashSet};
-use std::io::{BufRead, BufReader, Write};
-use std::process::{Command, Stdio};
+use std::io::Write;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -108,44 +107,14 @@ struct Ack {
 /// Returns (acknowledged appends, appends begun but not acknowledged).
 fn run_iteration(path: &std::path::Path, seed: u64) -> (usize, usize) {
     let mut rng = Rng(seed | 1);
-    let exe = std::env::current_exe().unwrap();
-    let mut child = Command::new(exe)
-        .args([
-            "--exact",
-            &crate::common::test_name(module_path!(), "crash_child_workload"),
-            "--nocapture",
-            "--test-threads=1",
-        ])
-        .env(CHILD_PATH, path)
-        .env(CHILD_SEED, seed.to_string())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let stdout = child.stdout.take().unwrap();
-    let lines = Arc::new(Mutex::new(Vec::<String>::new()));
-    let reader = {
-        let lines = lines.clone();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { break };
-                lines.lock().unwrap().push(line);
-            }
-        })
-    };
-    // Wait until the child has opened the store, then let it run for a random while.
-    for _ in 0..2000 {
-        if lines.lock().unwrap().iter().any(|l| l.contains("READY")) {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(1));
-    }
-    std::thread::sleep(Duration::from_millis(5 + rng.below(60)));
-    child.kill().unwrap(); // SIGKILL
-    child.wait().unwrap();
-    reader.join().unwrap();
-
-    let lines = lines.lock().unwrap();
+    let lines = crate::common::child::run_until_killed(
+        &crate::common::test_name(module_path!(), "crash_child_workload"),
+        &[
+            (CHILD_PATH, path.display().to_string()),
+            (CHILD_SEED, seed.to_string()),
+        ],
+        Duration::from_millis(5 + rng.below(60)),
+    );
     let mut acks = Vec::new();
     let mut begun: Vec<Vec<String>> = Vec::new();
     for line in lines.iter() {

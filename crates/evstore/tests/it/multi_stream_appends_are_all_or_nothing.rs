@@ -4,8 +4,7 @@
 //! loss of the writer is covered by `power_loss`, whose workload mixes multi-stream appends.)
 
 use std::collections::HashMap;
-use std::io::{BufRead, BufReader, Write};
-use std::process::{Command, Stdio};
+use std::io::Write;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -296,45 +295,15 @@ fn multi_crash_child_workload() {
 /// and every acknowledged one is there.
 fn kill_and_check(path: &std::path::Path, seed: u64) -> usize {
     let mut rng = Rng(seed | 1);
-    let exe = std::env::current_exe().unwrap();
-    let mut child = Command::new(exe)
-        .args([
-            "--exact",
-            &crate::common::test_name(module_path!(), "multi_crash_child_workload"),
-            "--nocapture",
-            "--test-threads=1",
-        ])
-        .env(CHILD_PATH, path)
-        .env(CHILD_SEED, seed.to_string())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let stdout = child.stdout.take().unwrap();
-    let lines = Arc::new(Mutex::new(Vec::<String>::new()));
-    let reader = {
-        let lines = lines.clone();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { break };
-                lines.lock().unwrap().push(line);
-            }
-        })
-    };
-    for _ in 0..2000 {
-        if lines.lock().unwrap().iter().any(|l| l.contains("READY")) {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(1));
-    }
-    std::thread::sleep(Duration::from_millis(10 + rng.below(80)));
-    child.kill().unwrap(); // SIGKILL
-    child.wait().unwrap();
-    reader.join().unwrap();
-    // The harness may print its own text before ours on a line: look for the marker anywhere.
+    let lines = crate::common::child::run_until_killed(
+        &crate::common::test_name(module_path!(), "multi_crash_child_workload"),
+        &[
+            (CHILD_PATH, path.display().to_string()),
+            (CHILD_SEED, seed.to_string()),
+        ],
+        Duration::from_millis(10 + rng.below(80)),
+    );
     let acked: Vec<(String, usize)> = lines
-        .lock()
-        .unwrap()
         .iter()
         .filter_map(|l| l.split_once("ACK ").map(|(_, r)| r.to_string()))
         .filter_map(|r| {

@@ -4,6 +4,7 @@
     reason = "shared by the test modules, each of which uses a subset"
 )]
 
+pub mod child;
 pub mod counter;
 pub mod layout;
 
