@@ -29,6 +29,70 @@ fn invalid<T: std::fmt::Debug>(name: &str, r: &Result<T>, what: &str) {
     );
 }
 
+/// `read_query_page`: pages of at most `max` matches, in order, whose concatenation is the
+/// whole `read_query`; a full page's head is its last event's position (so the next page reads
+/// after it, and a condition after it sees exactly the later matches), a partial page's head
+/// is the log's; `max = 0` returns nothing and `after` as the head.
+///
+/// # Panics
+/// When the backend breaks the property (a test failure).
+pub fn contract_read_query_pages<B: Backend>(s: &B) {
+    let name = s.backend_name();
+    let log = query_log(s);
+    let log_head = log.last().map(|e| e.position);
+    let query = Query::new(vec![
+        QueryItem::new(&[], &["k:1"]),
+        QueryItem::new(&["C"], &[]),
+    ]);
+    let (all, head) = ok(s.read_query(&query, None), "whole read");
+    assert_eq!(head, log_head, "{name}");
+    assert!(
+        all.len() > 7,
+        "{name}: the query matches enough for several pages"
+    );
+    let mut paged = Vec::new();
+    let mut after = None;
+    // Bounded: every full page moves `after` on by at least one match.
+    for _ in 0..=all.len() {
+        let (page, page_head) = ok(s.read_query_page(&query, after, 3), "page");
+        assert!(page.len() <= 3, "{name}");
+        paged.extend(page.iter().map(|e| e.position));
+        if page.len() < 3 {
+            assert_eq!(
+                page_head, log_head,
+                "{name}: a partial page's head is the log's"
+            );
+            break;
+        }
+        assert_eq!(
+            page_head,
+            page.last().map(|e| e.position),
+            "{name}: full page"
+        );
+        after = page_head;
+    }
+    assert_eq!(
+        paged,
+        positions(&all),
+        "{name}: pages add up to the whole read"
+    );
+    let (none, h) = ok(s.read_query_page(&query, Some(5), 0), "max 0");
+    assert!(none.is_empty() && h == Some(5), "{name}: max 0");
+    // A condition after a full page's head fails on exactly the later matches.
+    let (first, first_head) = ok(s.read_query_page(&query, None, 2), "first page");
+    assert_eq!(first.len(), 2);
+    let later: Vec<u64> = positions(&all).into_iter().skip(2).collect();
+    match s.append_if(
+        "pages-probe",
+        ExpectedVersion::Any,
+        &[ev("Probe", b"")],
+        &AppendCondition::new(query, first_head),
+    ) {
+        Err(Error::AppendConditionFailed { positions: p, .. }) => assert_eq!(p, later, "{name}"),
+        other => panic!("{name}: expected a failed condition, got {other:?}"),
+    }
+}
+
 /// Tags round-trip through every read in the order appended (untagged events read back with
 /// none), and the tag limits are enforced with `InvalidInput`, writing nothing: 1..=255 bytes,
 /// distinct on one event, at most [`evstore::MAX_TAGS_PER_EVENT`].

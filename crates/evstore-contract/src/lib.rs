@@ -29,7 +29,8 @@ pub use dcb::{
     contract_append_if, contract_append_if_idempotent_retry,
     contract_append_multi_idempotent_retry, contract_append_multi_is_atomic,
     contract_mixed_appends_keep_positions_dense, contract_query_semantics,
-    contract_racing_tag_claims_have_one_winner, contract_tags_round_trip,
+    contract_racing_tag_claims_have_one_winner, contract_read_query_pages,
+    contract_tags_round_trip,
 };
 
 /// What the contract needs from a backend beyond the two backend traits: the inherent methods
@@ -71,6 +72,16 @@ pub trait Backend: EventStorage + EventSource + Send + Sync + 'static {
     /// # Errors
     /// The backend's.
     fn flush(&self) -> Result<()>;
+    /// `read_query_page(query, after, max)`.
+    ///
+    /// # Errors
+    /// The backend's.
+    fn read_query_page(
+        &self,
+        query: &evstore::Query,
+        after: Option<u64>,
+        max: usize,
+    ) -> Result<(Vec<RecordedEvent>, Option<u64>)>;
 }
 
 impl Backend for Store {
@@ -99,6 +110,14 @@ impl Backend for Store {
     fn flush(&self) -> Result<()> {
         Store::flush(self)
     }
+    fn read_query_page(
+        &self,
+        query: &evstore::Query,
+        after: Option<u64>,
+        max: usize,
+    ) -> Result<(Vec<RecordedEvent>, Option<u64>)> {
+        Store::read_query_page(self, query, after, max)
+    }
 }
 
 impl Backend for PgStore {
@@ -126,6 +145,14 @@ impl Backend for PgStore {
     }
     fn flush(&self) -> Result<()> {
         PgStore::flush(self)
+    }
+    fn read_query_page(
+        &self,
+        query: &evstore::Query,
+        after: Option<u64>,
+        max: usize,
+    ) -> Result<(Vec<RecordedEvent>, Option<u64>)> {
+        PgStore::read_query_page(self, query, after, max)
     }
 }
 

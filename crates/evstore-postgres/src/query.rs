@@ -137,16 +137,39 @@ impl PgStore {
         query: &Query,
         after: Option<u64>,
     ) -> Result<(Vec<RecordedEvent>, Option<u64>)> {
+        self.read_query_page(query, after, usize::MAX)
+    }
+
+    /// [`PgStore::read_query`], at most `max` events: as [`evstore::Store::read_query_page`],
+    /// a full page's head is its last event's position (every match up to it was returned).
+    ///
+    /// # Errors
+    /// As [`PgStore::read_query`].
+    pub fn read_query_page(
+        &self,
+        query: &Query,
+        after: Option<u64>,
+        max: usize,
+    ) -> Result<(Vec<RecordedEvent>, Option<u64>)> {
         validate::query(query)?;
+        if max == 0 {
+            return Ok((Vec::new(), after));
+        }
         let Some((positions, arrays)) = positions_sql(query) else {
             return Ok((Vec::new(), self.head_position()?));
         };
         let bound = bound(after);
+        // A number, not caller text: formatting it into the statement is safe.
+        let limit = if max == usize::MAX {
+            String::new()
+        } else {
+            format!(" LIMIT {max}")
+        };
         let sql = format!(
             "SELECT h.head, e.* FROM \
              (SELECT (SELECT position FROM evstore_events ORDER BY position DESC LIMIT 1) AS head) h \
              LEFT JOIN (SELECT {COLUMNS} FROM evstore_events WHERE position IN ({positions})) e \
-             ON true ORDER BY e.position"
+             ON true ORDER BY e.position{limit}"
         );
         let rows = self
             .conn()?
@@ -162,6 +185,9 @@ impl PgStore {
         }
         if let Some(h) = head {
             self.waiter.advance(h);
+        }
+        if events.len() >= max {
+            head = events.last().map(|e| e.position);
         }
         Ok((events, head))
     }

@@ -162,8 +162,9 @@ impl SubscriptionFilter {
         self
     }
 
-    /// Deliver only events that carry every tag in `tags` ([`NewEvent::tags`]); adds to the
-    /// tags named earlier.
+    /// Deliver only events that carry every tag in `tags` ([`NewEvent::tags`]); replaces an
+    /// earlier tag set, as [`SubscriptionFilter::with_event_types`] and
+    /// [`NewEvent::with_tags`] do.
     ///
     /// [`NewEvent::tags`]: crate::NewEvent::tags
     #[must_use]
@@ -172,7 +173,7 @@ impl SubscriptionFilter {
         I: IntoIterator<Item = T>,
         T: Into<String>,
     {
-        self.tags.extend(tags.into_iter().map(Into::into));
+        self.tags = tags.into_iter().map(Into::into).collect();
         self
     }
 

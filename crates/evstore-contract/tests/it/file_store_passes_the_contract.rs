@@ -78,6 +78,12 @@ fn query_semantics() {
 }
 
 #[test]
+fn read_query_pages() {
+    let (_d, s) = fresh();
+    c::contract_read_query_pages(&*s);
+}
+
+#[test]
 fn append_if() {
     let (_d, s) = fresh();
     c::contract_append_if(&*s);

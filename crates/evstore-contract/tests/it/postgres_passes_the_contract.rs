@@ -29,6 +29,7 @@ pg_contract! {
     order_service_runs_unchanged => |t| c::contract_order_service_runs_unchanged(&t.store);
     tags_round_trip => |t| c::contract_tags_round_trip(&*t.store);
     query_semantics => |t| c::contract_query_semantics(&*t.store);
+    read_query_pages => |t| c::contract_read_query_pages(&*t.store);
     append_if => |t| c::contract_append_if(&*t.store);
     append_if_idempotent_retry => |t| c::contract_append_if_idempotent_retry(&*t.store);
     racing_tag_claims_have_one_winner_with_8_threads => |t| c::contract_racing_tag_claims_have_one_winner(&t.store, 8);

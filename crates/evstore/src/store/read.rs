@@ -429,13 +429,50 @@ impl Store {
         query: &crate::Query,
         after: Option<u64>,
     ) -> Result<(Vec<RecordedEvent>, Option<u64>)> {
+        self.read_query_page(query, after, usize::MAX)
+    }
+
+    /// [`Store::read_query`], at most `max` events: the first `max` matches after `after`.
+    /// When the page is full, the head returned is the **last returned event's position**, not
+    /// the log's: every match up to it was returned, so it is still a correct `after` for an
+    /// [`AppendCondition`](crate::AppendCondition) — and the `after` of the next page. When it
+    /// is not full, the head is the log's, as `read_query`'s. Bounds the memory of reading a
+    /// query that matches much of a large log.
+    ///
+    /// ```
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// use evstore::{ExpectedVersion, NewEvent, Query, Store};
+    /// let store = Store::open(dir.path().join("p.evs"))?;
+    /// for i in 0..5u8 {
+    ///     store.append("s", ExpectedVersion::Any, &[NewEvent::new("E", vec![i])])?;
+    /// }
+    /// let (page, head) = store.read_query_page(&Query::all(), None, 2)?;
+    /// assert_eq!((page.len(), head), (2, Some(1)));
+    /// let (rest, head) = store.read_query_page(&Query::all(), head, 10)?;
+    /// assert_eq!((rest.len(), head), (3, Some(4)));
+    /// # Ok::<(), evstore::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// As [`Store::read_query`].
+    pub fn read_query_page(
+        &self,
+        query: &crate::Query,
+        after: Option<u64>,
+        max: usize,
+    ) -> Result<(Vec<RecordedEvent>, Option<u64>)> {
         query.validate()?;
         let (positions, locations, head, mut reader) = {
             let index = self.index.read();
-            let positions = index.matching_positions(query, after, usize::MAX);
+            let positions = index.matching_positions(query, after, max);
             let locations: Vec<Option<Location>> =
                 positions.iter().map(|&p| index.location(p)).collect();
-            (positions, locations, index.head(), self.reader(&index))
+            let head = if positions.len() >= max {
+                positions.last().copied().or(after)
+            } else {
+                index.head()
+            };
+            (positions, locations, head, self.reader(&index))
         };
         let mut events = Vec::with_capacity(positions.len());
         for (&p, loc) in positions.iter().zip(locations) {
