@@ -232,6 +232,9 @@ fn pg_stats(url: &str, json: bool, out: &mut dyn Write) -> CliResult<()> {
             ("events", st.events.into()),
             ("streams", st.streams.into()),
             ("head_position", Json::opt(head)),
+            ("tags", st.tags.into()),
+            ("tag_occurrences", st.tag_occurrences.into()),
+            ("tag_table_bytes", st.tag_table_bytes.into()),
             (
                 "first_recorded_at",
                 Json::opt(st.first_recorded_at.map(time)),
@@ -273,6 +276,20 @@ fn pg_stats(url: &str, json: bool, out: &mut dyn Write) -> CliResult<()> {
             head.map_or("none (empty store)".into(), |h| h.to_string())
         ),
     )?;
+    if st.tags == 0 {
+        line(out, "tags           none")?;
+    } else {
+        line(
+            out,
+            format!(
+                "tags           {} distinct, {} on events, index table {} ({} bytes)",
+                group(st.tags),
+                group(st.tag_occurrences),
+                bytes(st.tag_table_bytes),
+                group(st.tag_table_bytes)
+            ),
+        )?;
+    }
     if let (Some(f), Some(l)) = (st.first_recorded_at, st.last_recorded_at) {
         line(out, format!("first event    {}", time(f)))?;
         line(out, format!("last event     {}", time(l)))?;

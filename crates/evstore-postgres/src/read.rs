@@ -203,7 +203,7 @@ impl PgStore {
         let mut conn = self.conn()?;
         let row = conn
             .query_one(
-                "SELECT count(*), count(DISTINCT stream_id), min(recorded_at), max(recorded_at),                      (SELECT count(*) FROM evstore_snapshots),                      (SELECT max(version) FROM evstore_schema_migrations),                      pg_total_relation_size('evstore_events')                  FROM evstore_events",
+                "SELECT count(*), count(DISTINCT stream_id), min(recorded_at), max(recorded_at),                      (SELECT count(*) FROM evstore_snapshots),                      (SELECT max(version) FROM evstore_schema_migrations),                      pg_total_relation_size('evstore_events'),                      (SELECT count(DISTINCT tag) FROM evstore_event_tags),                      (SELECT count(*) FROM evstore_event_tags),                      pg_total_relation_size('evstore_event_tags')                  FROM evstore_events",
                 &[],
             )
             .map_err(pg)?;
@@ -225,6 +225,9 @@ impl PgStore {
             last_recorded_at: col(&row, 3)?,
             snapshots: to_u64(col(&row, 4)?)?,
             table_bytes: to_u64(col(&row, 6)?)?,
+            tags: to_u64(col(&row, 7)?)?,
+            tag_occurrences: to_u64(col(&row, 8)?)?,
+            tag_table_bytes: to_u64(col(&row, 9)?)?,
             event_types: types,
         })
     }
@@ -249,6 +252,12 @@ pub struct PgStats {
     pub snapshots: u64,
     /// Bytes of `evstore_events` with its indexes and TOAST data.
     pub table_bytes: u64,
+    /// Distinct tags ([`evstore::NewEvent::tags`]).
+    pub tags: u64,
+    /// Tags on events, counted once per event and tag (rows of `evstore_event_tags`).
+    pub tag_occurrences: u64,
+    /// Bytes of `evstore_event_tags` with its index (the tag index).
+    pub tag_table_bytes: u64,
     /// Each event type and its number of events, by name.
     pub event_types: Vec<(String, u64)>,
 }

@@ -76,6 +76,7 @@ fn stats_and_dump_read_a_postgres_url() {
     );
     let o = evstore(dir.path(), &["stats", &url]);
     assert!(stdout(&o).contains("head position  0"), "{}", stdout(&o));
+    assert!(stdout(&o).contains("tags           none"), "{}", stdout(&o));
     // dump reads the URL too, decoding the Order event like a log file's.
     let o = evstore(
         dir.path(),
@@ -100,6 +101,25 @@ fn stats_and_dump_read_a_postgres_url() {
         o.status.success() && stdout(&o).is_empty(),
         "{}",
         stdout(&o)
+    );
+    // A stock limit is a tagged event: stats counts the tag.
+    let o = evstore(
+        dir.path(),
+        &[
+            "orders",
+            "--database-url",
+            &url,
+            "set-stock",
+            "lamp",
+            "--units",
+            "3",
+        ],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let doc = stdout(&evstore(dir.path(), &["stats", &url, "--json"]));
+    assert!(
+        doc.contains("\"tags\":1") && doc.contains("\"tag_occurrences\":1"),
+        "{doc}"
     );
 }
 
