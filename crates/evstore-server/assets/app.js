@@ -114,6 +114,12 @@ async function selectStream(stream) {
   } catch (e) { showError(e.message); }
 }
 
+// An event's tags (DCB, issue #15) as small badges; nothing for an untagged event.
+function tagList(tags) {
+  if (!tags || tags.length === 0) return "";
+  return el("span", { class: "tags" }, ...tags.map((t) => el("span", { class: "tag" }, t)));
+}
+
 async function loadStreamEvents() {
   const page = await getJson(`/streams/${encodeURIComponent(state.stream)}?limit=1000`);
   const body = $("events-table").querySelector("tbody");
@@ -122,7 +128,7 @@ async function loadStreamEvents() {
     body.append(el("tr", { dataset: { version: e.version } },
       el("td", { class: "num" }, e.version),
       el("td", { class: "num" }, e.position),
-      el("td", {}, e.event_type),
+      el("td", {}, e.event_type, tagList(e.tags)),
       el("td", { class: "when", title: e.recorded_at }, when(e.recorded_at)),
       el("td", {}, el("pre", { class: "payload" }, summary(e)))));
   }
@@ -198,6 +204,7 @@ function addTail(e, fresh) {
     el("div", { class: "line1" },
       el("span", { class: "pos" }, "#" + e.position),
       el("span", { class: "type" }, e.event_type),
+      tagList(e.tags),
       el("span", { class: "payload" }, summary(e))),
     el("div", { class: "stream" }, `${e.stream_id} v${e.version} · ${when(e.recorded_at)}`));
   list.prepend(li);

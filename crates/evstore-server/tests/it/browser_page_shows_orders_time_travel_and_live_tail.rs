@@ -282,7 +282,7 @@ async fn drive(c: &Client, t: &TestServer) -> Result<(), String> {
     let (s, appended) = t
         .post_json(
             "/streams/sensor-7",
-            &json!({"expected_version": "any", "events": [{"event_type": "TemperatureRead", "data": {"celsius": 21.5}}]}),
+            &json!({"expected_version": "any", "events": [{"event_type": "TemperatureRead", "data": {"celsius": 21.5}, "tags": ["sensor:7"]}]}),
         )
         .await;
     assert_eq!(s, 200, "{appended}");
@@ -294,6 +294,10 @@ async fn drive(c: &Client, t: &TestServer) -> Result<(), String> {
     assert!(
         shown.as_str().unwrap().contains("TemperatureRead"),
         "{shown}"
+    );
+    assert!(
+        shown.as_str().unwrap().contains("sensor:7"),
+        "the tail shows the event's tags: {shown}"
     );
     let mark = c
         .execute("return window.__evstoreMark || null;", vec![])
