@@ -164,7 +164,7 @@ impl SubscriptionFilter {
 
     /// Deliver only events that carry every tag in `tags` ([`NewEvent::tags`]); replaces an
     /// earlier tag set, as [`SubscriptionFilter::with_event_types`] and
-    /// [`NewEvent::with_tags`] do.
+    /// [`NewEvent::with_tags`](crate::NewEvent::with_tags) do.
     ///
     /// [`NewEvent::tags`]: crate::NewEvent::tags
     #[must_use]
