@@ -12,31 +12,19 @@ use std::io::Write;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use crate::common::Rng;
-use evstore::{Durability, Error, ExpectedVersion, NewEvent, Options, Store};
+use crate::common::{small_options, Rng};
+use evstore::{Durability, Error, ExpectedVersion, NewEvent, Store};
 
 const CHILD_PATH: &str = "EVSTORE_CRASH_CHILD_PATH";
 const CHILD_SEED: &str = "EVSTORE_CRASH_CHILD_SEED";
 
-fn options() -> Options {
-    Options {
-        durability: Durability::Sync,
-        segment_size: 64 * 1024,
-        ..Options::default()
-    }
-}
-
 /// The child's work: runs only when started by the parent test.
 #[test]
 fn crash_child_workload() {
-    let Ok(path) = std::env::var(CHILD_PATH) else {
+    let Some((path, seed)) = crate::common::child::child_args(CHILD_PATH, CHILD_SEED) else {
         return;
     };
-    let seed: u64 = std::env::var(CHILD_SEED)
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(1);
-    let store = Arc::new(Store::open_with(&path, options()).unwrap());
+    let store = Arc::new(Store::open_with(&path, small_options(Durability::Sync)).unwrap());
     let out = Arc::new(Mutex::new(std::io::stdout()));
     {
         let mut o = out.lock().unwrap();
@@ -133,7 +121,7 @@ fn run_iteration(path: &std::path::Path, seed: u64) -> (usize, usize) {
         }
     }
 
-    let store = Store::open_with(path, options())
+    let store = Store::open_with(path, small_options(Durability::Sync))
         .unwrap_or_else(|e| panic!("seed {seed}: reopen failed: {e}"));
     let all: Vec<_> = store
         .read_all(0)

@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use crate::common::{all_events, event, small_options, Rng};
-use evstore::{Durability, Error, ExpectedVersion, NewEvent, Options, Store, StreamAppend};
+use evstore::{Durability, Error, ExpectedVersion, NewEvent, Store, StreamAppend};
 
 const CHILD_PATH: &str = "EVSTORE_MULTI_CHILD_PATH";
 const CHILD_SEED: &str = "EVSTORE_MULTI_CHILD_SEED";
@@ -220,27 +220,15 @@ fn multi_stream_and_single_appends_share_group_commits() {
     }
 }
 
-fn crash_options() -> Options {
-    Options {
-        durability: Durability::Sync,
-        segment_size: 64 * 1024,
-        ..Options::default()
-    }
-}
-
 /// The child's work: runs only when started by the parent test. Threads append multi-stream
 /// appends (2 or 3 streams; every event carries the append's number as its data) and single
 /// appends, reporting each acknowledged multi-stream append.
 #[test]
 fn multi_crash_child_workload() {
-    let Ok(path) = std::env::var(CHILD_PATH) else {
+    let Some((path, seed)) = crate::common::child::child_args(CHILD_PATH, CHILD_SEED) else {
         return;
     };
-    let seed: u64 = std::env::var(CHILD_SEED)
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(1);
-    let store = Arc::new(Store::open_with(&path, crash_options()).unwrap());
+    let store = Arc::new(Store::open_with(&path, small_options(Durability::Sync)).unwrap());
     let out = Arc::new(Mutex::new(std::io::stdout()));
     writeln!(out.lock().unwrap(), "READY").unwrap();
     let threads: Vec<_> = (0..4u64)
@@ -312,7 +300,7 @@ fn kill_and_check(path: &std::path::Path, seed: u64) -> usize {
         })
         .collect();
 
-    let store = Store::open_with(path, crash_options())
+    let store = Store::open_with(path, small_options(Durability::Sync))
         .unwrap_or_else(|e| panic!("seed {seed}: reopen failed: {e}"));
     let all = all_events(&store);
     // Parts of one multi-stream append, by id: adjacent positions.

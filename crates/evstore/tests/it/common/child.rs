@@ -6,6 +6,18 @@ use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+/// In a child started by [`run_until_killed`]: the log path from `path_var` and the seed
+/// from `seed_var` (1 if unset or unparsable); `None` when not started as a child (the test
+/// then does nothing).
+pub fn child_args(path_var: &str, seed_var: &str) -> Option<(String, u64)> {
+    let path = std::env::var(path_var).ok()?;
+    let seed = std::env::var(seed_var)
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(1);
+    Some((path, seed))
+}
+
 /// Run test `test` (its full libtest name) of this binary as a child with `env` set, wait
 /// (up to 2 s) until it prints `READY`, let it work for `run_for`, SIGKILL it, and return every
 /// line it printed on stdout. libtest may print its own text before the child's first line:
